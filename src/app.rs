@@ -1,0 +1,143 @@
+//! Assembles a running gatehouse: opens the store, bootstraps the built-in group and
+//! the first administrator, builds the router and serves it with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::ServiceExt;
+use axum::extract::Request;
+use tokio::net::TcpListener;
+use tower::Layer as _;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::ids::SYSTEM_ADMINISTRATORS_ID;
+use crate::domain::password_policy;
+use crate::domain::user::{Provider, User};
+use crate::service::Services;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// Opens the store named by a database URL.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url)
+            .await
+            .with_context(|| format!("opening the SQLite database {url}"))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!("the PostgreSQL backend is not available in this version")
+    } else {
+        anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://)")
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its services, for tests that need to reach behind the HTTP API.
+    pub services: Arc<Services>,
+}
+
+/// Creates the `admin` user in System Administrators when the database has no users.
+pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result<()> {
+    let store = services.store();
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (random_password(), true),
+    };
+    password_policy::check(&password, &[])
+        .map_err(|e| anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", e.reason))?;
+    let now = services.now();
+    let admin = User {
+        id: crate::domain::ids::UserId::new(),
+        username: "admin".into(),
+        email: "admin@localhost".into(),
+        first_name: None,
+        last_name: None,
+        timezone: None,
+        language: None,
+        custom: serde_json::Map::new(),
+        provider: Provider::Contensis,
+        password_change_frequency: 0,
+        password_expirable: false,
+        suspended: false,
+        locked: false,
+        password_reset_flag: false,
+        opt_out_of_notifications: false,
+        created: now,
+        modified: now,
+        last_login: None,
+        last_failed_login: None,
+        expiry: None,
+        password_changed: Some(now),
+        failed_login_attempts: 0,
+        failed_since_success: 0,
+        successful_login_attempts: 0,
+        token_version: 0,
+        password_hash: Some(crate::auth::password::hash(password.clone()).await),
+    };
+    match store.create_user(&admin, &[SYSTEM_ADMINISTRATORS_ID]).await {
+        // Another node bootstrapped the same empty database at the same moment.
+        Err(StoreError::Unique(_)) => return Ok(()),
+        other => other?,
+    }
+    if generated {
+        // Printed once, on purpose: there is no other way to learn it.
+        tracing::warn!(
+            username = "admin",
+            password = %password,
+            "created the first administrator with a random password; set GATEHOUSE_ADMIN_PASSWORD to choose one"
+        );
+    } else {
+        tracing::info!(
+            username = "admin",
+            "created the first administrator from GATEHOUSE_ADMIN_PASSWORD"
+        );
+    }
+    Ok(())
+}
+
+fn random_password() -> String {
+    use rand::Rng as _;
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    let body: String = (0..20)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
+    // Guarantees three character classes whatever the random part drew.
+    format!("{body}-Aa7")
+}
+
+/// Opens the database, bootstraps, binds the listener and serves until `shutdown`
+/// resolves. Returns once it is listening; the server runs on a spawned task.
+pub async fn start(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let store = open_store(&config.database_url).await?;
+    let services = Arc::new(Services::start(store, clock, config.settings()).await?);
+    bootstrap_admin(&services, config).await?;
+    crate::auth::password::warm_up();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let router = crate::http::router(services.clone());
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok((Running { addr, services }, handle))
+}

@@ -1,0 +1,111 @@
+//! Password hashing with argon2id at OWASP's recommended parameters (m = 19 MiB, t = 2,
+//! p = 1). Hashing is CPU- and memory-bound, so it runs on the blocking thread pool and
+//! never on the async workers.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{
+    PasswordHash as PhcHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::domain::user::PasswordHash;
+
+/// Memory cost in KiB (OWASP: 19 MiB).
+pub const MEMORY_KIB: u32 = 19 * 1024;
+/// Iterations (OWASP: 2).
+pub const ITERATIONS: u32 = 2;
+/// Lanes (OWASP: 1).
+pub const PARALLELISM: u32 = 1;
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .expect("the OWASP argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password (blocking; call through [`hash`] from async code).
+pub fn hash_blocking(password: &str) -> PasswordHash {
+    let salt = SaltString::generate(&mut OsRng);
+    let phc = hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hashing with valid parameters and a fresh salt cannot fail");
+    PasswordHash(phc.to_string())
+}
+
+/// Checks a password against a stored hash (blocking). The comparison inside argon2 is
+/// constant-time. A hash that does not parse never verifies.
+pub fn verify_blocking(password: &str, hash: &PasswordHash) -> bool {
+    match PhcHash::new(&hash.0) {
+        Ok(parsed) => hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password, verified against when the user does not exist (or has
+/// no password) so that a login takes as long whether or not the name is known.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_blocking(&uuid::Uuid::new_v4().to_string()))
+}
+
+/// Hashes on the blocking pool.
+pub async fn hash(password: String) -> PasswordHash {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| hash_blocking(&password)))
+        .await
+        .expect("the hashing task does not panic")
+}
+
+/// Verifies on the blocking pool. With `None` it verifies against a dummy hash and
+/// returns false, taking the same time as a real check.
+pub async fn verify(password: String, hash: Option<PasswordHash>) -> bool {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| match hash {
+            Some(h) => verify_blocking(&password, &h),
+            None => {
+                verify_blocking(&password, dummy_hash());
+                false
+            }
+        })
+    })
+    .await
+    .expect("the verifying task does not panic")
+}
+
+/// Computes the dummy hash ahead of the first login, so that first unknown-user login
+/// is not slower than the rest.
+pub fn warm_up() {
+    let _ = dummy_hash();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let h = hash_blocking("Correct-Horse-1");
+        assert!(
+            h.0.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            h.0
+        );
+        assert!(verify_blocking("Correct-Horse-1", &h));
+        assert!(!verify_blocking("correct-horse-1", &h));
+    }
+
+    #[test]
+    fn salts_differ() {
+        assert_ne!(hash_blocking("same"), hash_blocking("same"));
+    }
+
+    #[test]
+    fn garbage_hash_never_verifies() {
+        assert!(!verify_blocking("x", &PasswordHash("not a hash".into())));
+    }
+}

@@ -1,0 +1,57 @@
+//! The `gatehouse` command line: one binary, a subcommand per task.
+
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// gatehouse: a users-and-groups security server speaking the Contensis Security API.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(crate::config::Config),
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Database URL.
+        #[arg(
+            long = "database",
+            env = "GATEHOUSE_DATABASE_URL",
+            default_value = "sqlite://gatehouse.db"
+        )]
+        database_url: String,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(config) => runtime.block_on(serve::run(config.with_environment())),
+        Command::Migrate { database_url } => runtime.block_on(async {
+            serve::init_logging(false);
+            crate::app::open_store(&database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,10 @@
+//! The nouns and rules of gatehouse: ids, users, groups, names, the password policy.
+//!
+//! Pure code: no I/O, no clock, no HTTP or database types. Every rule here is a function
+//! that the service layer calls and that unit tests can check on its own.
+
+pub mod group;
+pub mod ids;
+pub mod names;
+pub mod password_policy;
+pub mod user;

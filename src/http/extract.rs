@@ -1,0 +1,370 @@
+//! Extractors that give handlers typed input and turn every malformed request into the
+//! error envelope: JSON bodies with case-insensitive property names, query parameters
+//! with case-insensitive names, path segments, and the authenticated caller.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::ids::GroupRef;
+use crate::service::Caller;
+use crate::store::{PageRequest, SortKey};
+
+/// A property of a request body, for case-insensitive matching of property names.
+#[derive(Debug)]
+pub struct Field {
+    /// The canonical (camelCase) name.
+    pub name: &'static str,
+    /// The properties of a nested object whose names are also matched loosely.
+    pub nested: &'static [Field],
+}
+
+/// A leaf property.
+pub const fn leaf(name: &'static str) -> Field {
+    Field { name, nested: &[] }
+}
+
+/// Request bodies whose property names are read case-insensitively (spec §1).
+pub trait Schema {
+    /// The known properties; anything else is ignored.
+    const FIELDS: &'static [Field];
+}
+
+impl Schema for Vec<String> {
+    const FIELDS: &'static [Field] = &[];
+}
+
+/// Renames properties that match a known field case-insensitively to its canonical
+/// name. Where a body has both spellings (`firstname` and `firstName`), the exact one wins.
+fn canonicalize(value: &mut Value, fields: &[Field]) {
+    let Value::Object(map) = value else { return };
+    if fields.is_empty() {
+        return;
+    }
+    let old = std::mem::take(map);
+    let mut out = Map::with_capacity(old.len());
+    for (key, mut v) in old {
+        match fields.iter().find(|f| f.name.eq_ignore_ascii_case(&key)) {
+            Some(f) => {
+                canonicalize(&mut v, f.nested);
+                let exact = key == f.name;
+                if exact || !out.contains_key(f.name) {
+                    out.insert(f.name.to_owned(), v);
+                }
+            }
+            None => {
+                out.insert(key, v);
+            }
+        }
+    }
+    *map = out;
+}
+
+/// A JSON body read with case-insensitive property names; any parse or type error is a
+/// 400 in the error envelope naming the property.
+#[derive(Debug)]
+pub struct AppJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned + Schema,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "The request body is larger than 1 MiB.")
+            } else {
+                ApiError::new(status, "The request body could not be read.")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("A JSON request body is required."));
+        }
+        let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("The request body is not valid JSON: {e}."))
+        })?;
+        canonicalize(&mut value, T::FIELDS);
+        let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::bad_request(format!("The request body has the wrong shape: {inner}."))
+            } else {
+                ApiError::bad_request(format!("Property '{path}' has the wrong type: {inner}."))
+            }
+        })?;
+        Ok(Self(parsed))
+    }
+}
+
+/// Path parameters; a malformed segment is a 400 in the error envelope.
+#[derive(Debug)]
+pub struct Segments<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Segments<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| Self(t))
+            .map_err(|e| ApiError::bad_request(format!("The path is malformed: {e}.")))
+    }
+}
+
+/// Query parameters, names matched case-insensitively (spec §1).
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(Self(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// The largest page size (spec §1).
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// The default page size.
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+
+impl Params {
+    /// A parameter's raw value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_lowercase()).map(String::as_str)
+    }
+
+    /// A `true`/`false` parameter; anything else is a 400.
+    pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "Query parameter '{name}' must be true or false, not '{v}'."
+            ))),
+        }
+    }
+
+    fn number(&self, name: &str, default: u32) -> Result<u32, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Query parameter '{name}' must be a whole number of zero or more, not '{v}'."
+                ))
+            }),
+        }
+    }
+
+    /// `pageIndex` (default 0) and `pageSize` (default 25, 1 to 1000).
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let index = self.number("pageIndex", 0)?;
+        let size = self.number("pageSize", DEFAULT_PAGE_SIZE)?;
+        if size == 0 || size > MAX_PAGE_SIZE {
+            return Err(ApiError::bad_request(format!(
+                "Query parameter 'pageSize' must be between 1 and {MAX_PAGE_SIZE}."
+            )));
+        }
+        Ok(PageRequest { index, size })
+    }
+
+    /// `order=lastName,-created` against the resource's orderable fields.
+    pub fn order(&self, fields: &[&'static str]) -> Result<Vec<SortKey>, ApiError> {
+        let Some(raw) = self.get("order").filter(|s| !s.trim().is_empty()) else {
+            return Ok(Vec::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                let (descending, name) = match item.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, item.strip_prefix('+').unwrap_or(item)),
+                };
+                fields
+                    .iter()
+                    .find(|f| f.eq_ignore_ascii_case(name))
+                    .map(|field| SortKey { field, descending })
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "Cannot order by '{name}'. Orderable fields: {}.",
+                            fields.join(", ")
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// A comma-separated list of group identifiers (`excludedGroups`).
+    pub fn groups(&self, name: &str) -> Vec<GroupRef> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(GroupRef::group)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The authenticated caller; requests without a valid bearer token get 401.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::from(crate::service::Error::Unauthenticated))?;
+        let caller = state.authenticate(token).await?;
+        Ok(Self(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NESTED: &[Field] = &[leaf("password"), leaf("passwordChangeFrequency")];
+    const FIELDS: &[Field] = &[
+        leaf("firstName"),
+        Field {
+            name: "credentials",
+            nested: NESTED,
+        },
+        leaf("custom"),
+    ];
+
+    #[test]
+    fn property_names_match_case_insensitively_but_custom_keys_keep_theirs() {
+        let mut v = json!({
+            "FIRSTNAME": "Tyler",
+            "Credentials": {"PASSWORD": "x"},
+            "custom": {"SomeKey": 1},
+            "unknown": true
+        });
+        canonicalize(&mut v, FIELDS);
+        assert_eq!(
+            v,
+            json!({
+                "firstName": "Tyler",
+                "credentials": {"password": "x"},
+                "custom": {"SomeKey": 1},
+                "unknown": true
+            })
+        );
+    }
+
+    #[test]
+    fn exact_spelling_wins_when_both_are_sent() {
+        for body in [
+            json!({"firstname": "a", "firstName": "b"}),
+            json!({"firstName": "b", "firstname": "a"}),
+        ] {
+            let mut v = body;
+            canonicalize(&mut v, FIELDS);
+            assert_eq!(v, json!({"firstName": "b"}));
+        }
+    }
+
+    fn params(q: &str) -> Params {
+        Params(
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn paging_defaults_and_bounds() {
+        assert_eq!(
+            params("").page().unwrap(),
+            PageRequest { index: 0, size: 25 }
+        );
+        assert_eq!(
+            params("pageindex=2&PAGESIZE=10").page().unwrap(),
+            PageRequest { index: 2, size: 10 }
+        );
+        for bad in [
+            "pageSize=0",
+            "pageSize=1001",
+            "pageIndex=-1",
+            "pageSize=ten",
+        ] {
+            assert!(params(bad).page().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_lists() {
+        let o = params("order=lastName,-created")
+            .order(&["lastName", "created"])
+            .unwrap();
+        assert_eq!(
+            o,
+            vec![
+                SortKey {
+                    field: "lastName",
+                    descending: false
+                },
+                SortKey {
+                    field: "created",
+                    descending: true
+                }
+            ]
+        );
+        assert!(params("order=password").order(&["lastName"]).is_err());
+    }
+
+    #[test]
+    fn booleans_are_strict() {
+        assert!(
+            params("includeInherited=TRUE")
+                .bool("includeInherited")
+                .unwrap()
+        );
+        assert!(!params("").bool("includeInherited").unwrap());
+        assert!(
+            params("includeInherited=yes")
+                .bool("includeInherited")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The HTTP front end: routes, extractors, error envelope and middleware.
+//!
+//! Handlers are thin: extract, call one service function, shape the response. No SQL
+//! and no business rules here. The security API is mounted under both `/api/security`
+//! and `/api/management/security` (spec §1).
+
+pub mod error;
+pub mod extract;
+pub mod groups;
+pub mod health;
+pub mod token;
+pub mod users;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::service::Services;
+use error::ApiError;
+
+/// What every handler receives.
+pub type AppState = Arc<Services>;
+
+/// The largest request body accepted (spec §1).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The header carrying the request id, set on the request and echoed on the response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
+/// (see `app.rs`) so trailing slashes are accepted.
+pub fn router(state: AppState) -> Router {
+    let security = Router::new().merge(users::router()).merge(groups::router());
+    Router::new()
+        .nest("/api/security", security.clone())
+        .nest("/api/management/security", security)
+        .merge(token::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

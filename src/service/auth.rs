@@ -1,0 +1,180 @@
+//! Logging in (the token endpoint's grants) and authenticating bearer tokens.
+
+use serde::Serialize;
+
+use super::{Caller, Error, Result, Services};
+use crate::auth::password;
+use crate::auth::token::Claims;
+use crate::domain::ids::UserId;
+use crate::domain::names::name_key;
+use crate::domain::user::{Provider, User};
+use crate::store::LoginOutcome;
+
+/// A token request, as read from the form body.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct TokenRequest {
+    /// `contensis_classic`, `contensis_classic_refresh_token` or `client_credentials`.
+    pub grant_type: Option<String>,
+    /// Username or email (password grant).
+    pub username: Option<String>,
+    /// Password (password grant). Never logged.
+    pub password: Option<String>,
+    /// Refresh token (refresh grant).
+    pub refresh_token: Option<String>,
+    /// API key client id (client-credentials grant).
+    pub client_id: Option<String>,
+    /// API key secret (client-credentials grant).
+    pub client_secret: Option<String>,
+    /// Echoed back; does not widen what the caller may do.
+    pub scope: Option<String>,
+}
+
+/// The token endpoint's success body (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    /// The signed access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// A refresh token, for grants that issue one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The scope asked for, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The token endpoint's failures (RFC 6749 §5.2). They never say whether a user exists.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// Wrong credentials, or an account that may not log in.
+    #[error("invalid_grant")]
+    InvalidGrant,
+    /// Unknown or wrong API key.
+    #[error("invalid_client")]
+    InvalidClient,
+    /// A grant type this server does not issue.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// A required parameter is missing.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// A real fault.
+    #[error("internal error")]
+    Internal(#[from] Error),
+}
+
+impl Services {
+    /// Runs a grant and issues tokens.
+    #[tracing::instrument(skip_all, fields(grant_type = req.grant_type.as_deref()))]
+    pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        match req.grant_type.as_deref() {
+            Some("contensis_classic") | Some("password") => self.password_grant(req).await,
+            Some(_) => Err(GrantError::UnsupportedGrantType),
+            None => Err(GrantError::InvalidRequest("grant_type is required")),
+        }
+    }
+
+    async fn password_grant(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        let username = req
+            .username
+            .filter(|u| !u.is_empty())
+            .ok_or(GrantError::InvalidRequest("username is required"))?;
+        let password = req
+            .password
+            .ok_or(GrantError::InvalidRequest("password is required"))?;
+        let store = self.store();
+        let user = match store
+            .find_user_by_key(&name_key(&username))
+            .await
+            .map_err(Error::from)?
+        {
+            Some(id) => store.get_user(id).await.map_err(Error::from)?,
+            None => None,
+        };
+        // Only gatehouse-managed users log in with a password. Everyone else is checked
+        // against a dummy hash so the answer takes as long as for a real user.
+        let hash = user
+            .as_ref()
+            .filter(|u| u.provider == Provider::Contensis)
+            .and_then(|u| u.password_hash.clone());
+        let has_password = hash.is_some();
+        let verified = password::verify(password, hash).await;
+        let Some(user) = user else {
+            return Err(GrantError::InvalidGrant);
+        };
+        if !verified {
+            if has_password {
+                let lock_after = self.settings().lockout_threshold;
+                let after = store
+                    .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
+                    .await
+                    .map_err(Error::from)?;
+                if after.locked && !user.locked {
+                    tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
+                }
+            }
+            return Err(GrantError::InvalidGrant);
+        }
+        let now = self.now();
+        if user.suspended
+            || user.locked
+            || user.is_expired(now)
+            || user.password_reset_required(now)
+        {
+            return Err(GrantError::InvalidGrant);
+        }
+        let user = store
+            .record_login(user.id, LoginOutcome::Success, now)
+            .await
+            .map_err(Error::from)?;
+        Ok(self.issue(&user, req.scope))
+    }
+
+    fn issue(&self, user: &User, scope: Option<String>) -> TokenResponse {
+        let now_s = self.now() / 1000;
+        let ttl = self.settings().token_ttl_secs;
+        let keys = self.keys();
+        let claims = Claims {
+            iss: keys.issuer().to_owned(),
+            sub: user.id.to_string(),
+            iat: now_s,
+            exp: now_s + ttl,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            scope: scope.clone().unwrap_or_default(),
+            ver: user.token_version,
+        };
+        TokenResponse {
+            access_token: keys.sign(&claims),
+            token_type: "Bearer",
+            expires_in: ttl,
+            refresh_token: None,
+            scope,
+        }
+    }
+
+    /// Turns a bearer token into a caller, or 401. A token stops working as soon as its
+    /// user is deleted, suspended, locked or expired, or changed password after it was
+    /// issued: all of that is read from the user's row on every request.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        let now = self.now();
+        let claims = self
+            .keys()
+            .verify(token, now)
+            .map_err(|_| Error::Unauthenticated)?;
+        let id = UserId::parse(&claims.sub).ok_or(Error::Unauthenticated)?;
+        let user = self
+            .store()
+            .get_user(id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if user.token_version != claims.ver || user.suspended || user.locked || user.is_expired(now)
+        {
+            return Err(Error::Unauthenticated);
+        }
+        let is_admin = self.is_admin(id).await?;
+        Ok(Caller { user, is_admin })
+    }
+}

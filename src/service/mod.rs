@@ -1,0 +1,339 @@
+//! The verbs of gatehouse: authorize the caller, validate input, call the store.
+//!
+//! HTTP and the CLI are two front ends over these functions. Nothing here knows about
+//! HTTP types or SQL; outcomes a client can act on are the closed set in [`Error`].
+
+pub mod auth;
+pub mod groups;
+pub mod users;
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value, json};
+
+use crate::auth::token::{KeyRing, generate_key};
+use crate::clock::{Clock, Millis};
+use crate::domain::group::Group;
+use crate::domain::ids::{GroupId, GroupRef, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
+use crate::domain::names::{FieldError, name_key};
+use crate::domain::user::User;
+use crate::store::{Store, StoreError, UniqueField};
+
+/// An outcome the client can act on, one variant per status the API uses.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: the request itself is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid credentials.
+    #[error("Authorization has been denied for this request.")]
+    Unauthenticated,
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: `data` names what is missing, e.g. `{"group": "Admins"}`.
+    #[error("{message}")]
+    NotFound {
+        /// A sentence for the client.
+        message: String,
+        /// What was missing.
+        data: Value,
+    },
+    /// 409: the request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: a field breaks a rule; `data` names the field.
+    #[error("{}", .0.reason)]
+    Invalid(FieldError),
+    /// 500: a real fault. The source is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound {
+                message: "The resource no longer exists.".into(),
+                data: Value::Null,
+            },
+            StoreError::Unique(UniqueField::Username) => {
+                Self::Conflict("The username is already in use by another user.".into())
+            }
+            StoreError::Unique(UniqueField::Email) => {
+                Self::Conflict("The email is already in use by another user.".into())
+            }
+            StoreError::Unique(UniqueField::GroupName) => {
+                Self::Conflict("A group with that name already exists.".into())
+            }
+            StoreError::Cycle => Self::Conflict(
+                "A group cannot contain itself, directly or through its child groups.".into(),
+            ),
+            StoreError::LastAdmin => {
+                Self::Conflict("System Administrators must keep at least one active member.".into())
+            }
+            StoreError::Other(source) => Self::Internal(source),
+        }
+    }
+}
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// Shorthand for service results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who is calling: the authenticated user and whether they administer everything.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user the token was issued to.
+    pub user: User,
+    /// Member of System Administrators, directly or through a child group.
+    pub is_admin: bool,
+}
+
+impl Caller {
+    /// Refuses anyone but administrators.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "You do not have permission to perform this action.".into(),
+            ))
+        }
+    }
+
+    /// Refuses anyone but administrators and the user `id` themself.
+    pub fn require_self_or_admin(&self, id: UserId) -> Result<()> {
+        if self.is_admin || self.user.id == id {
+            Ok(())
+        } else {
+            self.require_admin()
+        }
+    }
+}
+
+/// Settings the services need, parsed from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` of issued tokens.
+    pub issuer: String,
+    /// Access-token lifetime in seconds.
+    pub token_ttl_secs: i64,
+    /// Consecutive failed logins that lock an account (0 = never).
+    pub lockout_threshold: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "gatehouse".into(),
+            token_ttl_secs: 3600,
+            lockout_threshold: 5,
+        }
+    }
+}
+
+/// Everything a request needs, shared by all of them.
+pub struct Services {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: RwLock<Arc<KeyRing>>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Prepares the services: ensures the built-in group and a signing key exist.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self> {
+        let now = clock.now_ms();
+        store.ensure_system_group(now).await?;
+        let keys = load_keys(store.as_ref(), &settings.issuer, now).await?;
+        Ok(Self {
+            store,
+            clock,
+            keys: RwLock::new(Arc::new(keys)),
+            settings,
+        })
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current key ring.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys
+            .read()
+            .expect("the key lock is never poisoned")
+            .clone()
+    }
+
+    /// Answers when the database does.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Finds the user a path segment names, or 404 naming it.
+    pub async fn resolve_user(&self, caller: Option<&Caller>, r: &UserRef) -> Result<User> {
+        let key = match r {
+            UserRef::Current => {
+                return caller.map(|c| c.user.clone()).ok_or(Error::Unauthenticated);
+            }
+            UserRef::Key(key) => key,
+        };
+        if let Some(id) = key.id {
+            if let Some(user) = self.store.get_user(id).await? {
+                return Ok(user);
+            }
+        }
+        if let Some(id) = self.store.find_user_by_key(&name_key(&key.name)).await? {
+            if let Some(user) = self.store.get_user(id).await? {
+                return Ok(user);
+            }
+        }
+        Err(user_not_found(&key.name))
+    }
+
+    /// Finds only the id of the user a segment names (cheaper), or 404.
+    pub async fn resolve_user_id(&self, caller: Option<&Caller>, r: &UserRef) -> Result<UserId> {
+        match r {
+            UserRef::Current => caller.map(|c| c.user.id).ok_or(Error::Unauthenticated),
+            UserRef::Key(key) => {
+                if let Some(id) = key.id {
+                    if self.store.get_user(id).await?.is_some() {
+                        return Ok(id);
+                    }
+                }
+                self.store
+                    .find_user_by_key(&name_key(&key.name))
+                    .await?
+                    .ok_or_else(|| user_not_found(&key.name))
+            }
+        }
+    }
+
+    /// Finds the group a path segment names, or 404 naming it.
+    pub async fn resolve_group(&self, r: &GroupRef) -> Result<Group> {
+        let id = self.resolve_group_id(r).await?;
+        self.store
+            .get_group(id)
+            .await?
+            .ok_or_else(|| group_not_found(&r.name))
+    }
+
+    /// Finds only the id of the group a segment names, or 404.
+    pub async fn resolve_group_id(&self, r: &GroupRef) -> Result<GroupId> {
+        self.try_resolve_group_id(r)
+            .await?
+            .ok_or_else(|| group_not_found(&r.name))
+    }
+
+    /// Finds the id of the group a segment names, if any.
+    pub async fn try_resolve_group_id(&self, r: &GroupRef) -> Result<Option<GroupId>> {
+        if let Some(id) = r.id {
+            if self.store.get_group(id).await?.is_some() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(self.store.find_group_by_key(&name_key(&r.name)).await?)
+    }
+
+    /// Whether `user` is an administrator.
+    pub async fn is_admin(&self, user: UserId) -> Result<bool> {
+        Ok(self
+            .store
+            .is_member(user, &[SYSTEM_ADMINISTRATORS_ID])
+            .await?)
+    }
+}
+
+async fn load_keys(store: &dyn Store, issuer: &str, now: Millis) -> Result<KeyRing> {
+    let mut keys = store.signing_keys().await?;
+    if keys.is_empty() {
+        store.insert_signing_key(&generate_key(now)).await?;
+        keys = store.signing_keys().await?;
+    }
+    KeyRing::new(issuer, &keys)
+        .ok_or_else(|| Error::Internal("no usable signing key in the database".into()))
+}
+
+/// 404 for a user identifier.
+pub fn user_not_found(name: &str) -> Error {
+    Error::NotFound {
+        message: format!("User '{name}' was not found."),
+        data: json!({ "user": name }),
+    }
+}
+
+/// 404 for a group identifier.
+pub fn group_not_found(name: &str) -> Error {
+    Error::NotFound {
+        message: format!("Group '{name}' was not found."),
+        data: json!({ "group": name }),
+    }
+}
+
+/// A field in a create, update or merge-patch body: absent, explicitly `null`, or set.
+/// (`Option<Option<T>>` with a name that says what each case means.)
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    /// The property was not in the body: leave the field as it is.
+    #[default]
+    Absent,
+    /// The property was `null`: clear the field.
+    Null,
+    /// The property had a value.
+    Value(T),
+}
+
+impl<T> Patch<T> {
+    /// The value, if one was given.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Self::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Applies the patch to an optional field.
+    pub fn apply_to(self, field: &mut Option<T>) {
+        match self {
+            Self::Absent => {}
+            Self::Null => *field = None,
+            Self::Value(v) => *field = Some(v),
+        }
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Patch<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(|o| o.map_or(Self::Null, Self::Value))
+    }
+}

@@ -1,0 +1,334 @@
+//! User verbs: create, read, update, delete, list, and the user's groups.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{Caller, Error, Patch, Result, Services};
+use crate::auth::password;
+use crate::clock::parse_rfc3339;
+use crate::domain::group::Group;
+use crate::domain::ids::{GroupRef, UserId, UserRef};
+use crate::domain::names::{self, FieldError, MAX_STRING};
+use crate::domain::password_policy;
+use crate::domain::user::{Provider, User};
+use crate::store::{GroupScope, ListQuery, Page, UserScope};
+
+/// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
+/// client sends back (`id`, `status`, counters, ...) are simply not read.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserInput {
+    /// Defaults to the email on create.
+    pub username: Patch<String>,
+    /// Required on create.
+    pub email: Patch<String>,
+    /// Optional profile field.
+    pub first_name: Patch<String>,
+    /// Optional profile field.
+    pub last_name: Patch<String>,
+    /// Optional profile field.
+    pub timezone: Patch<String>,
+    /// Optional profile field.
+    pub language: Patch<String>,
+    /// Free-form JSON object.
+    pub custom: Patch<Map<String, Value>>,
+    /// Password (create only) and change frequency.
+    pub credentials: Option<CredentialsInput>,
+    /// RFC 3339 instant after which the account stops working; must be in the future.
+    pub expiry: Patch<String>,
+    /// Opted out of notifications.
+    pub opt_out_of_notifications: Patch<bool>,
+}
+
+/// The `credentials` object of a user body.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CredentialsInput {
+    /// The initial password (create only; use the password endpoint to change it).
+    pub password: Option<String>,
+    /// Days before an expirable password must be changed; 0 = never.
+    pub password_change_frequency: Patch<i64>,
+}
+
+/// Options of `POST /users`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CreateOptions {
+    /// Create the user suspended.
+    pub suspended: bool,
+    /// Require a password change at first login.
+    pub force_password_reset: bool,
+}
+
+fn optional_text(field: &'static str, p: &Patch<String>) -> Result<()> {
+    if let Patch::Value(v) = p {
+        names::check_optional(field, v, MAX_STRING)?;
+    }
+    Ok(())
+}
+
+fn parse_expiry(p: &Patch<String>, now: i64) -> Result<Patch<i64>> {
+    Ok(match p {
+        Patch::Absent => Patch::Absent,
+        Patch::Null => Patch::Null,
+        Patch::Value(s) => {
+            let at = parse_rfc3339(s).ok_or_else(|| {
+                Error::BadRequest("expiry must be an RFC 3339 date and time.".into())
+            })?;
+            if at <= now {
+                return Err(FieldError::new("expiry", "expiry must be in the future").into());
+            }
+            Patch::Value(at)
+        }
+    })
+}
+
+fn check_frequency(p: &Patch<i64>) -> Result<()> {
+    if let Patch::Value(days) = p {
+        if *days < 0 {
+            return Err(FieldError::new(
+                "passwordChangeFrequency",
+                "passwordChangeFrequency must be zero or a positive number of days",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+impl Services {
+    /// `POST /users`.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        input: UserInput,
+        opts: CreateOptions,
+    ) -> Result<User> {
+        caller.require_admin()?;
+        let now = self.now();
+        let email = match &input.email {
+            Patch::Value(e) => e.clone(),
+            _ => return Err(FieldError::new("email", "email is required").into()),
+        };
+        names::check_email(&email)?;
+        let username = match &input.username {
+            Patch::Value(u) => u.clone(),
+            _ => email.clone(),
+        };
+        names::check_name("username", &username)?;
+        optional_text("firstName", &input.first_name)?;
+        optional_text("lastName", &input.last_name)?;
+        optional_text("timezone", &input.timezone)?;
+        optional_text("language", &input.language)?;
+        let custom = input.custom.value().cloned().unwrap_or_default();
+        names::check_custom("custom", &custom)?;
+        let expiry = parse_expiry(&input.expiry, now)?;
+        let creds = input.credentials.unwrap_or_default();
+        check_frequency(&creds.password_change_frequency)?;
+        let first_name = input.first_name.value().cloned();
+        let last_name = input.last_name.value().cloned();
+        let password_hash = match creds.password {
+            Some(p) => {
+                password_policy::check(&p, &[first_name.as_deref(), last_name.as_deref()])?;
+                Some(password::hash(p).await)
+            }
+            None => None,
+        };
+        let user = User {
+            id: UserId::new(),
+            username,
+            email,
+            first_name,
+            last_name,
+            timezone: input.timezone.value().cloned(),
+            language: input.language.value().cloned(),
+            custom,
+            provider: Provider::Contensis,
+            password_change_frequency: creds
+                .password_change_frequency
+                .value()
+                .copied()
+                .unwrap_or(0),
+            password_expirable: false,
+            suspended: opts.suspended,
+            locked: false,
+            password_reset_flag: opts.force_password_reset,
+            opt_out_of_notifications: input
+                .opt_out_of_notifications
+                .value()
+                .copied()
+                .unwrap_or(false),
+            created: now,
+            modified: now,
+            last_login: None,
+            last_failed_login: None,
+            expiry: expiry.value().copied(),
+            password_changed: password_hash.as_ref().map(|_| now),
+            failed_login_attempts: 0,
+            failed_since_success: 0,
+            successful_login_attempts: 0,
+            token_version: 0,
+            password_hash,
+        };
+        self.store().create_user(&user, &[]).await?;
+        tracing::info!(user_id = %user.id, username = %user.username, "user created");
+        Ok(user)
+    }
+
+    /// `GET /users/{user}`.
+    pub async fn get_user(&self, caller: &Caller, r: &UserRef) -> Result<User> {
+        let user = self.resolve_user(Some(caller), r).await?;
+        caller.require_self_or_admin(user.id)?;
+        Ok(user)
+    }
+
+    /// `PUT` and `PATCH /users/{user}`: the given fields change, `null` clears.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        r: &UserRef,
+        input: UserInput,
+    ) -> Result<User> {
+        let mut user = self.resolve_user(Some(caller), r).await?;
+        caller.require_self_or_admin(user.id)?;
+        let now = self.now();
+        match input.username {
+            Patch::Value(u) => {
+                names::check_name("username", &u)?;
+                user.username = u;
+            }
+            Patch::Null => {
+                return Err(FieldError::new("username", "username must not be empty").into());
+            }
+            Patch::Absent => {}
+        }
+        match input.email {
+            Patch::Value(e) => {
+                names::check_email(&e)?;
+                user.email = e;
+            }
+            Patch::Null => return Err(FieldError::new("email", "email is required").into()),
+            Patch::Absent => {}
+        }
+        optional_text("firstName", &input.first_name)?;
+        optional_text("lastName", &input.last_name)?;
+        optional_text("timezone", &input.timezone)?;
+        optional_text("language", &input.language)?;
+        input.first_name.apply_to(&mut user.first_name);
+        input.last_name.apply_to(&mut user.last_name);
+        input.timezone.apply_to(&mut user.timezone);
+        input.language.apply_to(&mut user.language);
+        match input.custom {
+            Patch::Value(c) => {
+                names::check_custom("custom", &c)?;
+                user.custom = c;
+            }
+            Patch::Null => user.custom = Map::new(),
+            Patch::Absent => {}
+        }
+        if let Patch::Value(v) = input.opt_out_of_notifications {
+            user.opt_out_of_notifications = v;
+        }
+        // Expiry and password change frequency are the administrators' to set. A user
+        // may send their own values back unchanged (clients send whole objects).
+        let expiry = match &input.expiry {
+            Patch::Value(s) if parse_rfc3339(s) == user.expiry => Patch::Absent,
+            other => parse_expiry(other, now)?,
+        };
+        let mut new_expiry = user.expiry;
+        expiry.apply_to(&mut new_expiry);
+        let frequency = input
+            .credentials
+            .map(|c| c.password_change_frequency)
+            .unwrap_or_default();
+        check_frequency(&frequency)?;
+        let new_frequency = frequency
+            .value()
+            .copied()
+            .unwrap_or(user.password_change_frequency);
+        if !caller.is_admin
+            && (new_expiry != user.expiry || new_frequency != user.password_change_frequency)
+        {
+            return Err(Error::Forbidden(
+                "Only administrators may change expiry or passwordChangeFrequency.".into(),
+            ));
+        }
+        user.expiry = new_expiry;
+        user.password_change_frequency = new_frequency;
+        user.modified = now;
+        self.store().update_user_profile(&user).await?;
+        Ok(user)
+    }
+
+    /// `DELETE /users/{user}`.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_user(&self, caller: &Caller, r: &UserRef) -> Result<()> {
+        let id = self.resolve_user_id(Some(caller), r).await?;
+        caller.require_self_or_admin(id)?;
+        if !self.store().delete_user(id).await? {
+            return Err(super::user_not_found(&id.to_string()));
+        }
+        tracing::info!(user_id = %id, "user deleted");
+        Ok(())
+    }
+
+    /// `GET /users`.
+    pub async fn list_users(&self, caller: &Caller, query: &ListQuery) -> Result<Page<User>> {
+        caller.require_admin()?;
+        Ok(self.store().list_users(&UserScope::All, query).await?)
+    }
+
+    /// `GET /users/{user}/groups`.
+    pub async fn user_groups(
+        &self,
+        caller: &Caller,
+        r: &UserRef,
+        inherited: bool,
+        excluded: &[GroupRef],
+        query: &ListQuery,
+    ) -> Result<Page<Group>> {
+        let user = self.resolve_user_id(Some(caller), r).await?;
+        caller.require_self_or_admin(user)?;
+        let excluded = self.resolve_excluded(excluded).await?;
+        let scope = GroupScope::OfUser {
+            user,
+            inherited,
+            excluded,
+        };
+        Ok(self.store().list_groups(&scope, query).await?)
+    }
+
+    /// `HEAD /users/{user}/groups/{g1},{g2}`: in any of them, directly or inherited.
+    /// Unknown groups in the list are skipped; if none is known the answer is 404.
+    pub async fn user_in_any_group(
+        &self,
+        caller: &Caller,
+        r: &UserRef,
+        groups: &[GroupRef],
+    ) -> Result<bool> {
+        let user = self.resolve_user_id(Some(caller), r).await?;
+        caller.require_self_or_admin(user)?;
+        let mut ids = Vec::with_capacity(groups.len());
+        for g in groups {
+            if let Some(id) = self.try_resolve_group_id(g).await? {
+                ids.push(id);
+            }
+        }
+        Ok(self.store().is_member(user, &ids).await?)
+    }
+
+    /// Resolves `excludedGroups`; names that match no group are ignored.
+    pub(crate) async fn resolve_excluded(
+        &self,
+        refs: &[GroupRef],
+    ) -> Result<Vec<crate::domain::ids::GroupId>> {
+        let mut ids = Vec::with_capacity(refs.len());
+        for r in refs {
+            if let Some(id) = self.try_resolve_group_id(r).await? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}

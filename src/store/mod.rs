@@ -1,0 +1,276 @@
+//! Persistence behind one object-safe trait, [`Store`], with one implementation per
+//! database (SQLite now, PostgreSQL beside it).
+//!
+//! Every method is one transaction at the level of intent ("add these members", "remove
+//! this child link") so that the invariants the database must keep (unique names, the
+//! group closure, no cycles, at least one administrator) are checked in the same
+//! transaction as the write, whichever node makes it. No sqlx type appears in a
+//! signature, and nothing here knows about HTTP.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::clock::Millis;
+use crate::domain::group::Group;
+use crate::domain::ids::{GroupId, UserId};
+use crate::domain::user::{PasswordHash, User};
+
+/// What went wrong in the store, in terms the service layer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row to change does not exist (any more).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was hit.
+    #[error("{0:?} is already in use")]
+    Unique(UniqueField),
+    /// The change would make a group contain itself.
+    #[error("the change would create a cycle of groups")]
+    Cycle,
+    /// The change would leave System Administrators without an active member.
+    #[error("the change would leave System Administrators without an active member")]
+    LastAdmin,
+    /// Anything else: a real fault.
+    #[error(transparent)]
+    Other(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            other => Self::Other(Box::new(other)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Other(Box::new(e))
+    }
+}
+
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    /// The username equals another user's username or email.
+    Username,
+    /// The email equals another user's username or email.
+    Email,
+    /// The group name is taken.
+    GroupName,
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A requested page: zero-based index and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Zero-based page number.
+    pub index: u32,
+    /// Items per page, at least 1.
+    pub size: u32,
+}
+
+/// One page of results and the total count over all pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// How many items match in all.
+    pub total: i64,
+}
+
+/// One ordering key: a canonical field name (as in the query language) and direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// Canonical field name, e.g. `lastName`; already checked by the caller.
+    pub field: &'static str,
+    /// Descending when true.
+    pub descending: bool,
+}
+
+/// Filters and paging shared by every list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Case-insensitive "contains" over the resource's text fields.
+    pub q: Option<String>,
+    /// Ordering keys; empty means the resource's default order.
+    pub order: Vec<SortKey>,
+    /// The page wanted.
+    pub page: PageRequest,
+}
+
+/// Which users a user list draws from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserScope {
+    /// Every user.
+    All,
+    /// The members of a group; `inherited` adds members of descendant groups, except
+    /// those reached only through `excluded` groups.
+    MembersOf {
+        /// The group.
+        group: GroupId,
+        /// Include members of descendant groups.
+        inherited: bool,
+        /// Groups whose subtrees are not followed.
+        excluded: Vec<GroupId>,
+    },
+}
+
+/// Which groups a group list draws from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupScope {
+    /// Every group.
+    All,
+    /// The groups a user belongs to; `inherited` adds every ancestor.
+    OfUser {
+        /// The user.
+        user: UserId,
+        /// Include ancestors of the direct groups.
+        inherited: bool,
+        /// Groups left out, with what is reached only through them.
+        excluded: Vec<GroupId>,
+    },
+    /// The child groups of a group; `inherited` gives every descendant.
+    ChildrenOf {
+        /// The parent.
+        group: GroupId,
+        /// All descendants rather than direct children.
+        inherited: bool,
+        /// Include the group itself.
+        include_self: bool,
+        /// Groups left out, with what is reached only through them.
+        excluded: Vec<GroupId>,
+    },
+}
+
+/// The outcome of recording a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The password was right.
+    Success,
+    /// The password was wrong; lock once `failed_since_success` reaches `lock_after`.
+    Failure {
+        /// Consecutive failures that lock the account (0 = never).
+        lock_after: u32,
+    },
+}
+
+/// A token-signing key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id (`kid` in token headers and the JWKS).
+    pub kid: String,
+    /// Algorithm name, e.g. `EdDSA`.
+    pub algorithm: String,
+    /// PKCS#8 private key.
+    pub private_key: Vec<u8>,
+    /// Raw public key.
+    pub public_key: Vec<u8>,
+    /// When it was made; the newest key signs.
+    pub created: Millis,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The persistence interface. See the module documentation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates the System Administrators group if missing.
+    async fn ensure_system_group(&self, now: Millis) -> StoreResult<()>;
+
+    /// How many users exist.
+    async fn count_users(&self) -> StoreResult<i64>;
+
+    // ---- users ----
+
+    /// Inserts a new user and makes it a direct member of `groups`.
+    async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()>;
+
+    /// Reads a user by id.
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
+
+    /// Finds the user whose username or email has the given case-folded key.
+    async fn find_user_by_key(&self, key: &str) -> StoreResult<Option<UserId>>;
+
+    /// Writes the profile fields (username, email, names, timezone, language, custom,
+    /// passwordChangeFrequency, optOutOfNotifications, expiry, modified) of `user`.
+    async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
+
+    /// Sets a new password hash, records when, and revokes earlier tokens.
+    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()>;
+
+    /// Records a login attempt and returns the user as it is afterwards.
+    async fn record_login(
+        &self,
+        id: UserId,
+        outcome: LoginOutcome,
+        now: Millis,
+    ) -> StoreResult<User>;
+
+    /// Deletes a user with its memberships. `Ok(false)` when there was no such user.
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+
+    /// Lists users.
+    async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>>;
+
+    // ---- groups ----
+
+    /// Inserts a new group.
+    async fn create_group(&self, group: &Group) -> StoreResult<()>;
+
+    /// Reads a group with its counts.
+    async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
+
+    /// Finds a group by its case-folded name key.
+    async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>>;
+
+    /// Writes name, description, custom and modified.
+    async fn update_group(&self, group: &Group) -> StoreResult<()>;
+
+    /// Deletes a group, its memberships and child links. `Ok(false)` if it did not exist.
+    async fn delete_group(&self, id: GroupId) -> StoreResult<bool>;
+
+    /// Lists groups.
+    async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>>;
+
+    // ---- membership ----
+
+    /// Adds users as direct members (already-members are left as they are), all or nothing.
+    async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
+
+    /// Removes a direct member. `Ok(false)` when the user was not a direct member.
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool>;
+
+    /// Whether `user` is in any of `groups`, directly or through child groups.
+    async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
+
+    /// Adds child groups (existing links are left as they are), all or nothing; refuses
+    /// with [`StoreError::Cycle`] if any would make a group contain itself.
+    async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()>;
+
+    /// Removes a child link. `Ok(false)` when there was no such link.
+    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool>;
+
+    // ---- keys ----
+
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+
+    /// Stores a new signing key.
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+}

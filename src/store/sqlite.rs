@@ -1,0 +1,1006 @@
+//! The SQLite implementation of [`Store`]: the embedded default.
+//!
+//! One writer connection and a small pool of read-only connections over one WAL-mode
+//! database file. A single writer means our own writes never fight over SQLite's lock;
+//! WAL lets reads go on while it writes. `synchronous=FULL` makes every acknowledged
+//! commit durable across a power loss.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
+
+use super::{
+    GroupScope, ListQuery, LoginOutcome, Page, SortKey, Store, StoreError, StoreResult, StoredKey,
+    UniqueField, UserScope,
+};
+use crate::clock::Millis;
+use crate::domain::group::{Group, GroupType};
+use crate::domain::ids::{GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId};
+use crate::domain::names::name_key;
+use crate::domain::user::{PasswordHash, Provider, User};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or
+    /// `sqlite::memory:`) and applies pending migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = if in_memory {
+            // Each in-memory connection is its own database: share the writer.
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.read_only(true))
+                .await?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    /// Applies migrations only (for `gatehouse migrate`).
+    pub async fn migrate(url: &str) -> StoreResult<()> {
+        Self::open(url).await.map(|_| ())
+    }
+}
+
+/// A value to bind into dynamically built SQL.
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(params: &'q [Param]) -> SqliteArguments<'q> {
+    let mut args = SqliteArguments::default();
+    for p in params {
+        // Adding a plain text or integer argument cannot fail.
+        let _ = match p {
+            Param::Text(s) => args.add(s.as_str()),
+            Param::Int(i) => args.add(*i),
+        };
+    }
+    args
+}
+
+/// Pushes a parameter and returns its `$N` placeholder.
+fn push(params: &mut Vec<Param>, p: Param) -> String {
+    params.push(p);
+    format!("${}", params.len())
+}
+
+/// Placeholders for a list of group ids, e.g. `$3, $4`.
+fn push_ids(params: &mut Vec<Param>, ids: &[GroupId]) -> String {
+    ids.iter()
+        .map(|id| push(params, Param::Text(id.to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.
+fn contains_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn unique_or(e: sqlx::Error, field: UniqueField) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Unique(field);
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
+    }
+    e.into()
+}
+
+fn fk_or(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
+    }
+    e.into()
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.email, u.first_name, u.last_name, u.timezone, \
+    u.language, u.custom, u.provider_type, u.password_hash, u.password_change_frequency, \
+    u.password_expirable, u.suspended, u.locked, u.password_reset_required, \
+    u.opt_out_of_notifications, u.created, u.modified, u.last_login, u.last_failed_login, \
+    u.expiry, u.password_changed, u.failed_login_attempts, u.failed_since_success, \
+    u.successful_login_attempts, u.token_version";
+
+const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created, g.modified, \
+    (SELECT COUNT(*) FROM group_members gm WHERE gm.group_id = g.id) AS user_count, \
+    (SELECT COUNT(*) FROM group_children gcc WHERE gcc.parent_id = g.id) AS child_group_count";
+
+fn parse_uuid<T>(s: &str, wrap: fn(uuid::Uuid) -> T) -> Result<T, sqlx::Error> {
+    uuid::Uuid::parse_str(s)
+        .map(wrap)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn parse_custom(s: &str) -> Map<String, Value> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: parse_uuid(row.try_get("id")?, UserId::from_uuid)?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        timezone: row.try_get("timezone")?,
+        language: row.try_get("language")?,
+        custom: parse_custom(row.try_get("custom")?),
+        provider: Provider::from_stored(row.try_get("provider_type")?),
+        password_hash: row
+            .try_get::<Option<String>, _>("password_hash")?
+            .map(PasswordHash),
+        password_change_frequency: row.try_get("password_change_frequency")?,
+        password_expirable: row.try_get("password_expirable")?,
+        suspended: row.try_get("suspended")?,
+        locked: row.try_get("locked")?,
+        password_reset_flag: row.try_get("password_reset_required")?,
+        opt_out_of_notifications: row.try_get("opt_out_of_notifications")?,
+        created: row.try_get("created")?,
+        modified: row.try_get("modified")?,
+        last_login: row.try_get("last_login")?,
+        last_failed_login: row.try_get("last_failed_login")?,
+        expiry: row.try_get("expiry")?,
+        password_changed: row.try_get("password_changed")?,
+        failed_login_attempts: row.try_get("failed_login_attempts")?,
+        failed_since_success: row.try_get("failed_since_success")?,
+        successful_login_attempts: row.try_get("successful_login_attempts")?,
+        token_version: row.try_get("token_version")?,
+    })
+}
+
+fn group_from_row(row: &SqliteRow) -> Result<Group, sqlx::Error> {
+    let kind: String = row.try_get("type")?;
+    Ok(Group {
+        id: parse_uuid(row.try_get("id")?, GroupId::from_uuid)?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        kind: GroupType::parse(&kind).unwrap_or(GroupType::Contensis),
+        custom: parse_custom(row.try_get("custom")?),
+        created: row.try_get("created")?,
+        modified: row.try_get("modified")?,
+        user_count: row.try_get("user_count")?,
+        child_group_count: row.try_get("child_group_count")?,
+    })
+}
+
+fn custom_text(custom: &Map<String, Value>) -> String {
+    serde_json::to_string(custom).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Inserts the identifier keys of a user, naming which field collided.
+async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
+    let id = user.id.to_string();
+    let username_key = name_key(&user.username);
+    let email_key = name_key(&user.email);
+    sqlx::query("INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)")
+        .bind(&username_key)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::Username))?;
+    if email_key != username_key {
+        sqlx::query("INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)")
+            .bind(&email_key)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| unique_or(e, UniqueField::Email))?;
+    }
+    Ok(())
+}
+
+/// Whether `user` is, directly or through child groups, in System Administrators.
+async fn is_admin(conn: &mut SqliteConnection, user: UserId) -> StoreResult<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
+         ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id = $2)",
+    )
+    .bind(user.to_string())
+    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Whether `group` is System Administrators or lies below it.
+async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreResult<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
+    )
+    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+    .bind(group.to_string())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Refuses the transaction if System Administrators has no active member left.
+async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let left: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM group_closure c JOIN group_members m \
+         ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
+         WHERE c.ancestor_id = $1 AND u.suspended = 0)",
+    )
+    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    if left {
+        Ok(())
+    } else {
+        Err(StoreError::LastAdmin)
+    }
+}
+
+/// Rebuilds the closure rows of every group at or below `top` from the edges. Called
+/// after an edge into that subtree went away; cost is the subtree size times its depth.
+async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> StoreResult<()> {
+    let mut below: Vec<String> = Vec::new();
+    for t in top {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT descendant_id FROM group_closure WHERE ancestor_id = $1")
+                .bind(t)
+                .fetch_all(&mut *conn)
+                .await?;
+        below.extend(ids);
+    }
+    below.sort();
+    below.dedup();
+    for d in &below {
+        sqlx::query("DELETE FROM group_closure WHERE descendant_id = $1 AND ancestor_id <> $1")
+            .bind(d)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "WITH RECURSIVE up(a) AS ( \
+                SELECT parent_id FROM group_children WHERE child_id = $1 \
+                UNION SELECT gc.parent_id FROM group_children gc JOIN up ON gc.child_id = up.a) \
+             INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) SELECT a, $1 FROM up",
+        )
+        .bind(d)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The SQL expression a user sort key orders by.
+fn user_sort_column(field: &str) -> &'static str {
+    match field {
+        "id" => "u.id",
+        "email" => "lower(u.email)",
+        "firstName" => "lower(u.first_name)",
+        "lastName" => "lower(u.last_name)",
+        "timezone" => "u.timezone",
+        "language" => "u.language",
+        "created" => "u.created",
+        "modified" => "u.modified",
+        "lastLogin" => "u.last_login",
+        "expiry" => "u.expiry",
+        "passwordChanged" => "u.password_changed",
+        _ => "lower(u.username)",
+    }
+}
+
+fn group_sort_column(field: &str) -> &'static str {
+    match field {
+        "id" => "g.id",
+        "description" => "lower(g.description)",
+        "type" => "g.type",
+        "created" => "g.created",
+        "modified" => "g.modified",
+        _ => "lower(g.name)",
+    }
+}
+
+fn order_clause(
+    order: &[SortKey],
+    column: fn(&str) -> &'static str,
+    default: &str,
+    tie: &str,
+) -> String {
+    let mut parts: Vec<String> = order
+        .iter()
+        .map(|k| {
+            let dir = if k.descending {
+                "DESC NULLS LAST"
+            } else {
+                "ASC NULLS LAST"
+            };
+            format!("{} {dir}", column(k.field))
+        })
+        .collect();
+    if parts.is_empty() {
+        parts.push(format!("{default} ASC"));
+    }
+    parts.push(format!("{tie} ASC"));
+    parts.join(", ")
+}
+
+/// A paged list query under construction: `with` is a CTE prefix or empty, `wheres`
+/// are ANDed, `params` are bound to the `$N` placeholders in order.
+struct ListSql {
+    select: &'static str,
+    from: &'static str,
+    with: String,
+    wheres: Vec<String>,
+    order: String,
+    params: Vec<Param>,
+}
+
+impl ListSql {
+    /// Counts the matches, then fetches one page of them.
+    async fn fetch<T>(
+        mut self,
+        pool: &SqlitePool,
+        page: super::PageRequest,
+        map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<Page<T>> {
+        let filter = if self.wheres.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.wheres.join(" AND "))
+        };
+        let (with, from) = (&self.with, self.from);
+        let count_sql = format!("{with} SELECT COUNT(*) FROM {from}{filter}");
+        let total: i64 = sqlx::query_scalar_with(&count_sql, bind_all(&self.params))
+            .fetch_one(pool)
+            .await?;
+        let offset = i64::from(page.index) * i64::from(page.size);
+        if offset >= total {
+            return Ok(Page {
+                items: Vec::new(),
+                total,
+            });
+        }
+        let limit = push(&mut self.params, Param::Int(i64::from(page.size)));
+        let off = push(&mut self.params, Param::Int(offset));
+        let sql = format!(
+            "{with} SELECT {} FROM {from}{filter} ORDER BY {} LIMIT {limit} OFFSET {off}",
+            self.select, self.order
+        );
+        let rows = sqlx::query_with(&sql, bind_all(&self.params))
+            .fetch_all(pool)
+            .await?;
+        let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, total })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let id = SYSTEM_ADMINISTRATORS_ID.to_string();
+        sqlx::query(
+            "INSERT OR IGNORE INTO groups (id, name, name_key, description, type, custom, created, modified) \
+             VALUES ($1, $2, $3, $4, 'sys', '{}', $5, $5)",
+        )
+        .bind(&id)
+        .bind(SYSTEM_ADMINISTRATORS_NAME)
+        .bind(name_key(SYSTEM_ADMINISTRATORS_NAME))
+        .bind("Members may call every endpoint.")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
+             custom, provider_type, password_hash, password_change_frequency, password_expirable, \
+             suspended, locked, password_reset_required, opt_out_of_notifications, created, \
+             modified, expiry, password_changed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.timezone)
+        .bind(&user.language)
+        .bind(custom_text(&user.custom))
+        .bind(user.provider.as_str())
+        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
+        .bind(user.password_change_frequency)
+        .bind(user.password_expirable)
+        .bind(user.suspended)
+        .bind(user.locked)
+        .bind(user.password_reset_flag)
+        .bind(user.opt_out_of_notifications)
+        .bind(user.created)
+        .bind(user.modified)
+        .bind(user.expiry)
+        .bind(user.password_changed)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::Username))?;
+        insert_identifiers(&mut tx, user).await?;
+        for g in groups {
+            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+                .bind(g.to_string())
+                .bind(user.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    async fn find_user_by_key(&self, key: &str) -> StoreResult<Option<UserId>> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM user_identifiers WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(id.and_then(|s| UserId::parse(&s)))
+    }
+
+    async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, \
+             timezone = $6, language = $7, custom = $8, password_change_frequency = $9, \
+             opt_out_of_notifications = $10, expiry = $11, modified = $12 WHERE id = $1",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.timezone)
+        .bind(&user.language)
+        .bind(custom_text(&user.custom))
+        .bind(user.password_change_frequency)
+        .bind(user.opt_out_of_notifications)
+        .bind(user.expiry)
+        .bind(user.modified)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM user_identifiers WHERE user_id = $1")
+            .bind(user.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_identifiers(&mut tx, user).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed = $3, modified = $3, \
+             password_reset_required = 0, token_version = token_version + 1 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(&hash.0)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn record_login(
+        &self,
+        id: UserId,
+        outcome: LoginOutcome,
+        now: Millis,
+    ) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await?;
+        let done = match outcome {
+            LoginOutcome::Success => {
+                sqlx::query(
+                    "UPDATE users SET last_login = $2, successful_login_attempts = \
+                     successful_login_attempts + 1, failed_since_success = 0 WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+            }
+            LoginOutcome::Failure { lock_after } => {
+                sqlx::query(
+                    "UPDATE users SET last_failed_login = $2, failed_login_attempts = \
+                     failed_login_attempts + 1, failed_since_success = failed_since_success + 1, \
+                     locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN 1 ELSE locked END \
+                     WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(now)
+                .bind(i64::from(lock_after))
+                .execute(&mut *tx)
+                .await?
+            }
+        };
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let user = user_from_row(&row)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let was_admin = is_admin(&mut tx, id).await?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if was_admin {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>> {
+        let mut params = Vec::new();
+        let mut wheres = Vec::new();
+        let mut with = String::new();
+        match scope {
+            UserScope::All => {}
+            UserScope::MembersOf {
+                group,
+                inherited: false,
+                ..
+            } => {
+                let g = push(&mut params, Param::Text(group.to_string()));
+                wheres.push(format!(
+                    "u.id IN (SELECT user_id FROM group_members WHERE group_id = {g})"
+                ));
+            }
+            UserScope::MembersOf {
+                group,
+                inherited: true,
+                excluded,
+            } if excluded.is_empty() => {
+                let g = push(&mut params, Param::Text(group.to_string()));
+                wheres.push(format!(
+                    "u.id IN (SELECT m.user_id FROM group_closure c JOIN group_members m \
+                     ON m.group_id = c.descendant_id WHERE c.ancestor_id = {g})"
+                ));
+            }
+            UserScope::MembersOf {
+                group, excluded, ..
+            } => {
+                let g = push(&mut params, Param::Text(group.to_string()));
+                let x = push_ids(&mut params, excluded);
+                with = format!(
+                    "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
+                     FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
+                     WHERE gc.child_id NOT IN ({x}))"
+                );
+                wheres.push(
+                    "u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id IN (SELECT id FROM reach))"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            let p = push(&mut params, Param::Text(contains_pattern(q)));
+            wheres.push(format!(
+                "(lower(u.username) LIKE {p} ESCAPE '\\' OR lower(u.email) LIKE {p} ESCAPE '\\' \
+                 OR lower(u.first_name) LIKE {p} ESCAPE '\\' OR lower(u.last_name) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        let order = order_clause(&query.order, user_sort_column, "lower(u.username)", "u.id");
+        ListSql {
+            select: USER_COLUMNS,
+            from: "users u",
+            with,
+            wheres,
+            order,
+            params,
+        }
+        .fetch(&self.reader, query.page, user_from_row)
+        .await
+    }
+
+    async fn create_group(&self, group: &Group) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO groups (id, name, name_key, description, type, custom, created, modified) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(group.id.to_string())
+        .bind(&group.name)
+        .bind(name_key(&group.name))
+        .bind(&group.description)
+        .bind(group.kind.as_str())
+        .bind(custom_text(&group.custom))
+        .bind(group.created)
+        .bind(group.modified)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::GroupName))?;
+        sqlx::query("INSERT INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)")
+            .bind(group.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(group_from_row).transpose()?)
+    }
+
+    async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>> {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM groups WHERE name_key = $1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(id.and_then(|s| GroupId::parse(&s)))
+    }
+
+    async fn update_group(&self, group: &Group) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE groups SET name = $2, name_key = $3, description = $4, custom = $5, \
+             modified = $6 WHERE id = $1",
+        )
+        .bind(group.id.to_string())
+        .bind(&group.name)
+        .bind(name_key(&group.name))
+        .bind(&group.description)
+        .bind(custom_text(&group.custom))
+        .bind(group.modified)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::GroupName))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let admin_related = is_under_admins(&mut tx, id).await?;
+        let children: Vec<String> =
+            sqlx::query_scalar("SELECT child_id FROM group_children WHERE parent_id = $1")
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+        let done = sqlx::query("DELETE FROM groups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        rebuild_closure_below(&mut tx, &children).await?;
+        if admin_related {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>> {
+        let mut params = Vec::new();
+        let mut wheres = Vec::new();
+        let mut with = String::new();
+        match scope {
+            GroupScope::All => {}
+            GroupScope::OfUser {
+                user,
+                inherited,
+                excluded,
+            } => {
+                let u = push(&mut params, Param::Text(user.to_string()));
+                if excluded.is_empty() {
+                    wheres.push(if *inherited {
+                        format!(
+                            "g.id IN (SELECT c.ancestor_id FROM group_members m JOIN group_closure c \
+                             ON c.descendant_id = m.group_id WHERE m.user_id = {u})"
+                        )
+                    } else {
+                        format!("g.id IN (SELECT group_id FROM group_members WHERE user_id = {u})")
+                    });
+                } else {
+                    let x = push_ids(&mut params, excluded);
+                    if *inherited {
+                        with = format!(
+                            "WITH RECURSIVE reach(id) AS (SELECT group_id FROM group_members \
+                             WHERE user_id = {u} AND group_id NOT IN ({x}) UNION SELECT gc.parent_id \
+                             FROM group_children gc JOIN reach r ON gc.child_id = r.id \
+                             WHERE gc.parent_id NOT IN ({x}))"
+                        );
+                        wheres.push("g.id IN (SELECT id FROM reach)".to_owned());
+                    } else {
+                        wheres.push(format!(
+                            "g.id IN (SELECT group_id FROM group_members WHERE user_id = {u}) \
+                             AND g.id NOT IN ({x})"
+                        ));
+                    }
+                }
+            }
+            GroupScope::ChildrenOf {
+                group,
+                inherited,
+                include_self,
+                excluded,
+            } => {
+                let g = push(&mut params, Param::Text(group.to_string()));
+                let set = if !*inherited {
+                    let x = if excluded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" AND child_id NOT IN ({})", push_ids(&mut params, excluded))
+                    };
+                    format!("SELECT child_id FROM group_children WHERE parent_id = {g}{x}")
+                } else if excluded.is_empty() {
+                    format!("SELECT descendant_id FROM group_closure WHERE ancestor_id = {g}")
+                } else {
+                    let x = push_ids(&mut params, excluded);
+                    with = format!(
+                        "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
+                         FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
+                         WHERE gc.child_id NOT IN ({x}))"
+                    );
+                    "SELECT id FROM reach".to_owned()
+                };
+                let own = if *include_self {
+                    format!("(g.id IN ({set}) OR g.id = {g})")
+                } else {
+                    format!("(g.id IN ({set}) AND g.id <> {g})")
+                };
+                wheres.push(own);
+            }
+        }
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            let p = push(&mut params, Param::Text(contains_pattern(q)));
+            wheres.push(format!("lower(g.name) LIKE {p} ESCAPE '\\'"));
+        }
+        let order = order_clause(&query.order, group_sort_column, "lower(g.name)", "g.id");
+        ListSql {
+            select: GROUP_COLUMNS,
+            from: "groups g",
+            with,
+            wheres,
+            order,
+            params,
+        }
+        .fetch(&self.reader, query.page, group_from_row)
+        .await
+    }
+
+    async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let g = group.to_string();
+        for u in users {
+            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+                .bind(&g)
+                .bind(u.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group.to_string())
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if is_under_admins(&mut tx, group).await? {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool> {
+        if groups.is_empty() {
+            return Ok(false);
+        }
+        let mut params = vec![Param::Text(user.to_string())];
+        let set = push_ids(&mut params, groups);
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
+             ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
+        );
+        Ok(sqlx::query_scalar_with(&sql, bind_all(&params))
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let p = parent.to_string();
+        for child in children {
+            let c = child.to_string();
+            if *child == parent {
+                return Err(StoreError::Cycle);
+            }
+            let cycle: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
+            )
+            .bind(&c)
+            .bind(&p)
+            .fetch_one(&mut *tx)
+            .await?;
+            if cycle {
+                return Err(StoreError::Cycle);
+            }
+            let added = sqlx::query(
+                "INSERT OR IGNORE INTO group_children (parent_id, child_id) VALUES ($1, $2)",
+            )
+            .bind(&p)
+            .bind(&c)
+            .execute(&mut *tx)
+            .await
+            .map_err(fk_or)?;
+            if added.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) \
+                 SELECT a.ancestor_id, d.descendant_id FROM group_closure a, group_closure d \
+                 WHERE a.descendant_id = $1 AND d.ancestor_id = $2",
+            )
+            .bind(&p)
+            .bind(&c)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2")
+            .bind(parent.to_string())
+            .bind(child.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let admin_related = is_under_admins(&mut tx, parent).await?;
+        rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
+        if admin_related {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, algorithm, private_key, public_key, created FROM signing_keys \
+             ORDER BY created DESC, kid",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredKey {
+                    kid: r.try_get("kid")?,
+                    algorithm: r.try_get("algorithm")?,
+                    private_key: r.try_get("private_key")?,
+                    public_key: r.try_get("public_key")?,
+                    created: r.try_get("created")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.private_key)
+        .bind(&key.public_key)
+        .bind(key.created)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
