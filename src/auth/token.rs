@@ -190,8 +190,10 @@ mod tests {
         let key = generate_key(0);
         let ours = KeyRing::new("gatehouse", std::slice::from_ref(&key)).unwrap();
         let theirs = KeyRing::new("someone-else", &[key]).unwrap();
+        let mut foreign = claims(100);
+        foreign.iss = theirs.issuer().to_owned();
         assert_eq!(
-            ours.verify(&theirs.sign(&claims(100)), 0),
+            ours.verify(&theirs.sign(&foreign), 0),
             Err(TokenError::Invalid)
         );
     }

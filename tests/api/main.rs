@@ -1,0 +1,9 @@
+//! API tests: the real server on an ephemeral port over a fresh SQLite file per test,
+//! driven over HTTP. One test binary, so the crate links once.
+
+mod helpers;
+
+mod auth;
+mod groups;
+mod membership;
+mod users;
