@@ -48,6 +48,10 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_TOKEN_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(60..=86_400))]
     pub token_ttl_secs: i64,
 
+    /// Refresh-token lifetime in seconds.
+    #[arg(long, env = "GATEHOUSE_REFRESH_TTL_SECS", default_value_t = 14 * 86_400, value_parser = clap::value_parser!(i64).range(60..))]
+    pub refresh_ttl_secs: i64,
+
     /// Consecutive failed logins that lock an account (0 = never lock).
     #[arg(long, env = "GATEHOUSE_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
@@ -84,6 +88,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             token_ttl_secs: 3600,
+            refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
             issuer: "gatehouse".into(),
             log_json: false,
@@ -97,6 +102,7 @@ impl Config {
             issuer: self.issuer.clone(),
             token_ttl_secs: self.token_ttl_secs,
             lockout_threshold: self.lockout_threshold,
+            refresh_ttl_secs: self.refresh_ttl_secs,
         }
     }
 }

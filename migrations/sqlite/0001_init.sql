@@ -102,3 +102,21 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
 CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+-- API keys. Each has a user (provider_type 'apiKey') that can be put in groups like any
+-- user; deleting the key deletes that user. Only a SHA-256 of the secret is stored: the
+-- secret is 32 random bytes, so a fast hash is as strong as a slow one here.
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    name_key    TEXT NOT NULL UNIQUE,
+    description TEXT,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    client_id   TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    user_id     TEXT NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    created     INTEGER NOT NULL,
+    created_by  TEXT,
+    modified    INTEGER NOT NULL,
+    modified_by TEXT
+);

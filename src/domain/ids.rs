@@ -55,6 +55,10 @@ id_type!(
     /// The id of a group.
     GroupId
 );
+id_type!(
+    /// The id of an API key (not of its user).
+    ApiKeyId
+);
 
 /// The built-in `System Administrators` group has the same id in every installation, so
 /// that every node and every tool can find it without a lookup by name.

@@ -3,6 +3,7 @@
 //! Pure code: no I/O, no clock, no HTTP or database types. Every rule here is a function
 //! that the service layer calls and that unit tests can check on its own.
 
+pub mod api_key;
 pub mod group;
 pub mod ids;
 pub mod names;

@@ -368,3 +368,19 @@ mod tests {
         );
     }
 }
+
+/// The caller if a bearer token was sent (it must then be valid), or `None`.
+#[derive(Debug, Clone)]
+pub struct MaybeAuth(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            Auth::from_request_parts(parts, state).await.map(|Auth(c)| Self(Some(c)))
+        } else {
+            Ok(Self(None))
+        }
+    }
+}

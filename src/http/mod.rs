@@ -4,6 +4,7 @@
 //! and no business rules here. The security API is mounted under both `/api/security`
 //! and `/api/management/security` (spec §1).
 
+pub mod api_keys;
 pub mod error;
 pub mod extract;
 pub mod groups;
@@ -37,7 +38,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
 /// (see `app.rs`) so trailing slashes are accepted.
 pub fn router(state: AppState) -> Router {
-    let security = Router::new().merge(users::router()).merge(groups::router());
+    let security = Router::new()
+        .merge(users::router())
+        .merge(groups::router())
+        .merge(api_keys::router());
     Router::new()
         .nest("/api/security", security.clone())
         .nest("/api/management/security", security)

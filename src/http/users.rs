@@ -5,13 +5,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, head};
+use axum::routing::{get, head, post};
 
 use super::error::ApiError;
-use super::extract::{AppJson, Auth, Field, Params, Schema, Segments, leaf};
+use super::extract::{AppJson, Auth, Field, MaybeAuth, Params, Schema, Segments, leaf};
 use super::{AppState, views};
 use crate::domain::ids::{GroupRef, UserRef};
-use crate::service::users::{CreateOptions, UserInput};
+use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UserInput};
 use crate::store::ListQuery;
 
 /// Fields users can be ordered by.
@@ -33,6 +33,14 @@ pub const USER_ORDER_FIELDS: &[&str] = &[
 /// Fields groups can be ordered by.
 pub const GROUP_ORDER_FIELDS: &[&str] =
     &["id", "name", "description", "type", "created", "modified"];
+
+impl Schema for PasswordInput {
+    const FIELDS: &'static [Field] = &[leaf("existing"), leaf("new")];
+}
+
+impl Schema for ActionInput {
+    const FIELDS: &'static [Field] = &[leaf("type")];
+}
 
 impl Schema for UserInput {
     const FIELDS: &'static [Field] = &[
@@ -62,6 +70,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/users/{user}/groups", get(groups))
         .route("/users/{user}/groups/{groups}", head(in_groups))
+        .route("/users/{user}/credentials/password", post(password))
+        .route("/users/{user}/actions", post(action))
 }
 
 /// Reads `q`, `order` and paging.
@@ -171,4 +181,24 @@ async fn in_groups(
     } else {
         StatusCode::NOT_FOUND
     })
+}
+
+async fn password(
+    State(s): State<AppState>,
+    MaybeAuth(caller): MaybeAuth,
+    Segments(user): Segments<String>,
+    AppJson(input): AppJson<PasswordInput>,
+) -> Result<StatusCode, ApiError> {
+    s.change_password(caller.as_ref(), &UserRef::parse(&user), input).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn action(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Segments(user): Segments<String>,
+    AppJson(input): AppJson<ActionInput>,
+) -> Result<StatusCode, ApiError> {
+    s.user_action(&caller, &UserRef::parse(&user), input).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,8 @@ use crate::domain::group::Group;
 use crate::domain::user::{Provider, User};
 use crate::store::{Page, PageRequest};
 
-fn time(ms: Option<Millis>) -> Value {
+/// A timestamp as RFC 3339 text, or `null`.
+pub fn time(ms: Option<Millis>) -> Value {
     ms.map_or(Value::Null, |ms| Value::String(format_rfc3339(ms)))
 }
 

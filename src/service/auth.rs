@@ -8,7 +8,8 @@ use crate::auth::token::Claims;
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
 use crate::domain::user::{Provider, User};
-use crate::store::LoginOutcome;
+use crate::service::api_keys::{hash_secret, secret_matches};
+use crate::store::{LoginOutcome, RefreshToken, RefreshUse};
 
 /// A token request, as read from the form body.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -72,6 +73,8 @@ impl Services {
     pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
         match req.grant_type.as_deref() {
             Some("contensis_classic") | Some("password") => self.password_grant(req).await,
+            Some("contensis_classic_refresh_token") | Some("refresh_token") => self.refresh_grant(req).await,
+            Some("client_credentials") => self.client_credentials_grant(req).await,
             Some(_) => Err(GrantError::UnsupportedGrantType),
             None => Err(GrantError::InvalidRequest("grant_type is required")),
         }
@@ -130,7 +133,107 @@ impl Services {
             .record_login(user.id, LoginOutcome::Success, now)
             .await
             .map_err(Error::from)?;
+        let refresh = self.new_refresh_token(&user, req.scope.as_deref(), None).await?;
+        let mut response = self.issue(&user, req.scope);
+        response.refresh_token = Some(refresh);
+        Ok(response)
+    }
+
+    /// Rotates a refresh token: the presented one is spent and a new one in the same
+    /// family is returned. Presenting a spent token revokes the family.
+    async fn refresh_grant(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        let presented = req
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
+        let now = self.now();
+        let store = self.store();
+        let spent = match store.use_refresh_token(&hash_secret(&presented), now).await.map_err(Error::from)? {
+            RefreshUse::Valid(t) => t,
+            RefreshUse::Reused => {
+                tracing::warn!("a spent refresh token was presented again; its family is revoked");
+                return Err(GrantError::InvalidGrant);
+            }
+            RefreshUse::Invalid => return Err(GrantError::InvalidGrant),
+        };
+        let user = store
+            .get_user(spent.user_id)
+            .await
+            .map_err(Error::from)?
+            .ok_or(GrantError::InvalidGrant)?;
+        if user.suspended || user.locked || user.is_expired(now) || user.password_reset_required(now) {
+            return Err(GrantError::InvalidGrant);
+        }
+        let scope = req.scope.or(Some(spent.scope.clone())).filter(|s| !s.is_empty());
+        let refresh = self
+            .new_refresh_token(&user, scope.as_deref(), Some(spent.family))
+            .await?;
+        let mut response = self.issue(&user, scope);
+        response.refresh_token = Some(refresh);
+        Ok(response)
+    }
+
+    /// Logs an API key in as its user.
+    async fn client_credentials_grant(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        let client_id = req
+            .client_id
+            .filter(|c| !c.is_empty())
+            .ok_or(GrantError::InvalidRequest("client_id is required"))?;
+        let secret = req
+            .client_secret
+            .ok_or(GrantError::InvalidRequest("client_secret is required"))?;
+        let store = self.store();
+        let key = store
+            .find_api_key_by_client_id(&client_id)
+            .await
+            .map_err(Error::from)?;
+        // Hash even when the key is unknown, so both cases take the same time.
+        let matches = match &key {
+            Some(k) => secret_matches(&secret, &k.secret_hash),
+            None => {
+                let _ = secret_matches(&secret, &hash_secret("no such key"));
+                false
+            }
+        };
+        let key = key.filter(|k| matches && k.enabled).ok_or(GrantError::InvalidClient)?;
+        let now = self.now();
+        let user = store
+            .get_user(key.user_id)
+            .await
+            .map_err(Error::from)?
+            .ok_or(GrantError::InvalidClient)?;
+        if user.suspended || user.locked || user.is_expired(now) {
+            return Err(GrantError::InvalidGrant);
+        }
+        let user = store
+            .record_login(user.id, LoginOutcome::Success, now)
+            .await
+            .map_err(Error::from)?;
         Ok(self.issue(&user, req.scope))
+    }
+
+    async fn new_refresh_token(
+        &self,
+        user: &User,
+        scope: Option<&str>,
+        family: Option<String>,
+    ) -> Result<String, GrantError> {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let now = self.now();
+        let record = RefreshToken {
+            token_hash: hash_secret(&token),
+            family: family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            user_id: user.id,
+            scope: scope.unwrap_or_default().to_owned(),
+            created: now,
+            expires: now + self.settings().refresh_ttl_secs * 1000,
+        };
+        self.store().insert_refresh_token(&record).await.map_err(Error::from)?;
+        Ok(token)
     }
 
     fn issue(&self, user: &User, scope: Option<String>) -> TokenResponse {

@@ -3,6 +3,7 @@
 //! HTTP and the CLI are two front ends over these functions. Nothing here knows about
 //! HTTP types or SQL; outcomes a client can act on are the closed set in [`Error`].
 
+pub mod api_keys;
 pub mod auth;
 pub mod groups;
 pub mod users;
@@ -66,6 +67,9 @@ impl From<StoreError> for Error {
             StoreError::Unique(UniqueField::GroupName) => {
                 Self::Conflict("A group with that name already exists.".into())
             }
+            StoreError::Unique(UniqueField::ApiKeyName) => {
+                Self::Conflict("An API key with that name already exists.".into())
+            }
             StoreError::Cycle => Self::Conflict(
                 "A group cannot contain itself, directly or through its child groups.".into(),
             ),
@@ -126,6 +130,8 @@ pub struct Settings {
     pub token_ttl_secs: i64,
     /// Consecutive failed logins that lock an account (0 = never).
     pub lockout_threshold: u32,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_ttl_secs: i64,
 }
 
 impl Default for Settings {
@@ -134,6 +140,7 @@ impl Default for Settings {
             issuer: "gatehouse".into(),
             token_ttl_secs: 3600,
             lockout_threshold: 5,
+            refresh_ttl_secs: 14 * 86_400,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::ids::{GroupRef, UserId, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
-use crate::store::{GroupScope, ListQuery, Page, UserScope};
+use crate::store::{GroupScope, ListQuery, LoginOutcome, Page, StateChange, UserScope};
 
 /// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
 /// client sends back (`id`, `status`, counters, ...) are simply not read.
@@ -48,6 +48,24 @@ pub struct CredentialsInput {
     pub password: Option<String>,
     /// Days before an expirable password must be changed; 0 = never.
     pub password_change_frequency: Patch<i64>,
+}
+
+/// The body of `POST /users/{user}/credentials/password`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordInput {
+    /// The current password; required when changing one's own.
+    #[serde(default)]
+    pub existing: Option<String>,
+    /// The new password.
+    pub new: String,
+}
+
+/// The body of `POST /users/{user}/actions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionInput {
+    /// `suspend`, `unsuspend`, `unlock`, `forcePasswordReset` or `setPasswordToExpirable`.
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// Options of `POST /users`.
@@ -316,6 +334,94 @@ impl Services {
             }
         }
         Ok(self.store().is_member(user, &ids).await?)
+    }
+
+    /// `POST /users/{user}/actions`.
+    #[tracing::instrument(skip_all, fields(action = %input.kind))]
+    pub async fn user_action(&self, caller: &Caller, r: &UserRef, input: ActionInput) -> Result<()> {
+        caller.require_admin()?;
+        let change = match input.kind.to_ascii_lowercase().as_str() {
+            "suspend" => StateChange::Suspend,
+            "unsuspend" => StateChange::Unsuspend,
+            "unlock" => StateChange::Unlock,
+            "forcepasswordreset" => StateChange::ForcePasswordReset,
+            "setpasswordtoexpirable" => StateChange::SetPasswordToExpirable,
+            _ => {
+                return Err(FieldError::new(
+                    "type",
+                    "type must be one of suspend, unsuspend, unlock, forcePasswordReset, setPasswordToExpirable",
+                )
+                .into());
+            }
+        };
+        let id = self.resolve_user_id(Some(caller), r).await?;
+        self.store().set_user_state(id, change, self.now()).await?;
+        tracing::info!(user_id = %id, "user status changed");
+        Ok(())
+    }
+
+    /// `POST /users/{user}/credentials/password`.
+    ///
+    /// With a token: administrators may set anyone else's password without `existing`;
+    /// everyone must prove `existing` to change their own. Without a token, proving
+    /// `existing` is the only way in: that is how a user whose password must be reset
+    /// (and who therefore cannot log in) sets a new one. Unauthenticated failures are
+    /// all the same 401, so the endpoint cannot be used to find out which users exist.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(&self, caller: Option<&Caller>, r: &UserRef, input: PasswordInput) -> Result<()> {
+        let now = self.now();
+        let user = match caller {
+            Some(c) => {
+                let user = self.resolve_user(Some(c), r).await?;
+                c.require_self_or_admin(user.id)?;
+                let needs_existing = c.user.id == user.id || !c.is_admin;
+                if needs_existing {
+                    let existing = input.existing.clone().ok_or_else(|| {
+                        FieldError::new("existing", "existing is required to change your own password")
+                    })?;
+                    if !self.check_existing(&user, existing).await? {
+                        return Err(Error::Conflict("The existing password is not correct.".into()));
+                    }
+                }
+                user
+            }
+            None => {
+                let user = self
+                    .resolve_user(None, r)
+                    .await
+                    .map_err(|_| Error::Unauthenticated)?;
+                let existing = input.existing.clone().ok_or(Error::Unauthenticated)?;
+                let ok = self.check_existing(&user, existing).await?;
+                if !ok || user.suspended || user.locked || user.is_expired(now) {
+                    return Err(Error::Unauthenticated);
+                }
+                user
+            }
+        };
+        if user.provider != Provider::Contensis {
+            return Err(FieldError::new("new", "API-key users have no password").into());
+        }
+        password_policy::check(&input.new, &[user.first_name.as_deref(), user.last_name.as_deref()])?;
+        if password::verify(input.new.clone(), user.password_hash.clone()).await {
+            return Err(FieldError::new("new", "the new password must differ from the current one").into());
+        }
+        let hash = password::hash(input.new).await;
+        self.store().set_password(user.id, &hash, now).await?;
+        tracing::info!(user_id = %user.id, "password changed; earlier tokens revoked");
+        Ok(())
+    }
+
+    /// Verifies a claimed current password, counting a wrong one as a failed login (so
+    /// this endpoint cannot be used to guess passwords past the lockout).
+    async fn check_existing(&self, user: &User, existing: String) -> Result<bool> {
+        let ok = password::verify(existing, user.password_hash.clone()).await;
+        if !ok && user.password_hash.is_some() {
+            let lock_after = self.settings().lockout_threshold;
+            self.store()
+                .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
+                .await?;
+        }
+        Ok(ok)
     }
 
     /// Resolves `excludedGroups`; names that match no group are ignored.

@@ -12,8 +12,9 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::clock::Millis;
+use crate::domain::api_key::ApiKey;
 use crate::domain::group::Group;
-use crate::domain::ids::{GroupId, UserId};
+use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
 
 /// What went wrong in the store, in terms the service layer can act on.
@@ -60,6 +61,8 @@ pub enum UniqueField {
     Email,
     /// The group name is taken.
     GroupName,
+    /// The API key name is taken.
+    ApiKeyName,
 }
 
 /// Shorthand for store results.
@@ -159,6 +162,49 @@ pub enum LoginOutcome {
     },
 }
 
+/// A change of a user's status, made through the actions endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    /// Suspend: no logins, tokens refused.
+    Suspend,
+    /// Lift a suspension.
+    Unsuspend,
+    /// Lift a lockout and reset the consecutive-failure count.
+    Unlock,
+    /// Require a new password at next login.
+    ForcePasswordReset,
+    /// Let the password expire after `passwordChangeFrequency` days.
+    SetPasswordToExpirable,
+}
+
+/// A refresh token as stored (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// The rotation chain this token belongs to.
+    pub family: String,
+    /// Whose token it is.
+    pub user_id: UserId,
+    /// The scope it was granted with.
+    pub scope: String,
+    /// Issued at.
+    pub created: Millis,
+    /// Unusable from this instant.
+    pub expires: Millis,
+}
+
+/// What using a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// A live token, now spent: issue a new one in the same family.
+    Valid(RefreshToken),
+    /// A spent token presented again: the whole family has been revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
 /// A token-signing key as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -210,6 +256,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the profile fields (username, email, names, timezone, language, custom,
     /// passwordChangeFrequency, optOutOfNotifications, expiry, modified) of `user`.
     async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
+
+    /// Applies a status change. Suspending the last active administrator is refused.
+    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis) -> StoreResult<()>;
 
     /// Sets a new password hash, records when, and revokes earlier tokens.
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()>;
@@ -266,7 +315,39 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a child link. `Ok(false)` when there was no such link.
     async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool>;
 
-    // ---- keys ----
+    // ---- refresh tokens ----
+
+    /// Stores a new refresh token.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+
+    /// Spends a refresh token, atomically: a second use of the same token revokes its
+    /// whole family, whichever node sees it.
+    async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse>;
+
+    // ---- API keys ----
+
+    /// Inserts a key together with its user, made a direct member of `groups`.
+    async fn create_api_key(&self, key: &ApiKey, user: &User, groups: &[GroupId]) -> StoreResult<()>;
+
+    /// Reads a key by id.
+    async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;
+
+    /// Reads a key by its client id.
+    async fn find_api_key_by_client_id(&self, client_id: &str) -> StoreResult<Option<ApiKey>>;
+
+    /// Reads the key a user belongs to, if it is an API-key user.
+    async fn api_key_of_user(&self, user: UserId) -> StoreResult<Option<ApiKey>>;
+
+    /// Lists keys by name.
+    async fn list_api_keys(&self, page: PageRequest) -> StoreResult<Page<ApiKey>>;
+
+    /// Writes name, description, enabled and the modification stamp.
+    async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+
+    /// Deletes a key and its user. `Ok(false)` if there was no such key.
+    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool>;
+
+    // ---- signing keys ----
 
     /// Every signing key, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;

@@ -17,12 +17,16 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
 
 use super::{
+    RefreshToken, RefreshUse, StateChange,
     GroupScope, ListQuery, LoginOutcome, Page, SortKey, Store, StoreError, StoreResult, StoredKey,
     UniqueField, UserScope,
 };
 use crate::clock::Millis;
+use crate::domain::api_key::ApiKey;
 use crate::domain::group::{Group, GroupType};
-use crate::domain::ids::{GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId};
+use crate::domain::ids::{
+    ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
+};
 use crate::domain::names::name_key;
 use crate::domain::user::{PasswordHash, Provider, User};
 
@@ -233,6 +237,71 @@ async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreRe
             .map_err(|e| unique_or(e, UniqueField::Email))?;
     }
     Ok(())
+}
+
+/// Inserts a user row and its identifier keys.
+async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
+             custom, provider_type, password_hash, password_change_frequency, password_expirable, \
+             suspended, locked, password_reset_required, opt_out_of_notifications, created, \
+             modified, expiry, password_changed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.timezone)
+        .bind(&user.language)
+        .bind(custom_text(&user.custom))
+        .bind(user.provider.as_str())
+        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
+        .bind(user.password_change_frequency)
+        .bind(user.password_expirable)
+        .bind(user.suspended)
+        .bind(user.locked)
+        .bind(user.password_reset_flag)
+        .bind(user.opt_out_of_notifications)
+        .bind(user.created)
+        .bind(user.modified)
+        .bind(user.expiry)
+        .bind(user.password_changed)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::Username))?;
+    insert_identifiers(conn, user).await
+}
+
+const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, secret_hash, user_id, \
+    created, created_by, modified, modified_by";
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
+    let opt_user = |v: Option<String>| v.and_then(|s| UserId::parse(&s));
+    Ok(ApiKey {
+        id: parse_uuid(row.try_get("id")?, ApiKeyId::from_uuid)?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        enabled: row.try_get("enabled")?,
+        client_id: row.try_get("client_id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
+        created: row.try_get("created")?,
+        created_by: opt_user(row.try_get("created_by")?),
+        modified: row.try_get("modified")?,
+        modified_by: opt_user(row.try_get("modified_by")?),
+    })
+}
+
+impl SqliteStore {
+    /// Reads one API key by a unique column (a fixed name, never client input).
+    async fn api_key_where(&self, column: &'static str, value: &str) -> StoreResult<Option<ApiKey>> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {column} = $1");
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.reader).await?;
+        Ok(row.as_ref().map(api_key_from_row).transpose()?)
+    }
 }
 
 /// Whether `user` is, directly or through child groups, in System Administrators.
@@ -449,38 +518,7 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
-             custom, provider_type, password_hash, password_change_frequency, password_expirable, \
-             suspended, locked, password_reset_required, opt_out_of_notifications, created, \
-             modified, expiry, password_changed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&user.timezone)
-        .bind(&user.language)
-        .bind(custom_text(&user.custom))
-        .bind(user.provider.as_str())
-        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
-        .bind(user.password_change_frequency)
-        .bind(user.password_expirable)
-        .bind(user.suspended)
-        .bind(user.locked)
-        .bind(user.password_reset_flag)
-        .bind(user.opt_out_of_notifications)
-        .bind(user.created)
-        .bind(user.modified)
-        .bind(user.expiry)
-        .bind(user.password_changed)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
-        insert_identifiers(&mut tx, user).await?;
+        insert_user(&mut tx, user).await?;
         for g in groups {
             sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
                 .bind(g.to_string())
@@ -545,6 +583,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $2, password_changed = $3, modified = $3, \
              password_reset_required = 0, token_version = token_version + 1 WHERE id = $1",
@@ -552,11 +591,41 @@ impl Store for SqliteStore {
         .bind(id.to_string())
         .bind(&hash.0)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis) -> StoreResult<()> {
+        let set = match change {
+            StateChange::Suspend => "suspended = 1",
+            StateChange::Unsuspend => "suspended = 0",
+            StateChange::Unlock => "locked = 0, failed_since_success = 0",
+            StateChange::ForcePasswordReset => "password_reset_required = 1",
+            StateChange::SetPasswordToExpirable => "password_expirable = 1",
+        };
+        let mut tx = self.writer.begin().await?;
+        let sql = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
+        let done = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if change == StateChange::Suspend && is_admin(&mut tx, id).await? {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -962,6 +1031,180 @@ impl Store for SqliteStore {
         let admin_related = is_under_admins(&mut tx, parent).await?;
         rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
         if admin_related {
+            admin_guard(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family, user_id, scope, created, expires) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.token_hash)
+        .bind(&t.family)
+        .bind(t.user_id.to_string())
+        .bind(&t.scope)
+        .bind(t.created)
+        .bind(t.expires)
+        .execute(&self.writer)
+        .await
+        .map_err(fk_or)?;
+        Ok(())
+    }
+
+    async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "SELECT token_hash, family, user_id, scope, created, expires, used, revoked \
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshUse::Invalid);
+        };
+        let used: bool = row.try_get("used")?;
+        let revoked: bool = row.try_get("revoked")?;
+        let family: String = row.try_get("family")?;
+        if revoked {
+            return Ok(RefreshUse::Invalid);
+        }
+        if used {
+            sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
+                .bind(&family)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RefreshUse::Reused);
+        }
+        let token = RefreshToken {
+            token_hash: row.try_get("token_hash")?,
+            family,
+            user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
+            scope: row.try_get("scope")?,
+            created: row.try_get("created")?,
+            expires: row.try_get("expires")?,
+        };
+        if token.expires <= now {
+            return Ok(RefreshUse::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RefreshUse::Valid(token))
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, user: &User, groups: &[GroupId]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_user(&mut tx, user).await?;
+        for g in groups {
+            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+                .bind(g.to_string())
+                .bind(user.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, name_key, description, enabled, client_id, \
+             secret_hash, user_id, created, created_by, modified, modified_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(name_key(&key.name))
+        .bind(&key.description)
+        .bind(key.enabled)
+        .bind(&key.client_id)
+        .bind(&key.secret_hash)
+        .bind(key.user_id.to_string())
+        .bind(key.created)
+        .bind(key.created_by.map(|u| u.to_string()))
+        .bind(key.modified)
+        .bind(key.modified_by.map(|u| u.to_string()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        self.api_key_where("id", &id.to_string()).await
+    }
+
+    async fn find_api_key_by_client_id(&self, client_id: &str) -> StoreResult<Option<ApiKey>> {
+        self.api_key_where("client_id", client_id).await
+    }
+
+    async fn api_key_of_user(&self, user: UserId) -> StoreResult<Option<ApiKey>> {
+        self.api_key_where("user_id", &user.to_string()).await
+    }
+
+    async fn list_api_keys(&self, page: super::PageRequest) -> StoreResult<Page<ApiKey>> {
+        ListSql {
+            select: API_KEY_COLUMNS,
+            from: "api_keys",
+            with: String::new(),
+            wheres: Vec::new(),
+            order: "name_key ASC, id ASC".to_owned(),
+            params: Vec::new(),
+        }
+        .fetch(&self.reader, page, api_key_from_row)
+        .await
+    }
+
+    async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET name = $2, name_key = $3, description = $4, enabled = $5, \
+             modified = $6, modified_by = $7 WHERE id = $1",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(name_key(&key.name))
+        .bind(&key.description)
+        .bind(key.enabled)
+        .bind(key.modified)
+        .bind(key.modified_by.map(|u| u.to_string()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE users SET first_name = $2, modified = $3 WHERE id = $1")
+            .bind(key.user_id.to_string())
+            .bind(&key.name)
+            .bind(key.modified)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        let user_id = parse_uuid(&user, UserId::from_uuid)?;
+        let was_admin = is_admin(&mut tx, user_id).await?;
+        // The key row goes with its user (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
+        if was_admin {
             admin_guard(&mut tx).await?;
         }
         tx.commit().await?;

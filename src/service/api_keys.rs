@@ -1,0 +1,202 @@
+//! API keys (spec §6): administrators create them, the secret is shown once, and each
+//! key acts as its own user that can be put in groups.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::{Caller, Error, Patch, Result, Services};
+use crate::domain::api_key::ApiKey;
+use crate::domain::ids::{ApiKeyId, GroupId, UserId};
+use crate::domain::names::{self, FieldError, MAX_DESCRIPTION};
+use crate::domain::user::{Provider, User};
+use crate::store::{Page, PageRequest};
+
+/// The body of an API key create or update.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ApiKeyInput {
+    /// Required on create; unique case-insensitively.
+    pub name: Patch<String>,
+    /// Optional.
+    pub description: Patch<String>,
+    /// Defaults to true on create.
+    pub enabled: Patch<bool>,
+}
+
+/// A freshly created key with its secret, which is never available again.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    /// The stored key.
+    pub key: ApiKey,
+    /// The secret, shown once.
+    pub secret: String,
+}
+
+/// Hex SHA-256 of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `secret` matches the stored hash, compared in constant time.
+pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
+    hash_secret(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        message: format!("API key '{id}' was not found."),
+        data: serde_json::json!({ "apiKey": id }),
+    }
+}
+
+/// Parses an API key id from a path segment, or 404.
+fn parse_id(s: &str) -> Result<ApiKeyId> {
+    ApiKeyId::parse(s).ok_or_else(|| not_found(s))
+}
+
+impl Services {
+    /// Creates a key and its user; `groups` are joined directly (the CLI's `--admin`).
+    /// `creator` is `None` when made from the command line.
+    pub async fn create_api_key_unchecked(
+        &self,
+        creator: Option<UserId>,
+        input: ApiKeyInput,
+        groups: &[GroupId],
+    ) -> Result<CreatedKey> {
+        let name = match input.name {
+            Patch::Value(n) => n,
+            _ => return Err(FieldError::new("name", "name is required").into()),
+        };
+        names::check_name("name", &name)?;
+        if let Patch::Value(d) = &input.description {
+            names::check_optional("description", d, MAX_DESCRIPTION)?;
+        }
+        let now = self.now();
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let secret = new_secret();
+        let user = User {
+            id: UserId::new(),
+            username: client_id.clone(),
+            // `.invalid` is reserved (RFC 2606): this address can never receive mail.
+            email: format!("{client_id}@apikey.invalid"),
+            first_name: Some(name.clone()),
+            last_name: None,
+            timezone: None,
+            language: None,
+            custom: serde_json::Map::new(),
+            provider: Provider::ApiKey,
+            password_change_frequency: 0,
+            password_expirable: false,
+            suspended: false,
+            locked: false,
+            password_reset_flag: false,
+            opt_out_of_notifications: true,
+            created: now,
+            modified: now,
+            last_login: None,
+            last_failed_login: None,
+            expiry: None,
+            password_changed: None,
+            failed_login_attempts: 0,
+            failed_since_success: 0,
+            successful_login_attempts: 0,
+            token_version: 0,
+            password_hash: None,
+        };
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            name,
+            description: input.description.value().cloned(),
+            enabled: input.enabled.value().copied().unwrap_or(true),
+            client_id,
+            secret_hash: hash_secret(&secret),
+            user_id: user.id,
+            created: now,
+            created_by: creator,
+            modified: now,
+            modified_by: creator,
+        };
+        self.store().create_api_key(&key, &user, groups).await?;
+        tracing::info!(api_key_id = %key.id, name = %key.name, "API key created");
+        Ok(CreatedKey { key, secret })
+    }
+
+    /// `POST /apiKeys`.
+    pub async fn create_api_key(&self, caller: &Caller, input: ApiKeyInput) -> Result<CreatedKey> {
+        caller.require_admin()?;
+        self.create_api_key_unchecked(Some(caller.user.id), input, &[]).await
+    }
+
+    /// `GET /apiKeys/{id}`.
+    pub async fn get_api_key(&self, caller: &Caller, id: &str) -> Result<ApiKey> {
+        caller.require_admin()?;
+        self.store().get_api_key(parse_id(id)?).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// `GET /apiKeys`.
+    pub async fn list_api_keys(&self, caller: &Caller, page: PageRequest) -> Result<Page<ApiKey>> {
+        caller.require_admin()?;
+        Ok(self.store().list_api_keys(page).await?)
+    }
+
+    /// `PUT /apiKeys/{id}`: name, description, enabled.
+    pub async fn update_api_key(&self, caller: &Caller, id: &str, input: ApiKeyInput) -> Result<ApiKey> {
+        caller.require_admin()?;
+        let mut key = self.store().get_api_key(parse_id(id)?).await?.ok_or_else(|| not_found(id))?;
+        match input.name {
+            Patch::Value(n) => {
+                names::check_name("name", &n)?;
+                key.name = n;
+            }
+            Patch::Null => return Err(FieldError::new("name", "name must not be empty").into()),
+            Patch::Absent => {}
+        }
+        if let Patch::Value(d) = &input.description {
+            names::check_optional("description", d, MAX_DESCRIPTION)?;
+        }
+        input.description.apply_to(&mut key.description);
+        if let Patch::Value(e) = input.enabled {
+            key.enabled = e;
+        }
+        key.modified = self.now();
+        key.modified_by = Some(caller.user.id);
+        self.store().update_api_key(&key).await?;
+        Ok(key)
+    }
+
+    /// `DELETE /apiKeys/{id}`: the key's user and memberships go with it.
+    pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<()> {
+        caller.require_admin()?;
+        if !self.store().delete_api_key(parse_id(id)?).await? {
+            return Err(not_found(id));
+        }
+        tracing::info!(api_key_id = %id, "API key deleted");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_themselves() {
+        let s = new_secret();
+        assert_eq!(s.len(), 43);
+        let h = hash_secret(&s);
+        assert!(secret_matches(&s, &h));
+        assert!(!secret_matches(&new_secret(), &h));
+        assert!(!secret_matches(&s, "short"));
+    }
+}
