@@ -106,7 +106,8 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     Ok(())
 }
 
-fn random_password() -> String {
+/// A random password that satisfies the policy.
+pub fn random_password() -> String {
     use rand::Rng as _;
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
@@ -115,6 +116,25 @@ fn random_password() -> String {
         .collect();
     // Guarantees three character classes whatever the random part drew.
     format!("{body}-Aa7")
+}
+
+/// Re-reads the signing keys every minute, so a rotation anywhere reaches every node.
+fn spawn_key_reloader(services: Arc<Services>) {
+    let weak = Arc::downgrade(&services);
+    drop(services);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(services) = weak.upgrade() else {
+                break;
+            };
+            if let Err(e) = services.reload_keys().await {
+                tracing::warn!(error = %e, "could not reload signing keys");
+            }
+        }
+    });
 }
 
 /// Opens the database, bootstraps, binds the listener and serves until `shutdown`
@@ -132,6 +152,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    spawn_key_reloader(services.clone());
     let router = crate::http::router(services.clone());
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
     let handle = tokio::spawn(async move {

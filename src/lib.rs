@@ -12,5 +12,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod query;
 pub mod service;
 pub mod store;

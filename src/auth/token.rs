@@ -39,9 +39,12 @@ pub struct Claims {
 /// Why a token was refused. Deliberately coarse: clients only ever see a 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Not a JWT, unknown key, bad signature, wrong issuer or algorithm.
+    /// Not a JWT, bad signature, wrong issuer or algorithm.
     #[error("the token is malformed or its signature is invalid")]
     Invalid,
+    /// Signed with a key id this ring does not know (yet: another node may have rotated).
+    #[error("the token was signed with an unknown key")]
+    UnknownKey,
     /// Past its expiry.
     #[error("the token has expired")]
     Expired,
@@ -126,14 +129,16 @@ impl KeyRing {
             .expect("signing serialisable claims with a valid key cannot fail")
     }
 
+    /// Whether the ring holds a key with this id.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.verifying.contains_key(kid)
+    }
+
     /// Checks the signature, issuer and expiry (against `now`) and returns the claims.
     pub fn verify(&self, token: &str, now: Millis) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
-            .ok_or(TokenError::Invalid)?;
+        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
+        let key = self.verifying.get(kid).ok_or(TokenError::UnknownKey)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp.saturating_mul(1000) <= now {
@@ -182,7 +187,7 @@ mod tests {
         let ring = KeyRing::new("gatehouse", &[generate_key(0)]).unwrap();
         let other = KeyRing::new("gatehouse", &[generate_key(0)]).unwrap();
         let t = other.sign(&claims(100));
-        assert_eq!(ring.verify(&t, 0), Err(TokenError::Invalid));
+        assert_eq!(ring.verify(&t, 0), Err(TokenError::UnknownKey));
         let mut t = ring.sign(&claims(100));
         t.push('x');
         assert_eq!(ring.verify(&t, 0), Err(TokenError::Invalid));

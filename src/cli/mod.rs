@@ -1,5 +1,6 @@
 //! The `gatehouse` command line: one binary, a subcommand per task.
 
+pub mod admin;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(crate::config::Config),
+    /// Recovery commands that work directly on the database.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Manage API keys directly on the database.
+    #[command(subcommand)]
+    Apikey(admin::ApiKeyCommand),
     /// Apply database migrations and exit.
     Migrate {
         /// Database URL.
@@ -37,6 +44,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(config) => runtime.block_on(serve::run(config.with_environment())),
+        Command::Admin(cmd) => runtime.block_on(async {
+            serve::init_logging(false);
+            admin::run_admin(cmd).await
+        }),
+        Command::Apikey(cmd) => runtime.block_on(async {
+            serve::init_logging(false);
+            admin::run_api_key(cmd).await
+        }),
         Command::Migrate { database_url } => runtime.block_on(async {
             serve::init_logging(false);
             crate::app::open_store(&database_url).await?;

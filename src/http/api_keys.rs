@@ -41,7 +41,11 @@ fn view(k: &ApiKey) -> Value {
     })
 }
 
-async fn list(State(s): State<AppState>, Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Response, ApiError> {
     let page_req = params.page()?;
     let page = s.list_api_keys(&caller, page_req).await?;
     Ok(Json(views::page(&page, page_req, view)).into_response())

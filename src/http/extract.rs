@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::ids::GroupRef;
 use crate::service::Caller;
-use crate::store::{PageRequest, SortKey};
+use crate::store::PageRequest;
 
 /// A property of a request body, for case-insensitive matching of property names.
 #[derive(Debug)]
@@ -190,33 +190,6 @@ impl Params {
         Ok(PageRequest { index, size })
     }
 
-    /// `order=lastName,-created` against the resource's orderable fields.
-    pub fn order(&self, fields: &[&'static str]) -> Result<Vec<SortKey>, ApiError> {
-        let Some(raw) = self.get("order").filter(|s| !s.trim().is_empty()) else {
-            return Ok(Vec::new());
-        };
-        raw.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                let (descending, name) = match item.strip_prefix('-') {
-                    Some(rest) => (true, rest),
-                    None => (false, item.strip_prefix('+').unwrap_or(item)),
-                };
-                fields
-                    .iter()
-                    .find(|f| f.eq_ignore_ascii_case(name))
-                    .map(|field| SortKey { field, descending })
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "Cannot order by '{name}'. Orderable fields: {}.",
-                            fields.join(", ")
-                        ))
-                    })
-            })
-            .collect()
-    }
-
     /// A comma-separated list of group identifiers (`excludedGroups`).
     pub fn groups(&self, name: &str) -> Vec<GroupRef> {
         self.get(name)
@@ -333,27 +306,6 @@ mod tests {
     }
 
     #[test]
-    fn order_lists() {
-        let o = params("order=lastName,-created")
-            .order(&["lastName", "created"])
-            .unwrap();
-        assert_eq!(
-            o,
-            vec![
-                SortKey {
-                    field: "lastName",
-                    descending: false
-                },
-                SortKey {
-                    field: "created",
-                    descending: true
-                }
-            ]
-        );
-        assert!(params("order=password").order(&["lastName"]).is_err());
-    }
-
-    #[test]
     fn booleans_are_strict() {
         assert!(
             params("includeInherited=TRUE")
@@ -376,9 +328,14 @@ pub struct MaybeAuth(pub Option<Caller>);
 impl FromRequestParts<AppState> for MaybeAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            Auth::from_request_parts(parts, state).await.map(|Auth(c)| Self(Some(c)))
+            Auth::from_request_parts(parts, state)
+                .await
+                .map(|Auth(c)| Self(Some(c)))
         } else {
             Ok(Self(None))
         }

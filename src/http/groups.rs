@@ -9,9 +9,10 @@ use axum::routing::{get, put};
 
 use super::error::ApiError;
 use super::extract::{AppJson, Auth, Field, Params, Schema, Segments, leaf};
-use super::users::{GROUP_ORDER_FIELDS, USER_ORDER_FIELDS, list_query};
+use super::users::list_query;
 use super::{AppState, views};
 use crate::domain::ids::{GroupRef, UserRef};
+use crate::query::ast::{GROUPS, USERS};
 use crate::service::groups::GroupInput;
 
 impl Schema for GroupInput {
@@ -45,7 +46,7 @@ async fn list(
     Auth(caller): Auth,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, GROUP_ORDER_FIELDS)?;
+    let query = list_query(&params, &GROUPS, &caller, s.now())?;
     let page = s.list_groups(&caller, &query).await?;
     Ok(Json(views::page(&page, query.page, views::group)).into_response())
 }
@@ -95,7 +96,7 @@ async fn members(
     Segments(group): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, USER_ORDER_FIELDS)?;
+    let query = list_query(&params, &USERS, &caller, s.now())?;
     let page = s
         .group_members(
             &caller,
@@ -161,7 +162,7 @@ async fn children(
     Segments(group): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, GROUP_ORDER_FIELDS)?;
+    let query = list_query(&params, &GROUPS, &caller, s.now())?;
     let page = s
         .child_groups(
             &caller,

@@ -8,31 +8,46 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, head, post};
 
 use super::error::ApiError;
-use super::extract::{AppJson, Auth, Field, MaybeAuth, Params, Schema, Segments, leaf};
+use super::extract::{
+    AppJson, Auth, DEFAULT_PAGE_SIZE, Field, MAX_PAGE_SIZE, MaybeAuth, Params, Schema, Segments,
+    leaf,
+};
 use super::{AppState, views};
+use crate::clock::Millis;
 use crate::domain::ids::{GroupRef, UserRef};
+use crate::query::ast::{FieldSet, GROUPS, OrderBy, USERS};
+use crate::query::error::QueryError;
+use crate::query::{json, zenql};
+use crate::service::Caller;
 use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UserInput};
 use crate::store::ListQuery;
+use crate::store::PageRequest;
+use crate::store::filter_sql::Ctx;
+use serde_json::{Value, json};
 
-/// Fields users can be ordered by.
-pub const USER_ORDER_FIELDS: &[&str] = &[
-    "id",
-    "username",
-    "email",
-    "firstName",
-    "lastName",
-    "timezone",
-    "language",
-    "created",
-    "modified",
-    "lastLogin",
-    "expiry",
-    "passwordChanged",
-];
+/// The body of `POST /users/search`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SearchInput {
+    /// The JSON `where` array (spec §7).
+    #[serde(rename = "where")]
+    pub filter: Value,
+    /// `[{"asc": F} | {"desc": F}]` or a list of field names.
+    pub order_by: Value,
+    /// Zero-based page.
+    pub page_index: Option<u32>,
+    /// Page size, 1 to 1000.
+    pub page_size: Option<u32>,
+}
 
-/// Fields groups can be ordered by.
-pub const GROUP_ORDER_FIELDS: &[&str] =
-    &["id", "name", "description", "type", "created", "modified"];
+impl Schema for SearchInput {
+    const FIELDS: &'static [Field] = &[
+        leaf("where"),
+        leaf("orderBy"),
+        leaf("pageIndex"),
+        leaf("pageSize"),
+    ];
+}
 
 impl Schema for PasswordInput {
     const FIELDS: &'static [Field] = &[leaf("existing"), leaf("new")];
@@ -64,6 +79,7 @@ impl Schema for UserInput {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list).post(create))
+        .route("/users/search", get(search_get).post(search_post))
         .route(
             "/users/{user}",
             get(read).put(update).patch(update).delete(remove),
@@ -74,18 +90,40 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user}/actions", post(action))
 }
 
-/// Reads `q`, `order` and paging.
-pub fn list_query(params: &Params, order_fields: &[&'static str]) -> Result<ListQuery, ApiError> {
-    if params.get("zenql").is_some_and(|z| !z.trim().is_empty()) {
-        return Err(ApiError::bad_request(
-            "The zenql parameter is not supported yet.",
-        ));
-    }
+/// Reads `q`, `zenql`, `order` and paging for a list of `fields`.
+pub fn list_query(
+    params: &Params,
+    fields: &FieldSet,
+    caller: &Caller,
+    now: Millis,
+) -> Result<ListQuery, ApiError> {
+    let filter = match params.get("zenql").filter(|z| !z.trim().is_empty()) {
+        Some(z) => Some(zenql::parse(z, fields).map_err(|e| query_error("zenql", &e))?),
+        None => None,
+    };
+    let order = match params.get("order").filter(|o| !o.trim().is_empty()) {
+        Some(o) => json::parse_order_param(o, fields).map_err(|e| query_error("order", &e))?,
+        None => OrderBy(Vec::new()),
+    };
     Ok(ListQuery {
         q: params.get("q").map(str::to_owned),
-        order: params.order(order_fields)?,
+        filter,
+        order,
         page: params.page()?,
+        ctx: Ctx {
+            now_ms: now,
+            current_user_id: caller.user.id.to_string(),
+        },
     })
+}
+
+/// A 400 for a query that does not parse, pointing at the position or JSON path.
+pub fn query_error(parameter: &str, e: &QueryError) -> ApiError {
+    ApiError::bad_request(format!("Invalid {parameter}: {e}.")).with_data(json!({
+        "parameter": parameter,
+        "position": e.position(),
+        "path": e.path(),
+    }))
 }
 
 async fn list(
@@ -93,7 +131,7 @@ async fn list(
     Auth(caller): Auth,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, USER_ORDER_FIELDS)?;
+    let query = list_query(&params, &USERS, &caller, s.now())?;
     let page = s.list_users(&caller, &query).await?;
     let now = s.now();
     Ok(Json(views::page(&page, query.page, |u| views::user(u, now))).into_response())
@@ -149,7 +187,7 @@ async fn groups(
     Segments(user): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, GROUP_ORDER_FIELDS)?;
+    let query = list_query(&params, &GROUPS, &caller, s.now())?;
     let page = s
         .user_groups(
             &caller,
@@ -189,7 +227,8 @@ async fn password(
     Segments(user): Segments<String>,
     AppJson(input): AppJson<PasswordInput>,
 ) -> Result<StatusCode, ApiError> {
-    s.change_password(caller.as_ref(), &UserRef::parse(&user), input).await?;
+    s.change_password(caller.as_ref(), &UserRef::parse(&user), input)
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -199,6 +238,87 @@ async fn action(
     Segments(user): Segments<String>,
     AppJson(input): AppJson<ActionInput>,
 ) -> Result<StatusCode, ApiError> {
-    s.user_action(&caller, &UserRef::parse(&user), input).await?;
+    s.user_action(&caller, &UserRef::parse(&user), input)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a JSON search (spec §7) for either transport.
+async fn search(s: &AppState, caller: &Caller, input: SearchInput) -> Result<Response, ApiError> {
+    let filter = match &input.filter {
+        Value::Null => None,
+        w => Some(json::parse_where(w, &USERS).map_err(|e| query_error("where", &e))?),
+    };
+    let order = match &input.order_by {
+        Value::Null => OrderBy(Vec::new()),
+        o => json::parse_order_by(o, &USERS).map_err(|e| query_error("orderBy", &e))?,
+    };
+    let page = PageRequest {
+        index: input.page_index.unwrap_or(0),
+        size: input.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+    };
+    if page.size == 0 || page.size > MAX_PAGE_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "pageSize must be between 1 and {MAX_PAGE_SIZE}."
+        )));
+    }
+    let now = s.now();
+    let query = ListQuery {
+        q: None,
+        filter,
+        order,
+        page,
+        ctx: Ctx {
+            now_ms: now,
+            current_user_id: caller.user.id.to_string(),
+        },
+    };
+    let result = s.list_users(caller, &query).await?;
+    Ok(Json(views::page(&result, page, |u| views::user(u, now))).into_response())
+}
+
+/// Parses a JSON value carried in the query string.
+fn json_param(params: &Params, name: &str) -> Result<Value, ApiError> {
+    match params.get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(Value::Null),
+        Some(raw) => serde_json::from_str(raw).map_err(|e| {
+            ApiError::bad_request(format!("Query parameter '{name}' is not valid JSON: {e}."))
+                .with_data(json!({ "parameter": name }))
+        }),
+    }
+}
+
+async fn search_get(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let page = params.page()?;
+    let order_by = match json_param(&params, "orderBy") {
+        // A bare `orderBy=lastName,-created` is accepted like `order`.
+        Err(_) => Value::Array(
+            params
+                .get("orderBy")
+                .unwrap_or_default()
+                .split(',')
+                .map(|f| Value::String(f.trim().to_owned()))
+                .collect(),
+        ),
+        ok => ok?,
+    };
+    let input = SearchInput {
+        filter: json_param(&params, "where")?,
+        order_by,
+        page_index: Some(page.index),
+        page_size: Some(page.size),
+    };
+    search(&s, &caller, input).await
+}
+
+async fn search_post(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    AppJson(input): AppJson<SearchInput>,
+) -> Result<Response, ApiError> {
+    search(&s, &caller, input).await
 }

@@ -44,7 +44,10 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Whether `secret` matches the stored hash, compared in constant time.
 pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
-    hash_secret(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    hash_secret(secret)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 fn new_secret() -> String {
@@ -135,13 +138,17 @@ impl Services {
     /// `POST /apiKeys`.
     pub async fn create_api_key(&self, caller: &Caller, input: ApiKeyInput) -> Result<CreatedKey> {
         caller.require_admin()?;
-        self.create_api_key_unchecked(Some(caller.user.id), input, &[]).await
+        self.create_api_key_unchecked(Some(caller.user.id), input, &[])
+            .await
     }
 
     /// `GET /apiKeys/{id}`.
     pub async fn get_api_key(&self, caller: &Caller, id: &str) -> Result<ApiKey> {
         caller.require_admin()?;
-        self.store().get_api_key(parse_id(id)?).await?.ok_or_else(|| not_found(id))
+        self.store()
+            .get_api_key(parse_id(id)?)
+            .await?
+            .ok_or_else(|| not_found(id))
     }
 
     /// `GET /apiKeys`.
@@ -151,9 +158,18 @@ impl Services {
     }
 
     /// `PUT /apiKeys/{id}`: name, description, enabled.
-    pub async fn update_api_key(&self, caller: &Caller, id: &str, input: ApiKeyInput) -> Result<ApiKey> {
+    pub async fn update_api_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: ApiKeyInput,
+    ) -> Result<ApiKey> {
         caller.require_admin()?;
-        let mut key = self.store().get_api_key(parse_id(id)?).await?.ok_or_else(|| not_found(id))?;
+        let mut key = self
+            .store()
+            .get_api_key(parse_id(id)?)
+            .await?
+            .ok_or_else(|| not_found(id))?;
         match input.name {
             Patch::Value(n) => {
                 names::check_name("name", &n)?;

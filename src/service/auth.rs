@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Caller, Error, Result, Services};
 use crate::auth::password;
-use crate::auth::token::Claims;
+use crate::auth::token::{Claims, TokenError};
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
 use crate::domain::user::{Provider, User};
@@ -73,7 +73,9 @@ impl Services {
     pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
         match req.grant_type.as_deref() {
             Some("contensis_classic") | Some("password") => self.password_grant(req).await,
-            Some("contensis_classic_refresh_token") | Some("refresh_token") => self.refresh_grant(req).await,
+            Some("contensis_classic_refresh_token") | Some("refresh_token") => {
+                self.refresh_grant(req).await
+            }
             Some("client_credentials") => self.client_credentials_grant(req).await,
             Some(_) => Err(GrantError::UnsupportedGrantType),
             None => Err(GrantError::InvalidRequest("grant_type is required")),
@@ -133,7 +135,9 @@ impl Services {
             .record_login(user.id, LoginOutcome::Success, now)
             .await
             .map_err(Error::from)?;
-        let refresh = self.new_refresh_token(&user, req.scope.as_deref(), None).await?;
+        let refresh = self
+            .new_refresh_token(&user, req.scope.as_deref(), None)
+            .await?;
         let mut response = self.issue(&user, req.scope);
         response.refresh_token = Some(refresh);
         Ok(response)
@@ -148,7 +152,11 @@ impl Services {
             .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
         let now = self.now();
         let store = self.store();
-        let spent = match store.use_refresh_token(&hash_secret(&presented), now).await.map_err(Error::from)? {
+        let spent = match store
+            .use_refresh_token(&hash_secret(&presented), now)
+            .await
+            .map_err(Error::from)?
+        {
             RefreshUse::Valid(t) => t,
             RefreshUse::Reused => {
                 tracing::warn!("a spent refresh token was presented again; its family is revoked");
@@ -161,10 +169,17 @@ impl Services {
             .await
             .map_err(Error::from)?
             .ok_or(GrantError::InvalidGrant)?;
-        if user.suspended || user.locked || user.is_expired(now) || user.password_reset_required(now) {
+        if user.suspended
+            || user.locked
+            || user.is_expired(now)
+            || user.password_reset_required(now)
+        {
             return Err(GrantError::InvalidGrant);
         }
-        let scope = req.scope.or(Some(spent.scope.clone())).filter(|s| !s.is_empty());
+        let scope = req
+            .scope
+            .or(Some(spent.scope.clone()))
+            .filter(|s| !s.is_empty());
         let refresh = self
             .new_refresh_token(&user, scope.as_deref(), Some(spent.family))
             .await?;
@@ -174,7 +189,10 @@ impl Services {
     }
 
     /// Logs an API key in as its user.
-    async fn client_credentials_grant(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+    async fn client_credentials_grant(
+        &self,
+        req: TokenRequest,
+    ) -> Result<TokenResponse, GrantError> {
         let client_id = req
             .client_id
             .filter(|c| !c.is_empty())
@@ -195,7 +213,9 @@ impl Services {
                 false
             }
         };
-        let key = key.filter(|k| matches && k.enabled).ok_or(GrantError::InvalidClient)?;
+        let key = key
+            .filter(|k| matches && k.enabled)
+            .ok_or(GrantError::InvalidClient)?;
         let now = self.now();
         let user = store
             .get_user(key.user_id)
@@ -232,7 +252,10 @@ impl Services {
             created: now,
             expires: now + self.settings().refresh_ttl_secs * 1000,
         };
-        self.store().insert_refresh_token(&record).await.map_err(Error::from)?;
+        self.store()
+            .insert_refresh_token(&record)
+            .await
+            .map_err(Error::from)?;
         Ok(token)
     }
 
@@ -263,10 +286,18 @@ impl Services {
     /// issued: all of that is read from the user's row on every request.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
         let now = self.now();
-        let claims = self
-            .keys()
-            .verify(token, now)
-            .map_err(|_| Error::Unauthenticated)?;
+        let claims = match self.keys().verify(token, now) {
+            Ok(c) => c,
+            Err(TokenError::UnknownKey) => {
+                // Another node may have rotated: look once more at the database. Tokens
+                // with made-up key ids cost a key read, which is cheap and bounded.
+                self.reload_keys().await?;
+                self.keys()
+                    .verify(token, now)
+                    .map_err(|_| Error::Unauthenticated)?
+            }
+            Err(_) => return Err(Error::Unauthenticated),
+        };
         let id = UserId::parse(&claims.sub).ok_or(Error::Unauthenticated)?;
         let user = self
             .store()

@@ -202,6 +202,25 @@ impl Services {
             .clone()
     }
 
+    /// Re-reads the signing keys from the database, so keys made by another node (or by
+    /// `gatehouse admin rotate-key`) are used and accepted here too.
+    pub async fn reload_keys(&self) -> Result<()> {
+        let keys = self.store.signing_keys().await?;
+        if let Some(ring) = KeyRing::new(&self.settings.issuer, &keys) {
+            *self.keys.write().expect("the key lock is never poisoned") = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    /// Adds a new signing key; this node signs with it at once, others after their next
+    /// reload. Tokens signed with older keys stay valid until they expire.
+    pub async fn rotate_key(&self) -> Result<String> {
+        let key = generate_key(self.now());
+        self.store.insert_signing_key(&key).await?;
+        self.reload_keys().await?;
+        Ok(key.kid)
+    }
+
     /// Answers when the database does.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)

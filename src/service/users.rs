@@ -338,7 +338,12 @@ impl Services {
 
     /// `POST /users/{user}/actions`.
     #[tracing::instrument(skip_all, fields(action = %input.kind))]
-    pub async fn user_action(&self, caller: &Caller, r: &UserRef, input: ActionInput) -> Result<()> {
+    pub async fn user_action(
+        &self,
+        caller: &Caller,
+        r: &UserRef,
+        input: ActionInput,
+    ) -> Result<()> {
         caller.require_admin()?;
         let change = match input.kind.to_ascii_lowercase().as_str() {
             "suspend" => StateChange::Suspend,
@@ -368,7 +373,12 @@ impl Services {
     /// (and who therefore cannot log in) sets a new one. Unauthenticated failures are
     /// all the same 401, so the endpoint cannot be used to find out which users exist.
     #[tracing::instrument(skip_all)]
-    pub async fn change_password(&self, caller: Option<&Caller>, r: &UserRef, input: PasswordInput) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        caller: Option<&Caller>,
+        r: &UserRef,
+        input: PasswordInput,
+    ) -> Result<()> {
         let now = self.now();
         let user = match caller {
             Some(c) => {
@@ -377,10 +387,15 @@ impl Services {
                 let needs_existing = c.user.id == user.id || !c.is_admin;
                 if needs_existing {
                     let existing = input.existing.clone().ok_or_else(|| {
-                        FieldError::new("existing", "existing is required to change your own password")
+                        FieldError::new(
+                            "existing",
+                            "existing is required to change your own password",
+                        )
                     })?;
                     if !self.check_existing(&user, existing).await? {
-                        return Err(Error::Conflict("The existing password is not correct.".into()));
+                        return Err(Error::Conflict(
+                            "The existing password is not correct.".into(),
+                        ));
                     }
                 }
                 user
@@ -401,9 +416,16 @@ impl Services {
         if user.provider != Provider::Contensis {
             return Err(FieldError::new("new", "API-key users have no password").into());
         }
-        password_policy::check(&input.new, &[user.first_name.as_deref(), user.last_name.as_deref()])?;
+        password_policy::check(
+            &input.new,
+            &[user.first_name.as_deref(), user.last_name.as_deref()],
+        )?;
         if password::verify(input.new.clone(), user.password_hash.clone()).await {
-            return Err(FieldError::new("new", "the new password must differ from the current one").into());
+            return Err(FieldError::new(
+                "new",
+                "the new password must differ from the current one",
+            )
+            .into());
         }
         let hash = password::hash(input.new).await;
         self.store().set_password(user.id, &hash, now).await?;

@@ -7,6 +7,7 @@
 //! transaction as the write, whichever node makes it. No sqlx type appears in a
 //! signature, and nothing here knows about HTTP.
 
+pub mod filter_sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +17,8 @@ use crate::domain::api_key::ApiKey;
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
+use crate::query::ast::{Expr, OrderBy};
+use filter_sql::{Columns, Ctx};
 
 /// What went wrong in the store, in terms the service layer can act on.
 #[derive(Debug, thiserror::Error)]
@@ -86,24 +89,92 @@ pub struct Page<T> {
     pub total: i64,
 }
 
-/// One ordering key: a canonical field name (as in the query language) and direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SortKey {
-    /// Canonical field name, e.g. `lastName`; already checked by the caller.
-    pub field: &'static str,
-    /// Descending when true.
-    pub descending: bool,
-}
-
-/// Filters and paging shared by every list.
-#[derive(Debug, Clone, PartialEq)]
+/// Filters, ordering and paging shared by every list.
+#[derive(Debug, Clone)]
 pub struct ListQuery {
-    /// Case-insensitive "contains" over the resource's text fields.
+    /// Case-insensitive "contains" over the resource's text fields (`q`).
     pub q: Option<String>,
-    /// Ordering keys; empty means the resource's default order.
-    pub order: Vec<SortKey>,
+    /// A parsed ZenQL or JSON filter.
+    pub filter: Option<Expr>,
+    /// Ordering; empty means the resource's default order.
+    pub order: OrderBy,
     /// The page wanted.
     pub page: PageRequest,
+    /// What `now()` and `currentUser()` mean in the filter.
+    pub ctx: Ctx,
+}
+
+impl ListQuery {
+    /// A query for everything, in default order, with the given page.
+    pub fn page(page: PageRequest, ctx: Ctx) -> Self {
+        Self {
+            q: None,
+            filter: None,
+            order: OrderBy(Vec::new()),
+            page,
+            ctx,
+        }
+    }
+}
+
+/// How users' fields map to columns (table alias `u`), the same on every backend.
+#[derive(Debug, Clone, Copy)]
+pub struct UserColumns;
+
+impl Columns for UserColumns {
+    fn column(&self, field: &str) -> &'static str {
+        match field {
+            "id" => "u.id",
+            "email" => "u.email",
+            "firstName" => "u.first_name",
+            "lastName" => "u.last_name",
+            "timezone" => "u.timezone",
+            "language" => "u.language",
+            "created" => "u.created",
+            "modified" => "u.modified",
+            "lastLogin" => "u.last_login",
+            "expiry" => "u.expiry",
+            "passwordChanged" => "u.password_changed",
+            "status.suspended" => "u.suspended",
+            "status.locked" => "u.locked",
+            "status.passwordResetRequired" => "u.password_reset_required",
+            // `username`, and anything the field set does not know (it cannot reach here).
+            _ => "u.username",
+        }
+    }
+
+    fn custom_column(&self) -> &'static str {
+        "u.custom"
+    }
+
+    fn free_text_columns(&self) -> &'static [&'static str] {
+        &["u.username", "u.email", "u.first_name", "u.last_name"]
+    }
+}
+
+/// How groups' fields map to columns (table alias `g`).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupColumns;
+
+impl Columns for GroupColumns {
+    fn column(&self, field: &str) -> &'static str {
+        match field {
+            "id" => "g.id",
+            "description" => "g.description",
+            "type" => "g.type",
+            "created" => "g.created",
+            "modified" => "g.modified",
+            _ => "g.name",
+        }
+    }
+
+    fn custom_column(&self) -> &'static str {
+        "g.custom"
+    }
+
+    fn free_text_columns(&self) -> &'static [&'static str] {
+        &["g.name", "g.description"]
+    }
 }
 
 /// Which users a user list draws from.
@@ -258,7 +329,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
 
     /// Applies a status change. Suspending the last active administrator is refused.
-    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis) -> StoreResult<()>;
+    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis)
+    -> StoreResult<()>;
 
     /// Sets a new password hash, records when, and revokes earlier tokens.
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()>;
@@ -327,7 +399,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- API keys ----
 
     /// Inserts a key together with its user, made a direct member of `groups`.
-    async fn create_api_key(&self, key: &ApiKey, user: &User, groups: &[GroupId]) -> StoreResult<()>;
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        user: &User,
+        groups: &[GroupId],
+    ) -> StoreResult<()>;
 
     /// Reads a key by id.
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;

@@ -16,10 +16,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
 
+use super::filter_sql::{self, Columns, Dialect, SqlValue};
 use super::{
-    RefreshToken, RefreshUse, StateChange,
-    GroupScope, ListQuery, LoginOutcome, Page, SortKey, Store, StoreError, StoreResult, StoredKey,
-    UniqueField, UserScope,
+    GroupColumns, GroupScope, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse, StateChange,
+    Store, StoreError, StoreResult, StoredKey, UniqueField, UserColumns, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -76,20 +76,18 @@ impl SqliteStore {
     }
 }
 
-/// A value to bind into dynamically built SQL.
-#[derive(Debug, Clone)]
-enum Param {
-    Text(String),
-    Int(i64),
-}
+type Param = SqlValue;
 
-fn bind_all<'q>(params: &'q [Param]) -> SqliteArguments<'q> {
+fn bind_all(params: &[Param]) -> SqliteArguments<'_> {
     let mut args = SqliteArguments::default();
     for p in params {
-        // Adding a plain text or integer argument cannot fail.
+        // Adding a plain value argument to SQLite cannot fail.
         let _ = match p {
-            Param::Text(s) => args.add(s.as_str()),
-            Param::Int(i) => args.add(*i),
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::Bool(b) => args.add(*b),
+            SqlValue::Int(i) => args.add(*i),
+            SqlValue::Real(r) => args.add(*r),
+            SqlValue::Text(s) => args.add(s.as_str()),
         };
     }
     args
@@ -113,7 +111,8 @@ fn push_ids(params: &mut Vec<Param>, ids: &[GroupId]) -> String {
 fn contains_pattern(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 2);
     out.push('%');
-    for c in q.to_lowercase().chars() {
+    // SQLite's lower() folds ASCII only; fold the pattern the same way.
+    for c in q.to_ascii_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -241,37 +240,37 @@ async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreRe
 
 /// Inserts a user row and its identifier keys.
 async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
+    sqlx::query(
+        "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
              custom, provider_type, password_hash, password_change_frequency, password_expirable, \
              suspended, locked, password_reset_required, opt_out_of_notifications, created, \
              modified, expiry, password_changed) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&user.timezone)
-        .bind(&user.language)
-        .bind(custom_text(&user.custom))
-        .bind(user.provider.as_str())
-        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
-        .bind(user.password_change_frequency)
-        .bind(user.password_expirable)
-        .bind(user.suspended)
-        .bind(user.locked)
-        .bind(user.password_reset_flag)
-        .bind(user.opt_out_of_notifications)
-        .bind(user.created)
-        .bind(user.modified)
-        .bind(user.expiry)
-        .bind(user.password_changed)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
+    )
+    .bind(user.id.to_string())
+    .bind(&user.username)
+    .bind(&user.email)
+    .bind(&user.first_name)
+    .bind(&user.last_name)
+    .bind(&user.timezone)
+    .bind(&user.language)
+    .bind(custom_text(&user.custom))
+    .bind(user.provider.as_str())
+    .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
+    .bind(user.password_change_frequency)
+    .bind(user.password_expirable)
+    .bind(user.suspended)
+    .bind(user.locked)
+    .bind(user.password_reset_flag)
+    .bind(user.opt_out_of_notifications)
+    .bind(user.created)
+    .bind(user.modified)
+    .bind(user.expiry)
+    .bind(user.password_changed)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique_or(e, UniqueField::Username))?;
     insert_identifiers(conn, user).await
 }
 
@@ -297,9 +296,16 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
 
 impl SqliteStore {
     /// Reads one API key by a unique column (a fixed name, never client input).
-    async fn api_key_where(&self, column: &'static str, value: &str) -> StoreResult<Option<ApiKey>> {
+    async fn api_key_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> StoreResult<Option<ApiKey>> {
         let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {column} = $1");
-        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.reader).await?;
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await?;
         Ok(row.as_ref().map(api_key_from_row).transpose()?)
     }
 }
@@ -376,57 +382,39 @@ async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> S
     Ok(())
 }
 
-/// The SQL expression a user sort key orders by.
-fn user_sort_column(field: &str) -> &'static str {
-    match field {
-        "id" => "u.id",
-        "email" => "lower(u.email)",
-        "firstName" => "lower(u.first_name)",
-        "lastName" => "lower(u.last_name)",
-        "timezone" => "u.timezone",
-        "language" => "u.language",
-        "created" => "u.created",
-        "modified" => "u.modified",
-        "lastLogin" => "u.last_login",
-        "expiry" => "u.expiry",
-        "passwordChanged" => "u.password_changed",
-        _ => "lower(u.username)",
-    }
-}
-
-fn group_sort_column(field: &str) -> &'static str {
-    match field {
-        "id" => "g.id",
-        "description" => "lower(g.description)",
-        "type" => "g.type",
-        "created" => "g.created",
-        "modified" => "g.modified",
-        _ => "lower(g.name)",
-    }
-}
-
-fn order_clause(
-    order: &[SortKey],
-    column: fn(&str) -> &'static str,
-    default: &str,
+/// `WHERE` terms and `ORDER BY` for a list's `q`, filter and ordering.
+fn list_terms(
+    query: &ListQuery,
+    cols: &dyn Columns,
+    q_columns: &[&str],
+    default_order: &str,
     tie: &str,
+    wheres: &mut Vec<String>,
+    params: &mut Vec<Param>,
 ) -> String {
-    let mut parts: Vec<String> = order
-        .iter()
-        .map(|k| {
-            let dir = if k.descending {
-                "DESC NULLS LAST"
-            } else {
-                "ASC NULLS LAST"
-            };
-            format!("{} {dir}", column(k.field))
-        })
-        .collect();
-    if parts.is_empty() {
-        parts.push(format!("{default} ASC"));
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        let p = push(params, Param::Text(contains_pattern(q)));
+        let any: Vec<String> = q_columns
+            .iter()
+            .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
+            .collect();
+        wheres.push(format!("({})", any.join(" OR ")));
     }
-    parts.push(format!("{tie} ASC"));
-    parts.join(", ")
+    if let Some(filter) = &query.filter {
+        wheres.push(filter_sql::translate(
+            filter,
+            cols,
+            Dialect::Sqlite,
+            &query.ctx,
+            params,
+        ));
+    }
+    let order = filter_sql::order_by_sql(&query.order, cols, Dialect::Sqlite, params);
+    if order.is_empty() {
+        format!("{default_order}, {tie} ASC")
+    } else {
+        format!("{order}, {tie} ASC")
+    }
 }
 
 /// A paged list query under construction: `with` is a CTE prefix or empty, `wheres`
@@ -604,7 +592,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis) -> StoreResult<()> {
+    async fn set_user_state(
+        &self,
+        id: UserId,
+        change: StateChange,
+        now: Millis,
+    ) -> StoreResult<()> {
         let set = match change {
             StateChange::Suspend => "suspended = 1",
             StateChange::Unsuspend => "suspended = 0",
@@ -734,14 +727,15 @@ impl Store for SqliteStore {
                 );
             }
         }
-        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-            let p = push(&mut params, Param::Text(contains_pattern(q)));
-            wheres.push(format!(
-                "(lower(u.username) LIKE {p} ESCAPE '\\' OR lower(u.email) LIKE {p} ESCAPE '\\' \
-                 OR lower(u.first_name) LIKE {p} ESCAPE '\\' OR lower(u.last_name) LIKE {p} ESCAPE '\\')"
-            ));
-        }
-        let order = order_clause(&query.order, user_sort_column, "lower(u.username)", "u.id");
+        let order = list_terms(
+            query,
+            &UserColumns,
+            &["u.username", "u.email", "u.first_name", "u.last_name"],
+            "lower(u.username) ASC",
+            "u.id",
+            &mut wheres,
+            &mut params,
+        );
         ListSql {
             select: USER_COLUMNS,
             from: "users u",
@@ -911,11 +905,15 @@ impl Store for SqliteStore {
                 wheres.push(own);
             }
         }
-        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-            let p = push(&mut params, Param::Text(contains_pattern(q)));
-            wheres.push(format!("lower(g.name) LIKE {p} ESCAPE '\\'"));
-        }
-        let order = order_clause(&query.order, group_sort_column, "lower(g.name)", "g.id");
+        let order = list_terms(
+            query,
+            &GroupColumns,
+            &["g.name"],
+            "lower(g.name) ASC",
+            "g.id",
+            &mut wheres,
+            &mut params,
+        );
         ListSql {
             select: GROUP_COLUMNS,
             from: "groups g",
@@ -1099,7 +1097,12 @@ impl Store for SqliteStore {
         Ok(RefreshUse::Valid(token))
     }
 
-    async fn create_api_key(&self, key: &ApiKey, user: &User, groups: &[GroupId]) -> StoreResult<()> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        user: &User,
+        groups: &[GroupId],
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         insert_user(&mut tx, user).await?;
         for g in groups {

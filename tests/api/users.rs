@@ -1,7 +1,6 @@
 //! `/users`: create, read, update, delete, list.
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::helpers::*;
 
