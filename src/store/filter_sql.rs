@@ -47,6 +47,45 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// Folds a value the way the dialect's `lower()` folds a column: ASCII only on
+    /// SQLite, full Unicode on PostgreSQL (in a UTF-8 database with a non-`C` ctype).
+    pub fn fold(self, s: &str) -> String {
+        match self {
+            Dialect::Sqlite => s.to_ascii_lowercase(),
+            Dialect::Postgres => s.to_lowercase(),
+        }
+    }
+
+    /// The `COLLATE` suffix that makes text compare and sort in byte order (empty on
+    /// SQLite, where that is the default).
+    pub fn byte_order(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
+    /// A `LIKE ... ESCAPE '\'` pattern for `s`, folded, with `%`, `_` and `\` escaped;
+    /// `prefix`/`suffix` add the leading/trailing `%`.
+    pub fn like_pattern(self, s: &str, prefix: bool, suffix: bool) -> String {
+        let mut p = String::with_capacity(s.len() + 2);
+        if prefix {
+            p.push('%');
+        }
+        for c in self.fold(s).chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        if suffix {
+            p.push('%');
+        }
+        p
+    }
+}
+
 /// A value to bind, in placeholder order (`$1` is `params[0]`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -198,35 +237,16 @@ impl Writer<'_> {
     }
 
     fn collate(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " COLLATE \"C\"",
-        }
+        self.dialect.byte_order()
     }
 
     /// Case folding that matches the dialect's `lower()`.
     fn fold(&self, s: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => s.to_ascii_lowercase(),
-            Dialect::Postgres => s.to_lowercase(),
-        }
+        self.dialect.fold(s)
     }
 
     fn like_pattern(&self, s: &str, prefix: bool, suffix: bool) -> String {
-        let mut p = String::with_capacity(s.len() + 2);
-        if prefix {
-            p.push('%');
-        }
-        for c in self.fold(s).chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                p.push('\\');
-            }
-            p.push(c);
-        }
-        if suffix {
-            p.push('%');
-        }
-        p
+        self.dialect.like_pattern(s, prefix, suffix)
     }
 
     fn expr(&mut self, e: &Expr) -> String {

@@ -8,6 +8,7 @@
 //! signature, and nothing here knows about HTTP.
 
 pub mod filter_sql;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

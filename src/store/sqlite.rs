@@ -9,17 +9,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
 
-use super::filter_sql::{self, Columns, Dialect, SqlValue};
+use super::filter_sql::{Dialect, SqlValue};
+use super::sql::{
+    self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
+};
 use super::{
-    GroupColumns, GroupScope, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse, StateChange,
-    Store, StoreError, StoreResult, StoredKey, UniqueField, UserColumns, UserScope,
+    GroupScope, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse, StateChange, Store,
+    StoreError, StoreResult, StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -76,9 +78,7 @@ impl SqliteStore {
     }
 }
 
-type Param = SqlValue;
-
-fn bind_all(params: &[Param]) -> SqliteArguments<'_> {
+fn bind_all(params: &[SqlValue]) -> SqliteArguments<'_> {
     let mut args = SqliteArguments::default();
     for p in params {
         // Adding a plain value argument to SQLite cannot fail.
@@ -91,77 +91,6 @@ fn bind_all(params: &[Param]) -> SqliteArguments<'_> {
         };
     }
     args
-}
-
-/// Pushes a parameter and returns its `$N` placeholder.
-fn push(params: &mut Vec<Param>, p: Param) -> String {
-    params.push(p);
-    format!("${}", params.len())
-}
-
-/// Placeholders for a list of group ids, e.g. `$3, $4`.
-fn push_ids(params: &mut Vec<Param>, ids: &[GroupId]) -> String {
-    ids.iter()
-        .map(|id| push(params, Param::Text(id.to_string())))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.
-fn contains_pattern(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    // SQLite's lower() folds ASCII only; fold the pattern the same way.
-    for c in q.to_ascii_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-fn unique_or(e: sqlx::Error, field: UniqueField) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Unique(field);
-        }
-        if db.is_foreign_key_violation() {
-            return StoreError::NotFound;
-        }
-    }
-    e.into()
-}
-
-fn fk_or(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_foreign_key_violation() {
-            return StoreError::NotFound;
-        }
-    }
-    e.into()
-}
-
-const USER_COLUMNS: &str = "u.id, u.username, u.email, u.first_name, u.last_name, u.timezone, \
-    u.language, u.custom, u.provider_type, u.password_hash, u.password_change_frequency, \
-    u.password_expirable, u.suspended, u.locked, u.password_reset_required, \
-    u.opt_out_of_notifications, u.created, u.modified, u.last_login, u.last_failed_login, \
-    u.expiry, u.password_changed, u.failed_login_attempts, u.failed_since_success, \
-    u.successful_login_attempts, u.token_version";
-
-const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created, g.modified, \
-    (SELECT COUNT(*) FROM group_members gm WHERE gm.group_id = g.id) AS user_count, \
-    (SELECT COUNT(*) FROM group_children gcc WHERE gcc.parent_id = g.id) AS child_group_count";
-
-fn parse_uuid<T>(s: &str, wrap: fn(uuid::Uuid) -> T) -> Result<T, sqlx::Error> {
-    uuid::Uuid::parse_str(s)
-        .map(wrap)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn parse_custom(s: &str) -> Map<String, Value> {
-    serde_json::from_str(s).unwrap_or_default()
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
@@ -212,23 +141,19 @@ fn group_from_row(row: &SqliteRow) -> Result<Group, sqlx::Error> {
     })
 }
 
-fn custom_text(custom: &Map<String, Value>) -> String {
-    serde_json::to_string(custom).unwrap_or_else(|_| "{}".to_owned())
-}
-
 /// Inserts the identifier keys of a user, naming which field collided.
 async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
     let id = user.id.to_string();
     let username_key = name_key(&user.username);
     let email_key = name_key(&user.email);
-    sqlx::query("INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)")
+    sqlx::query(sql::INSERT_IDENTIFIER)
         .bind(&username_key)
         .bind(&id)
         .execute(&mut *conn)
         .await
         .map_err(|e| unique_or(e, UniqueField::Username))?;
     if email_key != username_key {
-        sqlx::query("INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)")
+        sqlx::query(sql::INSERT_IDENTIFIER)
             .bind(&email_key)
             .bind(&id)
             .execute(&mut *conn)
@@ -240,42 +165,32 @@ async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreRe
 
 /// Inserts a user row and its identifier keys.
 async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
-             custom, provider_type, password_hash, password_change_frequency, password_expirable, \
-             suspended, locked, password_reset_required, opt_out_of_notifications, created, \
-             modified, expiry, password_changed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20)",
-    )
-    .bind(user.id.to_string())
-    .bind(&user.username)
-    .bind(&user.email)
-    .bind(&user.first_name)
-    .bind(&user.last_name)
-    .bind(&user.timezone)
-    .bind(&user.language)
-    .bind(custom_text(&user.custom))
-    .bind(user.provider.as_str())
-    .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
-    .bind(user.password_change_frequency)
-    .bind(user.password_expirable)
-    .bind(user.suspended)
-    .bind(user.locked)
-    .bind(user.password_reset_flag)
-    .bind(user.opt_out_of_notifications)
-    .bind(user.created)
-    .bind(user.modified)
-    .bind(user.expiry)
-    .bind(user.password_changed)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| unique_or(e, UniqueField::Username))?;
+    sqlx::query(sql::INSERT_USER)
+        .bind(user.id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.timezone)
+        .bind(&user.language)
+        .bind(custom_text(&user.custom))
+        .bind(user.provider.as_str())
+        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
+        .bind(user.password_change_frequency)
+        .bind(user.password_expirable)
+        .bind(user.suspended)
+        .bind(user.locked)
+        .bind(user.password_reset_flag)
+        .bind(user.opt_out_of_notifications)
+        .bind(user.created)
+        .bind(user.modified)
+        .bind(user.expiry)
+        .bind(user.password_changed)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique_or(e, UniqueField::Username))?;
     insert_identifiers(conn, user).await
 }
-
-const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, secret_hash, user_id, \
-    created, created_by, modified, modified_by";
 
 fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
     let opt_user = |v: Option<String>| v.and_then(|s| UserId::parse(&s));
@@ -301,7 +216,10 @@ impl SqliteStore {
         column: &'static str,
         value: &str,
     ) -> StoreResult<Option<ApiKey>> {
-        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {column} = $1");
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE {column} = $1",
+            sql::API_KEY_COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(value)
             .fetch_optional(&self.reader)
@@ -312,37 +230,28 @@ impl SqliteStore {
 
 /// Whether `user` is, directly or through child groups, in System Administrators.
 async fn is_admin(conn: &mut SqliteConnection, user: UserId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
-         ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id = $2)",
-    )
-    .bind(user.to_string())
-    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(sqlx::query_scalar(sql::IS_ADMIN)
+        .bind(user.to_string())
+        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Whether `group` is System Administrators or lies below it.
 async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
-    )
-    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-    .bind(group.to_string())
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(sqlx::query_scalar(sql::IS_UNDER)
+        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+        .bind(group.to_string())
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Refuses the transaction if System Administrators has no active member left.
 async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
-    let left: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM group_closure c JOIN group_members m \
-         ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
-         WHERE c.ancestor_id = $1 AND u.suspended = 0)",
-    )
-    .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
+    let left: bool = sqlx::query_scalar(sql::ADMIN_LEFT)
+        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
     if left {
         Ok(())
     } else {
@@ -365,106 +274,40 @@ async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> S
     below.sort();
     below.dedup();
     for d in &below {
-        sqlx::query("DELETE FROM group_closure WHERE descendant_id = $1 AND ancestor_id <> $1")
+        sqlx::query(sql::CLEAR_ANCESTORS)
             .bind(d)
             .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "WITH RECURSIVE up(a) AS ( \
-                SELECT parent_id FROM group_children WHERE child_id = $1 \
-                UNION SELECT gc.parent_id FROM group_children gc JOIN up ON gc.child_id = up.a) \
-             INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) SELECT a, $1 FROM up",
-        )
-        .bind(d)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(sql::INSERT_ANCESTORS)
+            .bind(d)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
-/// `WHERE` terms and `ORDER BY` for a list's `q`, filter and ordering.
-fn list_terms(
-    query: &ListQuery,
-    cols: &dyn Columns,
-    q_columns: &[&str],
-    default_order: &str,
-    tie: &str,
-    wheres: &mut Vec<String>,
-    params: &mut Vec<Param>,
-) -> String {
-    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-        let p = push(params, Param::Text(contains_pattern(q)));
-        let any: Vec<String> = q_columns
-            .iter()
-            .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
-            .collect();
-        wheres.push(format!("({})", any.join(" OR ")));
+/// Counts the matches of a list, then fetches one page of them.
+async fn fetch_page<T>(
+    pool: &SqlitePool,
+    mut list: ListSql,
+    page: super::PageRequest,
+    map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<Page<T>> {
+    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(&list.params))
+        .fetch_one(pool)
+        .await?;
+    if i64::from(page.index) * i64::from(page.size) >= total {
+        return Ok(Page {
+            items: Vec::new(),
+            total,
+        });
     }
-    if let Some(filter) = &query.filter {
-        wheres.push(filter_sql::translate(
-            filter,
-            cols,
-            Dialect::Sqlite,
-            &query.ctx,
-            params,
-        ));
-    }
-    let order = filter_sql::order_by_sql(&query.order, cols, Dialect::Sqlite, params);
-    if order.is_empty() {
-        format!("{default_order}, {tie} ASC")
-    } else {
-        format!("{order}, {tie} ASC")
-    }
-}
-
-/// A paged list query under construction: `with` is a CTE prefix or empty, `wheres`
-/// are ANDed, `params` are bound to the `$N` placeholders in order.
-struct ListSql {
-    select: &'static str,
-    from: &'static str,
-    with: String,
-    wheres: Vec<String>,
-    order: String,
-    params: Vec<Param>,
-}
-
-impl ListSql {
-    /// Counts the matches, then fetches one page of them.
-    async fn fetch<T>(
-        mut self,
-        pool: &SqlitePool,
-        page: super::PageRequest,
-        map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
-    ) -> StoreResult<Page<T>> {
-        let filter = if self.wheres.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.wheres.join(" AND "))
-        };
-        let (with, from) = (&self.with, self.from);
-        let count_sql = format!("{with} SELECT COUNT(*) FROM {from}{filter}");
-        let total: i64 = sqlx::query_scalar_with(&count_sql, bind_all(&self.params))
-            .fetch_one(pool)
-            .await?;
-        let offset = i64::from(page.index) * i64::from(page.size);
-        if offset >= total {
-            return Ok(Page {
-                items: Vec::new(),
-                total,
-            });
-        }
-        let limit = push(&mut self.params, Param::Int(i64::from(page.size)));
-        let off = push(&mut self.params, Param::Int(offset));
-        let sql = format!(
-            "{with} SELECT {} FROM {from}{filter} ORDER BY {} LIMIT {limit} OFFSET {off}",
-            self.select, self.order
-        );
-        let rows = sqlx::query_with(&sql, bind_all(&self.params))
-            .fetch_all(pool)
-            .await?;
-        let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { items, total })
-    }
+    let text = list.page_sql(page);
+    let rows = sqlx::query_with(&text, bind_all(&list.params))
+        .fetch_all(pool)
+        .await?;
+    let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page { items, total })
 }
 
 #[async_trait]
@@ -477,23 +320,18 @@ impl Store for SqliteStore {
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let id = SYSTEM_ADMINISTRATORS_ID.to_string();
-        sqlx::query(
-            "INSERT OR IGNORE INTO groups (id, name, name_key, description, type, custom, created, modified) \
-             VALUES ($1, $2, $3, $4, 'sys', '{}', $5, $5)",
-        )
-        .bind(&id)
-        .bind(SYSTEM_ADMINISTRATORS_NAME)
-        .bind(name_key(SYSTEM_ADMINISTRATORS_NAME))
-        .bind("Members may call every endpoint.")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)",
-        )
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_SYSTEM_GROUP)
+            .bind(&id)
+            .bind(SYSTEM_ADMINISTRATORS_NAME)
+            .bind(name_key(SYSTEM_ADMINISTRATORS_NAME))
+            .bind("Members may call every endpoint.")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::INSERT_SELF_CLOSURE)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -508,7 +346,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
-            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+            sqlx::query(sql::INSERT_MEMBER)
                 .bind(g.to_string())
                 .bind(user.id.to_string())
                 .execute(&mut *tx)
@@ -520,8 +358,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-        let row = sqlx::query(&sql)
+        let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
+        let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
@@ -539,25 +377,21 @@ impl Store for SqliteStore {
 
     async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, \
-             timezone = $6, language = $7, custom = $8, password_change_frequency = $9, \
-             opt_out_of_notifications = $10, expiry = $11, modified = $12 WHERE id = $1",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&user.timezone)
-        .bind(&user.language)
-        .bind(custom_text(&user.custom))
-        .bind(user.password_change_frequency)
-        .bind(user.opt_out_of_notifications)
-        .bind(user.expiry)
-        .bind(user.modified)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(sql::UPDATE_USER_PROFILE)
+            .bind(user.id.to_string())
+            .bind(&user.username)
+            .bind(&user.email)
+            .bind(&user.first_name)
+            .bind(&user.last_name)
+            .bind(&user.timezone)
+            .bind(&user.language)
+            .bind(custom_text(&user.custom))
+            .bind(user.password_change_frequency)
+            .bind(user.opt_out_of_notifications)
+            .bind(user.expiry)
+            .bind(user.modified)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -572,19 +406,16 @@ impl Store for SqliteStore {
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $2, password_changed = $3, modified = $3, \
-             password_reset_required = 0, token_version = token_version + 1 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(&hash.0)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(sql::SET_PASSWORD)
+            .bind(id.to_string())
+            .bind(&hash.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1")
+        sqlx::query(sql::REVOKE_USER_TOKENS)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -598,16 +429,10 @@ impl Store for SqliteStore {
         change: StateChange,
         now: Millis,
     ) -> StoreResult<()> {
-        let set = match change {
-            StateChange::Suspend => "suspended = 1",
-            StateChange::Unsuspend => "suspended = 0",
-            StateChange::Unlock => "locked = 0, failed_since_success = 0",
-            StateChange::ForcePasswordReset => "password_reset_required = 1",
-            StateChange::SetPasswordToExpirable => "password_expirable = 1",
-        };
+        let set = sql::state_change_set(change);
         let mut tx = self.writer.begin().await?;
-        let sql = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
-        let done = sqlx::query(&sql)
+        let text = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
+        let done = sqlx::query(&text)
             .bind(id.to_string())
             .bind(now)
             .execute(&mut *tx)
@@ -631,34 +456,26 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let done = match outcome {
             LoginOutcome::Success => {
-                sqlx::query(
-                    "UPDATE users SET last_login = $2, successful_login_attempts = \
-                     successful_login_attempts + 1, failed_since_success = 0 WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
+                sqlx::query(sql::RECORD_LOGIN_SUCCESS)
+                    .bind(id.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
             }
             LoginOutcome::Failure { lock_after } => {
-                sqlx::query(
-                    "UPDATE users SET last_failed_login = $2, failed_login_attempts = \
-                     failed_login_attempts + 1, failed_since_success = failed_since_success + 1, \
-                     locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN 1 ELSE locked END \
-                     WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(now)
-                .bind(i64::from(lock_after))
-                .execute(&mut *tx)
-                .await?
+                sqlx::query(sql::RECORD_LOGIN_FAILURE)
+                    .bind(id.to_string())
+                    .bind(now)
+                    .bind(i64::from(lock_after))
+                    .execute(&mut *tx)
+                    .await?
             }
         };
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-        let row = sqlx::query(&sql)
+        let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
+        let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_one(&mut *tx)
             .await?;
@@ -685,86 +502,24 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>> {
-        let mut params = Vec::new();
-        let mut wheres = Vec::new();
-        let mut with = String::new();
-        match scope {
-            UserScope::All => {}
-            UserScope::MembersOf {
-                group,
-                inherited: false,
-                ..
-            } => {
-                let g = push(&mut params, Param::Text(group.to_string()));
-                wheres.push(format!(
-                    "u.id IN (SELECT user_id FROM group_members WHERE group_id = {g})"
-                ));
-            }
-            UserScope::MembersOf {
-                group,
-                inherited: true,
-                excluded,
-            } if excluded.is_empty() => {
-                let g = push(&mut params, Param::Text(group.to_string()));
-                wheres.push(format!(
-                    "u.id IN (SELECT m.user_id FROM group_closure c JOIN group_members m \
-                     ON m.group_id = c.descendant_id WHERE c.ancestor_id = {g})"
-                ));
-            }
-            UserScope::MembersOf {
-                group, excluded, ..
-            } => {
-                let g = push(&mut params, Param::Text(group.to_string()));
-                let x = push_ids(&mut params, excluded);
-                with = format!(
-                    "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
-                     FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
-                     WHERE gc.child_id NOT IN ({x}))"
-                );
-                wheres.push(
-                    "u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id IN (SELECT id FROM reach))"
-                        .to_owned(),
-                );
-            }
-        }
-        let order = list_terms(
-            query,
-            &UserColumns,
-            &["u.username", "u.email", "u.first_name", "u.last_name"],
-            "lower(u.username) ASC",
-            "u.id",
-            &mut wheres,
-            &mut params,
-        );
-        ListSql {
-            select: USER_COLUMNS,
-            from: "users u",
-            with,
-            wheres,
-            order,
-            params,
-        }
-        .fetch(&self.reader, query.page, user_from_row)
-        .await
+        let list = ListSql::users(scope, query, Dialect::Sqlite);
+        fetch_page(&self.reader, list, query.page, user_from_row).await
     }
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO groups (id, name, name_key, description, type, custom, created, modified) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(group.id.to_string())
-        .bind(&group.name)
-        .bind(name_key(&group.name))
-        .bind(&group.description)
-        .bind(group.kind.as_str())
-        .bind(custom_text(&group.custom))
-        .bind(group.created)
-        .bind(group.modified)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::GroupName))?;
+        sqlx::query(sql::INSERT_GROUP)
+            .bind(group.id.to_string())
+            .bind(&group.name)
+            .bind(name_key(&group.name))
+            .bind(&group.description)
+            .bind(group.kind.as_str())
+            .bind(custom_text(&group.custom))
+            .bind(group.created)
+            .bind(group.modified)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_or(e, UniqueField::GroupName))?;
         sqlx::query("INSERT INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)")
             .bind(group.id.to_string())
             .execute(&mut *tx)
@@ -774,8 +529,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
-        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = $1");
-        let row = sqlx::query(&sql)
+        let text = format!(
+            "SELECT {} FROM groups g WHERE g.id = $1",
+            sql::GROUP_COLUMNS
+        );
+        let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
@@ -791,19 +549,16 @@ impl Store for SqliteStore {
     }
 
     async fn update_group(&self, group: &Group) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE groups SET name = $2, name_key = $3, description = $4, custom = $5, \
-             modified = $6 WHERE id = $1",
-        )
-        .bind(group.id.to_string())
-        .bind(&group.name)
-        .bind(name_key(&group.name))
-        .bind(&group.description)
-        .bind(custom_text(&group.custom))
-        .bind(group.modified)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::GroupName))?;
+        let done = sqlx::query(sql::UPDATE_GROUP)
+            .bind(group.id.to_string())
+            .bind(&group.name)
+            .bind(name_key(&group.name))
+            .bind(&group.description)
+            .bind(custom_text(&group.custom))
+            .bind(group.modified)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| unique_or(e, UniqueField::GroupName))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -834,103 +589,15 @@ impl Store for SqliteStore {
     }
 
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>> {
-        let mut params = Vec::new();
-        let mut wheres = Vec::new();
-        let mut with = String::new();
-        match scope {
-            GroupScope::All => {}
-            GroupScope::OfUser {
-                user,
-                inherited,
-                excluded,
-            } => {
-                let u = push(&mut params, Param::Text(user.to_string()));
-                if excluded.is_empty() {
-                    wheres.push(if *inherited {
-                        format!(
-                            "g.id IN (SELECT c.ancestor_id FROM group_members m JOIN group_closure c \
-                             ON c.descendant_id = m.group_id WHERE m.user_id = {u})"
-                        )
-                    } else {
-                        format!("g.id IN (SELECT group_id FROM group_members WHERE user_id = {u})")
-                    });
-                } else {
-                    let x = push_ids(&mut params, excluded);
-                    if *inherited {
-                        with = format!(
-                            "WITH RECURSIVE reach(id) AS (SELECT group_id FROM group_members \
-                             WHERE user_id = {u} AND group_id NOT IN ({x}) UNION SELECT gc.parent_id \
-                             FROM group_children gc JOIN reach r ON gc.child_id = r.id \
-                             WHERE gc.parent_id NOT IN ({x}))"
-                        );
-                        wheres.push("g.id IN (SELECT id FROM reach)".to_owned());
-                    } else {
-                        wheres.push(format!(
-                            "g.id IN (SELECT group_id FROM group_members WHERE user_id = {u}) \
-                             AND g.id NOT IN ({x})"
-                        ));
-                    }
-                }
-            }
-            GroupScope::ChildrenOf {
-                group,
-                inherited,
-                include_self,
-                excluded,
-            } => {
-                let g = push(&mut params, Param::Text(group.to_string()));
-                let set = if !*inherited {
-                    let x = if excluded.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" AND child_id NOT IN ({})", push_ids(&mut params, excluded))
-                    };
-                    format!("SELECT child_id FROM group_children WHERE parent_id = {g}{x}")
-                } else if excluded.is_empty() {
-                    format!("SELECT descendant_id FROM group_closure WHERE ancestor_id = {g}")
-                } else {
-                    let x = push_ids(&mut params, excluded);
-                    with = format!(
-                        "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
-                         FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
-                         WHERE gc.child_id NOT IN ({x}))"
-                    );
-                    "SELECT id FROM reach".to_owned()
-                };
-                let own = if *include_self {
-                    format!("(g.id IN ({set}) OR g.id = {g})")
-                } else {
-                    format!("(g.id IN ({set}) AND g.id <> {g})")
-                };
-                wheres.push(own);
-            }
-        }
-        let order = list_terms(
-            query,
-            &GroupColumns,
-            &["g.name"],
-            "lower(g.name) ASC",
-            "g.id",
-            &mut wheres,
-            &mut params,
-        );
-        ListSql {
-            select: GROUP_COLUMNS,
-            from: "groups g",
-            with,
-            wheres,
-            order,
-            params,
-        }
-        .fetch(&self.reader, query.page, group_from_row)
-        .await
+        let list = ListSql::groups(scope, query, Dialect::Sqlite);
+        fetch_page(&self.reader, list, query.page, group_from_row).await
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let g = group.to_string();
         for u in users {
-            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+            sqlx::query(sql::INSERT_MEMBER)
                 .bind(&g)
                 .bind(u.to_string())
                 .execute(&mut *tx)
@@ -962,13 +629,13 @@ impl Store for SqliteStore {
         if groups.is_empty() {
             return Ok(false);
         }
-        let mut params = vec![Param::Text(user.to_string())];
+        let mut params = vec![SqlValue::Text(user.to_string())];
         let set = push_ids(&mut params, groups);
-        let sql = format!(
+        let text = format!(
             "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
              ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
         );
-        Ok(sqlx::query_scalar_with(&sql, bind_all(&params))
+        Ok(sqlx::query_scalar_with(&text, bind_all(&params))
             .fetch_one(&self.reader)
             .await?)
     }
@@ -981,18 +648,17 @@ impl Store for SqliteStore {
             if *child == parent {
                 return Err(StoreError::Cycle);
             }
-            let cycle: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
-            )
-            .bind(&c)
-            .bind(&p)
-            .fetch_one(&mut *tx)
-            .await?;
+            let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
+                .bind(&c)
+                .bind(&p)
+                .fetch_one(&mut *tx)
+                .await?;
             if cycle {
                 return Err(StoreError::Cycle);
             }
             let added = sqlx::query(
-                "INSERT OR IGNORE INTO group_children (parent_id, child_id) VALUES ($1, $2)",
+                "INSERT INTO group_children (parent_id, child_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(&p)
             .bind(&c)
@@ -1002,15 +668,11 @@ impl Store for SqliteStore {
             if added.rows_affected() == 0 {
                 continue;
             }
-            sqlx::query(
-                "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) \
-                 SELECT a.ancestor_id, d.descendant_id FROM group_closure a, group_closure d \
-                 WHERE a.descendant_id = $1 AND d.ancestor_id = $2",
-            )
-            .bind(&p)
-            .bind(&c)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::EXTEND_CLOSURE)
+                .bind(&p)
+                .bind(&c)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1036,19 +698,16 @@ impl Store for SqliteStore {
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family, user_id, scope, created, expires) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.token_hash)
-        .bind(&t.family)
-        .bind(t.user_id.to_string())
-        .bind(&t.scope)
-        .bind(t.created)
-        .bind(t.expires)
-        .execute(&self.writer)
-        .await
-        .map_err(fk_or)?;
+        sqlx::query(sql::INSERT_REFRESH_TOKEN)
+            .bind(&t.token_hash)
+            .bind(&t.family)
+            .bind(t.user_id.to_string())
+            .bind(&t.scope)
+            .bind(t.created)
+            .bind(t.expires)
+            .execute(&self.writer)
+            .await
+            .map_err(fk_or)?;
         Ok(())
     }
 
@@ -1071,7 +730,7 @@ impl Store for SqliteStore {
             return Ok(RefreshUse::Invalid);
         }
         if used {
-            sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
+            sqlx::query(sql::REVOKE_FAMILY)
                 .bind(&family)
                 .execute(&mut *tx)
                 .await?;
@@ -1089,7 +748,7 @@ impl Store for SqliteStore {
         if token.expires <= now {
             return Ok(RefreshUse::Invalid);
         }
-        sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1")
+        sqlx::query("UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&mut *tx)
             .await?;
@@ -1106,33 +765,29 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
-            sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
+            sqlx::query(sql::INSERT_MEMBER)
                 .bind(g.to_string())
                 .bind(user.id.to_string())
                 .execute(&mut *tx)
                 .await
                 .map_err(fk_or)?;
         }
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, name_key, description, enabled, client_id, \
-             secret_hash, user_id, created, created_by, modified, modified_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(key.id.to_string())
-        .bind(&key.name)
-        .bind(name_key(&key.name))
-        .bind(&key.description)
-        .bind(key.enabled)
-        .bind(&key.client_id)
-        .bind(&key.secret_hash)
-        .bind(key.user_id.to_string())
-        .bind(key.created)
-        .bind(key.created_by.map(|u| u.to_string()))
-        .bind(key.modified)
-        .bind(key.modified_by.map(|u| u.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
+        sqlx::query(sql::INSERT_API_KEY)
+            .bind(key.id.to_string())
+            .bind(&key.name)
+            .bind(name_key(&key.name))
+            .bind(&key.description)
+            .bind(key.enabled)
+            .bind(&key.client_id)
+            .bind(&key.secret_hash)
+            .bind(key.user_id.to_string())
+            .bind(key.created)
+            .bind(key.created_by.map(|u| u.to_string()))
+            .bind(key.modified)
+            .bind(key.modified_by.map(|u| u.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
         tx.commit().await?;
         Ok(())
     }
@@ -1150,34 +805,22 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, page: super::PageRequest) -> StoreResult<Page<ApiKey>> {
-        ListSql {
-            select: API_KEY_COLUMNS,
-            from: "api_keys",
-            with: String::new(),
-            wheres: Vec::new(),
-            order: "name_key ASC, id ASC".to_owned(),
-            params: Vec::new(),
-        }
-        .fetch(&self.reader, page, api_key_from_row)
-        .await
+        fetch_page(&self.reader, ListSql::api_keys(), page, api_key_from_row).await
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET name = $2, name_key = $3, description = $4, enabled = $5, \
-             modified = $6, modified_by = $7 WHERE id = $1",
-        )
-        .bind(key.id.to_string())
-        .bind(&key.name)
-        .bind(name_key(&key.name))
-        .bind(&key.description)
-        .bind(key.enabled)
-        .bind(key.modified)
-        .bind(key.modified_by.map(|u| u.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
+        let done = sqlx::query(sql::UPDATE_API_KEY)
+            .bind(key.id.to_string())
+            .bind(&key.name)
+            .bind(name_key(&key.name))
+            .bind(&key.description)
+            .bind(key.enabled)
+            .bind(key.modified)
+            .bind(key.modified_by.map(|u| u.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

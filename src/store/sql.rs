@@ -1,0 +1,479 @@
+//! SQL text and query building shared by the SQLite and PostgreSQL stores.
+//!
+//! Role: hold the statements that read the same on both databases (column lists, the
+//! long inserts and updates, the checks behind the group and administrator invariants)
+//! and build the paged list queries, so the two stores cannot drift apart on what a
+//! list means. Where the dialects differ the builders take a [`Dialect`], as
+//! [`filter_sql`] does. Booleans are written `TRUE`/`FALSE` and conflicts
+//! `ON CONFLICT DO NOTHING`, which both databases accept.
+//!
+//! It must not execute SQL or name a driver type: each store binds [`SqlValue`]s and
+//! runs the text with its own pool, and maps its own rows.
+
+use serde_json::{Map, Value};
+
+use super::filter_sql::{self, Columns, Dialect, SqlValue};
+use super::{
+    GroupColumns, GroupScope, ListQuery, PageRequest, StoreError, UniqueField, UserColumns,
+    UserScope,
+};
+use crate::domain::ids::GroupId;
+
+/// The user columns every user read selects (table alias `u`).
+pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.first_name, u.last_name, \
+    u.timezone, u.language, u.custom, u.provider_type, u.password_hash, \
+    u.password_change_frequency, u.password_expirable, u.suspended, u.locked, \
+    u.password_reset_required, u.opt_out_of_notifications, u.created, u.modified, \
+    u.last_login, u.last_failed_login, u.expiry, u.password_changed, u.failed_login_attempts, \
+    u.failed_since_success, u.successful_login_attempts, u.token_version";
+
+/// The group columns every group read selects (alias `g`), with the direct counts.
+pub(crate) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, \
+    g.created, g.modified, \
+    (SELECT COUNT(*) FROM group_members gm WHERE gm.group_id = g.id) AS user_count, \
+    (SELECT COUNT(*) FROM group_children gcc WHERE gcc.parent_id = g.id) AS child_group_count";
+
+/// The API key columns.
+pub(crate) const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, \
+    secret_hash, user_id, created, created_by, modified, modified_by";
+
+/// `$1` id, `$2` username, `$3` email, `$4` first name, `$5` last name, `$6` timezone,
+/// `$7` language, `$8` custom, `$9` provider, `$10` password hash, `$11` change
+/// frequency, `$12` expirable, `$13` suspended, `$14` locked, `$15` reset required,
+/// `$16` opt-out, `$17` created, `$18` modified, `$19` expiry, `$20` password changed.
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, username, email, first_name, \
+    last_name, timezone, language, custom, provider_type, password_hash, \
+    password_change_frequency, password_expirable, suspended, locked, password_reset_required, \
+    opt_out_of_notifications, created, modified, expiry, password_changed) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+    $19, $20)";
+
+/// `$1` key, `$2` user id.
+pub(crate) const INSERT_IDENTIFIER: &str =
+    "INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)";
+
+/// `$1` group, `$2` user; an existing membership is left as it is.
+pub(crate) const INSERT_MEMBER: &str =
+    "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// `$1` id, then the profile fields in the order of the `SET` list.
+pub(crate) const UPDATE_USER_PROFILE: &str = "UPDATE users SET username = $2, email = $3, \
+    first_name = $4, last_name = $5, timezone = $6, language = $7, custom = $8, \
+    password_change_frequency = $9, opt_out_of_notifications = $10, expiry = $11, \
+    modified = $12 WHERE id = $1";
+
+/// `$1` id, `$2` hash, `$3` now. Bumping `token_version` ends every earlier token.
+pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
+    password_changed = $3, modified = $3, password_reset_required = FALSE, \
+    token_version = token_version + 1 WHERE id = $1";
+
+/// `$1` id, `$2` now.
+pub(crate) const RECORD_LOGIN_SUCCESS: &str = "UPDATE users SET last_login = $2, \
+    successful_login_attempts = successful_login_attempts + 1, failed_since_success = 0 \
+    WHERE id = $1";
+
+/// `$1` id, `$2` now, `$3` failures that lock (0 = never).
+pub(crate) const RECORD_LOGIN_FAILURE: &str = "UPDATE users SET last_failed_login = $2, \
+    failed_login_attempts = failed_login_attempts + 1, \
+    failed_since_success = failed_since_success + 1, \
+    locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN TRUE ELSE locked END \
+    WHERE id = $1";
+
+/// The `SET` list of a status change (fixed text, never client input).
+pub(crate) fn state_change_set(change: super::StateChange) -> &'static str {
+    use super::StateChange;
+    match change {
+        StateChange::Suspend => "suspended = TRUE",
+        StateChange::Unsuspend => "suspended = FALSE",
+        StateChange::Unlock => "locked = FALSE, failed_since_success = 0",
+        StateChange::ForcePasswordReset => "password_reset_required = TRUE",
+        StateChange::SetPasswordToExpirable => "password_expirable = TRUE",
+    }
+}
+
+/// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` type, `$6` custom,
+/// `$7` created, `$8` modified.
+pub(crate) const INSERT_GROUP: &str = "INSERT INTO groups (id, name, name_key, description, \
+    type, custom, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` custom, `$6` modified.
+pub(crate) const UPDATE_GROUP: &str = "UPDATE groups SET name = $2, name_key = $3, \
+    description = $4, custom = $5, modified = $6 WHERE id = $1";
+
+/// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` now; does nothing if the
+/// group exists.
+pub(crate) const INSERT_SYSTEM_GROUP: &str = "INSERT INTO groups (id, name, name_key, \
+    description, type, custom, created, modified) VALUES ($1, $2, $3, $4, 'sys', '{}', $5, $5) \
+    ON CONFLICT DO NOTHING";
+
+/// `$1` group: its reflexive closure row.
+pub(crate) const INSERT_SELF_CLOSURE: &str = "INSERT INTO group_closure (ancestor_id, \
+    descendant_id) VALUES ($1, $1) ON CONFLICT DO NOTHING";
+
+/// `$1` user, `$2` System Administrators: whether the user is in it, directly or not.
+pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m \
+    JOIN group_closure c ON c.descendant_id = m.group_id \
+    WHERE m.user_id = $1 AND c.ancestor_id = $2)";
+
+/// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
+pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
+    WHERE ancestor_id = $1 AND descendant_id = $2)";
+
+/// `$1` System Administrators: whether it still has a member who is not suspended.
+pub(crate) const ADMIN_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM group_closure c \
+    JOIN group_members m ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
+    WHERE c.ancestor_id = $1 AND u.suspended = FALSE)";
+
+/// `$1` parent, `$2` child: closure rows for every (ancestor of parent, descendant of
+/// child) pair, after the edge was added.
+pub(crate) const EXTEND_CLOSURE: &str = "INSERT INTO group_closure (ancestor_id, \
+    descendant_id) SELECT a.ancestor_id, d.descendant_id FROM group_closure a, group_closure d \
+    WHERE a.descendant_id = $1 AND d.ancestor_id = $2 ON CONFLICT DO NOTHING";
+
+/// `$1` group: drops its non-reflexive closure rows before they are recomputed.
+pub(crate) const CLEAR_ANCESTORS: &str =
+    "DELETE FROM group_closure WHERE descendant_id = $1 AND ancestor_id <> $1";
+
+/// `$1` group: recomputes its ancestors from the edges. (`WHERE TRUE` keeps SQLite from
+/// reading `ON CONFLICT` as a join constraint.)
+pub(crate) const INSERT_ANCESTORS: &str = "WITH RECURSIVE up(a) AS ( \
+    SELECT parent_id FROM group_children WHERE child_id = $1 \
+    UNION SELECT gc.parent_id FROM group_children gc JOIN up ON gc.child_id = up.a) \
+    INSERT INTO group_closure (ancestor_id, descendant_id) SELECT a, $1 FROM up WHERE TRUE \
+    ON CONFLICT DO NOTHING";
+
+/// `$1` token hash, `$2` family, `$3` user, `$4` scope, `$5` created, `$6` expires. A
+/// token joining a family that was already revoked (its predecessor was reused while it
+/// was being issued) is stored revoked.
+pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, \
+    family, user_id, scope, created, expires, revoked) SELECT $1, $2, $3, $4, $5, $6, \
+    EXISTS (SELECT 1 FROM refresh_tokens WHERE family = $2 AND revoked)";
+
+/// `$1` family.
+pub(crate) const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1";
+
+/// `$1` user.
+pub(crate) const REVOKE_USER_TOKENS: &str =
+    "UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1";
+
+/// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` enabled, `$6` client id,
+/// `$7` secret hash, `$8` user, `$9` created, `$10` created by, `$11` modified,
+/// `$12` modified by.
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, name, name_key, \
+    description, enabled, client_id, secret_hash, user_id, created, created_by, modified, \
+    modified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` enabled, `$6` modified,
+/// `$7` modified by.
+pub(crate) const UPDATE_API_KEY: &str = "UPDATE api_keys SET name = $2, name_key = $3, \
+    description = $4, enabled = $5, modified = $6, modified_by = $7 WHERE id = $1";
+
+/// Maps a write error: a unique-index hit names `field`, a foreign-key hit means a row
+/// the write refers to is gone.
+pub(crate) fn unique_or(e: sqlx::Error, field: UniqueField) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Unique(field);
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
+    }
+    e.into()
+}
+
+/// Maps a write error: a foreign-key hit means a row the write refers to is gone.
+pub(crate) fn fk_or(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
+    }
+    e.into()
+}
+
+/// Parses a stored id.
+pub(crate) fn parse_uuid<T>(s: &str, wrap: fn(uuid::Uuid) -> T) -> Result<T, sqlx::Error> {
+    uuid::Uuid::parse_str(s)
+        .map(wrap)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Parses a stored `custom` object (an unreadable one reads as empty).
+pub(crate) fn parse_custom(s: &str) -> Map<String, Value> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// Serializes `custom` for storage.
+pub(crate) fn custom_text(custom: &Map<String, Value>) -> String {
+    serde_json::to_string(custom).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Pushes a parameter and returns its `$N` placeholder.
+pub(crate) fn push(params: &mut Vec<SqlValue>, p: SqlValue) -> String {
+    params.push(p);
+    format!("${}", params.len())
+}
+
+/// Placeholders for a list of group ids, e.g. `$3, $4`.
+pub(crate) fn push_ids(params: &mut Vec<SqlValue>, ids: &[GroupId]) -> String {
+    ids.iter()
+        .map(|id| push(params, SqlValue::Text(id.to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A paged list query: `with` is a CTE prefix or empty, `wheres` are ANDed, `params` are
+/// bound to the `$N` placeholders in order.
+#[derive(Debug)]
+pub(crate) struct ListSql {
+    select: &'static str,
+    from: &'static str,
+    with: String,
+    wheres: Vec<String>,
+    order: String,
+    /// The values to bind, in placeholder order.
+    pub(crate) params: Vec<SqlValue>,
+}
+
+impl ListSql {
+    /// `SELECT COUNT(*)` over the matches.
+    pub(crate) fn count_sql(&self) -> String {
+        format!(
+            "{} SELECT COUNT(*) FROM {}{}",
+            self.with,
+            self.from,
+            self.filter()
+        )
+    }
+
+    /// The query for one page; binds the limit and offset.
+    pub(crate) fn page_sql(&mut self, page: PageRequest) -> String {
+        let offset = i64::from(page.index) * i64::from(page.size);
+        let limit = push(&mut self.params, SqlValue::Int(i64::from(page.size)));
+        let off = push(&mut self.params, SqlValue::Int(offset));
+        format!(
+            "{} SELECT {} FROM {}{} ORDER BY {} LIMIT {limit} OFFSET {off}",
+            self.with,
+            self.select,
+            self.from,
+            self.filter(),
+            self.order
+        )
+    }
+
+    fn filter(&self) -> String {
+        if self.wheres.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.wheres.join(" AND "))
+        }
+    }
+
+    /// Every API key, by name.
+    pub(crate) fn api_keys() -> Self {
+        Self {
+            select: API_KEY_COLUMNS,
+            from: "api_keys",
+            with: String::new(),
+            wheres: Vec::new(),
+            order: "name_key ASC, id ASC".to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    /// The users a scope and query select.
+    pub(crate) fn users(scope: &UserScope, query: &ListQuery, dialect: Dialect) -> Self {
+        let mut params = Vec::new();
+        let mut wheres = Vec::new();
+        let mut with = String::new();
+        match scope {
+            UserScope::All => {}
+            UserScope::MembersOf {
+                group,
+                inherited: false,
+                ..
+            } => {
+                let g = push(&mut params, SqlValue::Text(group.to_string()));
+                wheres.push(format!(
+                    "u.id IN (SELECT user_id FROM group_members WHERE group_id = {g})"
+                ));
+            }
+            UserScope::MembersOf {
+                group,
+                inherited: true,
+                excluded,
+            } if excluded.is_empty() => {
+                let g = push(&mut params, SqlValue::Text(group.to_string()));
+                wheres.push(format!(
+                    "u.id IN (SELECT m.user_id FROM group_closure c JOIN group_members m \
+                     ON m.group_id = c.descendant_id WHERE c.ancestor_id = {g})"
+                ));
+            }
+            UserScope::MembersOf {
+                group, excluded, ..
+            } => {
+                let g = push(&mut params, SqlValue::Text(group.to_string()));
+                let x = push_ids(&mut params, excluded);
+                with = format!(
+                    "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
+                     FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
+                     WHERE gc.child_id NOT IN ({x}))"
+                );
+                wheres.push(
+                    "u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id IN (SELECT id FROM reach))"
+                        .to_owned(),
+                );
+            }
+        }
+        let order = list_terms(
+            query,
+            &UserColumns,
+            dialect,
+            &["u.username", "u.email", "u.first_name", "u.last_name"],
+            "lower(u.username)",
+            "u.id",
+            &mut wheres,
+            &mut params,
+        );
+        Self {
+            select: USER_COLUMNS,
+            from: "users u",
+            with,
+            wheres,
+            order,
+            params,
+        }
+    }
+
+    /// The groups a scope and query select.
+    pub(crate) fn groups(scope: &GroupScope, query: &ListQuery, dialect: Dialect) -> Self {
+        let mut params = Vec::new();
+        let mut wheres = Vec::new();
+        let mut with = String::new();
+        match scope {
+            GroupScope::All => {}
+            GroupScope::OfUser {
+                user,
+                inherited,
+                excluded,
+            } => {
+                let u = push(&mut params, SqlValue::Text(user.to_string()));
+                if excluded.is_empty() {
+                    wheres.push(if *inherited {
+                        format!(
+                            "g.id IN (SELECT c.ancestor_id FROM group_members m JOIN group_closure c \
+                             ON c.descendant_id = m.group_id WHERE m.user_id = {u})"
+                        )
+                    } else {
+                        format!("g.id IN (SELECT group_id FROM group_members WHERE user_id = {u})")
+                    });
+                } else {
+                    let x = push_ids(&mut params, excluded);
+                    if *inherited {
+                        with = format!(
+                            "WITH RECURSIVE reach(id) AS (SELECT group_id FROM group_members \
+                             WHERE user_id = {u} AND group_id NOT IN ({x}) UNION SELECT gc.parent_id \
+                             FROM group_children gc JOIN reach r ON gc.child_id = r.id \
+                             WHERE gc.parent_id NOT IN ({x}))"
+                        );
+                        wheres.push("g.id IN (SELECT id FROM reach)".to_owned());
+                    } else {
+                        wheres.push(format!(
+                            "g.id IN (SELECT group_id FROM group_members WHERE user_id = {u}) \
+                             AND g.id NOT IN ({x})"
+                        ));
+                    }
+                }
+            }
+            GroupScope::ChildrenOf {
+                group,
+                inherited,
+                include_self,
+                excluded,
+            } => {
+                let g = push(&mut params, SqlValue::Text(group.to_string()));
+                let set = if !*inherited {
+                    let x = if excluded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" AND child_id NOT IN ({})", push_ids(&mut params, excluded))
+                    };
+                    format!("SELECT child_id FROM group_children WHERE parent_id = {g}{x}")
+                } else if excluded.is_empty() {
+                    format!("SELECT descendant_id FROM group_closure WHERE ancestor_id = {g}")
+                } else {
+                    let x = push_ids(&mut params, excluded);
+                    with = format!(
+                        "WITH RECURSIVE reach(id) AS (SELECT {g} UNION SELECT gc.child_id \
+                         FROM group_children gc JOIN reach r ON gc.parent_id = r.id \
+                         WHERE gc.child_id NOT IN ({x}))"
+                    );
+                    "SELECT id FROM reach".to_owned()
+                };
+                let own = if *include_self {
+                    format!("(g.id IN ({set}) OR g.id = {g})")
+                } else {
+                    format!("(g.id IN ({set}) AND g.id <> {g})")
+                };
+                wheres.push(own);
+            }
+        }
+        let order = list_terms(
+            query,
+            &GroupColumns,
+            dialect,
+            &["g.name"],
+            "lower(g.name)",
+            "g.id",
+            &mut wheres,
+            &mut params,
+        );
+        Self {
+            select: GROUP_COLUMNS,
+            from: "groups g",
+            with,
+            wheres,
+            order,
+            params,
+        }
+    }
+}
+
+/// Adds the `WHERE` terms of a list's `q` and filter, and returns its `ORDER BY`:
+/// the requested order (or `default_key` ascending, in byte order) with `tie` last.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per resource; a struct would only rename the arguments"
+)]
+fn list_terms(
+    query: &ListQuery,
+    cols: &dyn Columns,
+    dialect: Dialect,
+    q_columns: &[&str],
+    default_key: &str,
+    tie: &str,
+    wheres: &mut Vec<String>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        // Folded like the dialect's lower() folds the columns.
+        let p = push(params, SqlValue::Text(dialect.like_pattern(q, true, true)));
+        let any: Vec<String> = q_columns
+            .iter()
+            .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
+            .collect();
+        wheres.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(filter) = &query.filter {
+        wheres.push(filter_sql::translate(
+            filter, cols, dialect, &query.ctx, params,
+        ));
+    }
+    let order = filter_sql::order_by_sql(&query.order, cols, dialect, params);
+    if order.is_empty() {
+        format!("{default_key}{} ASC, {tie} ASC", dialect.byte_order())
+    } else {
+        format!("{order}, {tie} ASC")
+    }
+}
