@@ -18,18 +18,34 @@ use crate::domain::ids::SYSTEM_ADMINISTRATORS_ID;
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
 use crate::service::Services;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
-/// Opens the store named by a database URL.
+/// Opens the store named by a database URL, with the default PostgreSQL pool size.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_pool(url, crate::store::postgres::DEFAULT_POOL_SIZE).await
+}
+
+/// Opens the store named by a database URL: `sqlite:` for [`SqliteStore`],
+/// `postgres://` or `postgresql://` for [`PgStore`] with at most `pool_size` connections
+/// (SQLite ignores it: it has one writer by design).
+pub async fn open_store_with_pool(url: &str, pool_size: u32) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url)
             .await
             .with_context(|| format!("opening the SQLite database {url}"))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("the PostgreSQL backend is not available in this version")
+        let store = PgStore::open_with_pool_size(url, pool_size)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the PostgreSQL database {}",
+                    crate::cli::serve::redact_url(url)
+                )
+            })?;
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://)")
     }
@@ -144,7 +160,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let store = open_store(&config.database_url).await?;
+    let store = open_store_with_pool(&config.database_url, config.database_pool_size).await?;
     let services = Arc::new(Services::start(store, clock, config.settings()).await?);
     bootstrap_admin(&services, config).await?;
     crate::auth::password::warm_up();

@@ -44,6 +44,11 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Most connections one process opens to PostgreSQL (ignored for SQLite). Size it so
+    /// that nodes × pool size stays below the server's `max_connections`.
+    #[arg(long, env = "GATEHOUSE_DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
+
     /// Access-token lifetime in seconds.
     #[arg(long, env = "GATEHOUSE_TOKEN_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(60..=86_400))]
     pub token_ttl_secs: i64,
@@ -87,6 +92,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            database_pool_size: 10,
             token_ttl_secs: 3600,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,

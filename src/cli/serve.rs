@@ -55,7 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Hides a password in a database URL before it is logged.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];

@@ -8,6 +8,7 @@
 //! signature, and nothing here knows about HTTP.
 
 pub mod filter_sql;
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
