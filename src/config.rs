@@ -123,6 +123,43 @@ pub fn test_log_enabled() -> bool {
     v.is_some()
 }
 
+/// The database the integration tests run on, chosen by `GATEHOUSE_TEST_BACKEND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestBackend {
+    /// Unset, empty or `sqlite`: a fresh SQLite file per test.
+    Sqlite,
+    /// `postgres`: a fresh schema per test on the server at `TEST_POSTGRES_URL`
+    /// (default `postgres://postgres@127.0.0.1:5432/test`).
+    Postgres {
+        /// The server and database to create schemas in.
+        url: String,
+    },
+}
+
+/// Reads `GATEHOUSE_TEST_BACKEND` and `TEST_POSTGRES_URL` for the test harness. Any
+/// other backend name is an error, so a typo cannot silently test SQLite instead.
+pub fn test_backend() -> Result<TestBackend, String> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "config.rs is where the environment is read"
+    )]
+    let (backend, url) = (
+        std::env::var("GATEHOUSE_TEST_BACKEND").unwrap_or_default(),
+        std::env::var("TEST_POSTGRES_URL").ok(),
+    );
+    match backend.trim().to_ascii_lowercase().as_str() {
+        "" | "sqlite" => Ok(TestBackend::Sqlite),
+        "postgres" | "postgresql" => Ok(TestBackend::Postgres {
+            url: url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+        }),
+        other => Err(format!(
+            "GATEHOUSE_TEST_BACKEND={other:?}: expected \"sqlite\" or \"postgres\""
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

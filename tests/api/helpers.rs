@@ -1,15 +1,20 @@
 //! The test harness: [`TestApp::spawn`] starts gatehouse on 127.0.0.1:0 with a fresh
-//! SQLite file, a manual clock and a known admin password, and offers request helpers
+//! database, a manual clock and a known admin password, and offers request helpers
 //! named after API actions.
+//!
+//! The database is a fresh SQLite file, or, with `GATEHOUSE_TEST_BACKEND=postgres`, a
+//! fresh schema on the PostgreSQL server at `TEST_POSTGRES_URL` (see [`fresh_database`]).
+//! When PostgreSQL is asked for but unreachable, tests fail rather than skip.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::{Arc, Once};
 
 use gatehouse::clock::ManualClock;
-use gatehouse::config::{Config, Secret};
+use gatehouse::config::{Config, Secret, TestBackend};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::{Connection as _, Executor as _, PgConnection};
 
 /// The bootstrap admin's password in every test app.
 pub const ADMIN_PASSWORD: &str = "Admin-Pass-123";
@@ -55,12 +60,12 @@ impl TestApp {
 
     /// Starts a fresh server after `tweak` adjusts the configuration.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
-        let database_url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let (dir, database_url) = fresh_database().await;
         Self::spawn_on(dir, database_url, ManualClock::new(), tweak).await
     }
 
-    /// Starts a server over an existing database (for restart tests).
+    /// Starts a server over an existing database (for restart tests). The URL names the
+    /// same SQLite file or PostgreSQL schema again.
     pub async fn spawn_on(
         dir: Arc<tempfile::TempDir>,
         database_url: String,
@@ -273,6 +278,82 @@ impl Drop for TestApp {
     }
 }
 
+/// The backend the tests run on; panics on an unknown `GATEHOUSE_TEST_BACKEND`.
+pub fn backend() -> TestBackend {
+    gatehouse::config::test_backend().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Whether the tests run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    matches!(backend(), TestBackend::Postgres { .. })
+}
+
+/// A temporary directory and the URL of an empty database of the test backend: a SQLite
+/// file in that directory, or a new PostgreSQL schema (`gh_<epoch>_<uuid>`) reached
+/// through a URL whose connections use it as their `search_path`.
+pub async fn fresh_database() -> (Arc<tempfile::TempDir>, String) {
+    let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+    let url = match backend() {
+        TestBackend::Sqlite => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+        TestBackend::Postgres { url } => fresh_schema(&url).await,
+    };
+    (dir, url)
+}
+
+/// Swept once per test process, so schemas of earlier runs do not pile up.
+static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Schemas older than this (by the server's clock) belong to finished runs.
+const SCHEMA_MAX_AGE_SECS: i64 = 3600;
+
+async fn connect_server(server: &str) -> PgConnection {
+    PgConnection::connect(server).await.unwrap_or_else(|e| {
+        panic!(
+            "GATEHOUSE_TEST_BACKEND=postgres, but PostgreSQL at {server} is unreachable \
+             (set TEST_POSTGRES_URL, or start the server): {e}"
+        )
+    })
+}
+
+/// Creates a schema and returns `server` with `options=-c search_path=<schema>` added.
+async fn fresh_schema(server: &str) -> String {
+    SWEPT.get_or_init(|| sweep_old_schemas(server)).await;
+    let mut conn = connect_server(server).await;
+    // The server's clock names the schema, so sweeping never compares two clocks.
+    let name: String =
+        sqlx::query_scalar("SELECT 'gh_' || floor(extract(epoch FROM now()))::bigint || '_' || $1")
+            .bind(uuid::Uuid::new_v4().simple().to_string())
+            .fetch_one(&mut conn)
+            .await
+            .expect("a schema name");
+    conn.execute(format!("CREATE SCHEMA {name}").as_str())
+        .await
+        .expect("CREATE SCHEMA");
+    let _ = conn.close().await;
+    let sep = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{sep}options=-c%20search_path%3D{name}")
+}
+
+/// Drops the test schemas of runs that finished (or died) long ago.
+async fn sweep_old_schemas(server: &str) {
+    let mut conn = connect_server(server).await;
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^gh_[0-9]+_[0-9a-f]+$' \
+         AND split_part(nspname, '_', 2)::bigint < extract(epoch FROM now()) - $1",
+    )
+    .bind(SCHEMA_MAX_AGE_SECS)
+    .fetch_all(&mut conn)
+    .await
+    .expect("listing old test schemas");
+    for name in old {
+        // Another process may be sweeping the same schema; either drop is fine.
+        let _ = conn
+            .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+            .await;
+    }
+    let _ = conn.close().await;
+}
+
 /// Percent-encodes a path segment or form value (everything but unreserved characters).
 pub fn enc(s: &str) -> String {
     let mut out = String::new();
@@ -296,7 +377,8 @@ pub struct Resp {
 }
 
 impl Resp {
-    async fn from(r: reqwest::Response) -> Self {
+    /// Reads a response.
+    pub async fn from(r: reqwest::Response) -> Self {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();

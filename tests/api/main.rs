@@ -1,5 +1,6 @@
-//! API tests: the real server on an ephemeral port over a fresh SQLite file per test,
-//! driven over HTTP. One test binary, so the crate links once.
+//! API tests: the real server on an ephemeral port over a fresh database per test (a
+//! SQLite file, or a PostgreSQL schema with `GATEHOUSE_TEST_BACKEND=postgres`), driven
+//! over HTTP. One test binary, so the crate links once.
 
 mod helpers;
 
