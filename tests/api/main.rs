@@ -7,4 +7,5 @@ mod helpers;
 mod auth;
 mod groups;
 mod membership;
+mod multinode;
 mod users;
