@@ -253,7 +253,7 @@ impl Services {
             UserRef::Current => caller.map(|c| c.user.id).ok_or(Error::Unauthenticated),
             UserRef::Key(key) => {
                 if let Some(id) = key.id {
-                    if self.store.get_user(id).await?.is_some() {
+                    if self.store.user_exists(id).await? {
                         return Ok(id);
                     }
                 }
@@ -284,7 +284,7 @@ impl Services {
     /// Finds the id of the group a segment names, if any.
     pub async fn try_resolve_group_id(&self, r: &GroupRef) -> Result<Option<GroupId>> {
         if let Some(id) = r.id {
-            if self.store.get_group(id).await?.is_some() {
+            if self.store.group_exists(id).await? {
                 return Ok(Some(id));
             }
         }

@@ -276,6 +276,37 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// Rows to load in bulk (seeding, migration from another system). Ids are chosen by
+/// the caller; see [`Store::import`] for what happens to rows that already exist.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    /// Users to create.
+    pub users: Vec<User>,
+    /// Groups to create.
+    pub groups: Vec<Group>,
+    /// Direct memberships (group, user).
+    pub members: Vec<(GroupId, UserId)>,
+    /// Child-group links (parent, child).
+    pub children: Vec<(GroupId, GroupId)>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    /// Users created.
+    pub users: u64,
+    /// Users skipped because their username or email was taken.
+    pub users_skipped: u64,
+    /// Groups created.
+    pub groups: u64,
+    /// Groups skipped because the name was taken.
+    pub groups_skipped: u64,
+    /// Memberships added (existing ones are not counted).
+    pub members: u64,
+    /// Child links added.
+    pub children: u64,
+}
+
 /// A token-signing key as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -318,6 +349,9 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new user and makes it a direct member of `groups`.
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()>;
 
+    /// Whether a user with this id exists.
+    async fn user_exists(&self, id: UserId) -> StoreResult<bool>;
+
     /// Reads a user by id.
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
 
@@ -354,6 +388,9 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new group.
     async fn create_group(&self, group: &Group) -> StoreResult<()>;
 
+    /// Whether a group with this id exists.
+    async fn group_exists(&self, id: GroupId) -> StoreResult<bool>;
+
     /// Reads a group with its counts.
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
 
@@ -386,6 +423,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes a child link. `Ok(false)` when there was no such link.
     async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool>;
+
+    /// Loads a batch in one transaction. Users whose username or email is taken and
+    /// groups whose name is taken are skipped (so a rerun is idempotent); memberships
+    /// and links that exist are left; a link that would close a cycle fails the batch.
+    /// Memberships and links may name rows created earlier in the same batch.
+    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats>;
 
     // ---- refresh tokens ----
 

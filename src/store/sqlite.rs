@@ -18,8 +18,9 @@ use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
 
 use super::filter_sql::{self, Columns, Dialect, SqlValue};
 use super::{
-    GroupColumns, GroupScope, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse, StateChange,
-    Store, StoreError, StoreResult, StoredKey, UniqueField, UserColumns, UserScope,
+    GroupColumns, GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page,
+    RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField,
+    UserColumns, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -350,6 +351,49 @@ async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
     }
 }
 
+/// Adds the edge parent → child and its closure rows; `Ok(false)` if it existed.
+/// Refuses an edge that would make a group contain itself.
+async fn link_child(
+    conn: &mut SqliteConnection,
+    parent: GroupId,
+    child: GroupId,
+) -> StoreResult<bool> {
+    if child == parent {
+        return Err(StoreError::Cycle);
+    }
+    let (p, c) = (parent.to_string(), child.to_string());
+    let cycle: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
+    )
+    .bind(&c)
+    .bind(&p)
+    .fetch_one(&mut *conn)
+    .await?;
+    if cycle {
+        return Err(StoreError::Cycle);
+    }
+    let added =
+        sqlx::query("INSERT OR IGNORE INTO group_children (parent_id, child_id) VALUES ($1, $2)")
+            .bind(&p)
+            .bind(&c)
+            .execute(&mut *conn)
+            .await
+            .map_err(fk_or)?;
+    if added.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) \
+         SELECT a.ancestor_id, d.descendant_id FROM group_closure a, group_closure d \
+         WHERE a.descendant_id = $1 AND d.ancestor_id = $2",
+    )
+    .bind(&p)
+    .bind(&c)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
 /// Rebuilds the closure rows of every group at or below `top` from the edges. Called
 /// after an edge into that subtree went away; cost is the subtree size times its depth.
 async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> StoreResult<()> {
@@ -517,6 +561,89 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn user_exists(&self, id: UserId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn group_exists(&self, id: GroupId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+        let mut stats = ImportStats::default();
+        let mut tx = self.writer.begin().await?;
+        for user in &batch.users {
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM user_identifiers WHERE key IN ($1, $2))",
+            )
+            .bind(name_key(&user.username))
+            .bind(name_key(&user.email))
+            .fetch_one(&mut *tx)
+            .await?;
+            if taken {
+                stats.users_skipped += 1;
+                continue;
+            }
+            insert_user(&mut tx, user).await?;
+            stats.users += 1;
+        }
+        for group in &batch.groups {
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO groups (id, name, name_key, description, type, custom, created, modified) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(group.id.to_string())
+            .bind(&group.name)
+            .bind(name_key(&group.name))
+            .bind(&group.description)
+            .bind(group.kind.as_str())
+            .bind(custom_text(&group.custom))
+            .bind(group.created)
+            .bind(group.modified)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                stats.groups_skipped += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)",
+            )
+            .bind(group.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            stats.groups += 1;
+        }
+        for (g, u) in &batch.members {
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)",
+            )
+            .bind(g.to_string())
+            .bind(u.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(fk_or)?;
+            stats.members += done.rows_affected();
+        }
+        for (parent, child) in &batch.children {
+            if link_child(&mut tx, *parent, *child).await? {
+                stats.children += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -975,42 +1102,8 @@ impl Store for SqliteStore {
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let p = parent.to_string();
         for child in children {
-            let c = child.to_string();
-            if *child == parent {
-                return Err(StoreError::Cycle);
-            }
-            let cycle: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM group_closure WHERE ancestor_id = $1 AND descendant_id = $2)",
-            )
-            .bind(&c)
-            .bind(&p)
-            .fetch_one(&mut *tx)
-            .await?;
-            if cycle {
-                return Err(StoreError::Cycle);
-            }
-            let added = sqlx::query(
-                "INSERT OR IGNORE INTO group_children (parent_id, child_id) VALUES ($1, $2)",
-            )
-            .bind(&p)
-            .bind(&c)
-            .execute(&mut *tx)
-            .await
-            .map_err(fk_or)?;
-            if added.rows_affected() == 0 {
-                continue;
-            }
-            sqlx::query(
-                "INSERT OR IGNORE INTO group_closure (ancestor_id, descendant_id) \
-                 SELECT a.ancestor_id, d.descendant_id FROM group_closure a, group_closure d \
-                 WHERE a.descendant_id = $1 AND d.ancestor_id = $2",
-            )
-            .bind(&p)
-            .bind(&c)
-            .execute(&mut *tx)
-            .await?;
+            link_child(&mut tx, parent, *child).await?;
         }
         tx.commit().await?;
         Ok(())
