@@ -468,6 +468,27 @@ async fn a_success_in_between_restarts_the_lockout_count() {
 }
 
 #[tokio::test]
+async fn concurrent_failed_logins_are_all_counted() {
+    let app = TestApp::spawn_with(|c| c.lockout_threshold = 0).await;
+    app.create_user("tdurden", "t.durden@fightclub.com").await;
+    let results = crate::users::join_all(
+        (0..8)
+            .map(|_| attempt(&app, "tdurden", "Wrong-Pass-1"))
+            .collect(),
+    )
+    .await;
+    for r in &results {
+        assert_grant_error(r, "invalid_grant");
+    }
+    let u = app.get(&user_path("tdurden")).await.body.clone();
+    assert_eq!(u["failedLoginAttempts"], 8);
+    assert_eq!(u["failedLoginAttemptsSinceLastSuccess"], 8);
+    // Threshold 0 means never lock.
+    assert_eq!(u["status"]["locked"], false);
+    app.login("tdurden", PASSWORD).await;
+}
+
+#[tokio::test]
 async fn the_lockout_threshold_is_configurable() {
     let app = TestApp::spawn_with(|c| c.lockout_threshold = 3).await;
     app.create_user("tdurden", "t.durden@fightclub.com").await;

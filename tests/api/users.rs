@@ -1832,3 +1832,122 @@ async fn users_survive_a_restart() {
     let r = app.send(Method::GET, USERS, Some(&admin_token), None).await;
     r.expect(StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------------------
+// Concurrency and odd identifiers
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn concurrent_creates_of_one_name_give_one_201_and_the_rest_409() {
+    let app = TestApp::spawn().await;
+    let before = user_count(&app).await;
+    let results = join_all(
+        (0..12)
+            .map(|i| {
+                let app = &app;
+                async move {
+                    app.post(
+                        USERS,
+                        json!({"username": if i % 2 == 0 { "Racer".to_owned() } else { "RACER".to_owned() },
+                               "email": format!("racer{i}@example.com")}),
+                    )
+                    .await
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let created = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    let others: Vec<String> = results
+        .iter()
+        .filter(|r| r.status != StatusCode::CREATED && r.status != StatusCode::CONFLICT)
+        .map(|r| format!("{}: {}", r.status, r.text))
+        .collect();
+    assert!(others.is_empty(), "unexpected: {others:?}");
+    assert_eq!(created, 1);
+    assert_eq!(conflicts, 11);
+    assert_eq!(user_count(&app).await, before + 1);
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_different_users_all_succeed() {
+    let app = TestApp::spawn().await;
+    let before = user_count(&app).await;
+    let results = join_all(
+        (0..20)
+            .map(|i| {
+                let app = &app;
+                async move {
+                    app.post(
+                        USERS,
+                        json!({"username": format!("par-{i:02}"), "email": format!("par{i}@example.com")}),
+                    )
+                    .await
+                }
+            })
+            .collect(),
+    )
+    .await;
+    for r in &results {
+        r.expect(StatusCode::CREATED);
+    }
+    assert_eq!(user_count(&app).await, before + 20);
+}
+
+/// Runs futures concurrently (all polled from the calling task, so they may borrow the
+/// app) and returns their outputs in order.
+pub(crate) async fn join_all<T, F: std::future::Future<Output = T>>(futs: Vec<F>) -> Vec<T> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => *slot = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn malformed_identifiers_are_4xx_not_500() {
+    let app = TestApp::spawn().await;
+    for path in [
+        format!("{USERS}/%FF%FE"),
+        format!("{USERS}/%FF/groups"),
+        format!("{USERS}/%"),
+        format!("{USERS}/{}", "x".repeat(5000)),
+        format!("{USERS}/%00"),
+    ] {
+        let r = app.get(&path).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::NOT_FOUND,
+            "{path}: {} {}",
+            r.status,
+            r.text
+        );
+        r.expect(r.status);
+    }
+    let r = app.get(&format!("{USERS}/%FF%FE")).await;
+    r.expect(StatusCode::BAD_REQUEST);
+    let r = app.get(&format!("{USERS}?q={}", "q".repeat(10_000))).await;
+    r.expect(StatusCode::OK);
+    assert_eq!(r.body["items"], json!([]));
+}
