@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod credentials;
 mod groups;
 mod membership;
 mod users;
