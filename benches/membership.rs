@@ -39,7 +39,11 @@ async fn checks(s: &Seeded, n: usize) -> Figures {
             "unexpected {status}"
         );
         if i % 10 != 0 {
-            assert_eq!(status, StatusCode::NO_CONTENT, "a nested member must be found");
+            assert_eq!(
+                status,
+                StatusCode::NO_CONTENT,
+                "a nested member must be found"
+            );
         }
         samples.push(t);
     }
@@ -64,7 +68,10 @@ async fn child_adds(s: &Seeded, n: usize) -> Figures {
     let ids: Vec<GroupId> = leaves.iter().map(|g| g.id).collect();
     s.services
         .store()
-        .import(&ImportBatch { groups: leaves, ..ImportBatch::default() })
+        .import(&ImportBatch {
+            groups: leaves,
+            ..ImportBatch::default()
+        })
         .await
         .expect("leaves");
     let bottom = s.groups[s.shape.depth - 1];
@@ -72,7 +79,10 @@ async fn child_adds(s: &Seeded, n: usize) -> Figures {
     let wall = Instant::now();
     for leaf in ids {
         let (status, t) = s
-            .call(Method::PUT, &format!("/api/security/groups/{bottom}/groups/{leaf}"))
+            .call(
+                Method::PUT,
+                &format!("/api/security/groups/{bottom}/groups/{leaf}"),
+            )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         samples.push(t);
@@ -103,7 +113,10 @@ fn main() {
             memberships_per_user: env_usize("BENCH_MEMBERSHIPS_PER_USER", 10),
             depth: env_usize("BENCH_DEPTH", 20),
         };
-        let small = Shape { users: 1_000, ..large };
+        let small = Shape {
+            users: 1_000,
+            ..large
+        };
         let n = env_usize("BENCH_CHECKS", 20_000);
         let mut results = Vec::new();
         for shape in [large, small] {
@@ -129,8 +142,17 @@ fn main() {
         );
         println!("|{}|", "-".repeat(108));
         for (shape, check, adds) in &results {
-            row(&format!("HEAD nested member check, {} users", shape.users), check);
-            row(&format!("PUT child group at depth {}, {} users", shape.depth, shape.users), adds);
+            row(
+                &format!("HEAD nested member check, {} users", shape.users),
+                check,
+            );
+            row(
+                &format!(
+                    "PUT child group at depth {}, {} users",
+                    shape.depth, shape.users
+                ),
+                adds,
+            );
         }
         let (big, small) = (&results[0].1, &results[1].1);
         let ratio = big.p99.as_secs_f64() / small.p99.as_secs_f64();
@@ -138,7 +160,11 @@ fn main() {
         println!(
             "check p99 large/small = {ratio:.2}x (target ≤ 2x); large p99 {} (target < 1 ms): {}",
             us(big.p99),
-            if big.p99 < Duration::from_millis(1) && ratio <= 2.0 { "met" } else { "NOT met" }
+            if big.p99 < Duration::from_millis(1) && ratio <= 2.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
         );
     });
 }

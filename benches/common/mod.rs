@@ -46,7 +46,10 @@ pub struct Seeded {
 }
 
 pub fn env_usize(name: &str, default: usize) -> usize {
-    #[expect(clippy::disallowed_methods, reason = "benchmark knobs, outside the server")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "benchmark knobs, outside the server"
+    )]
     let v = std::env::var(name).ok();
     v.and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -95,7 +98,9 @@ pub async fn seed(shape: Shape) -> Seeded {
             .await
             .expect("services"),
     );
-    gatehouse::app::bootstrap_admin(&services, &config).await.expect("admin");
+    gatehouse::app::bootstrap_admin(&services, &config)
+        .await
+        .expect("admin");
     let now = services.now();
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(42);
@@ -120,7 +125,11 @@ pub async fn seed(shape: Shape) -> Seeded {
         .collect();
     services
         .store()
-        .import(&ImportBatch { groups, children, ..ImportBatch::default() })
+        .import(&ImportBatch {
+            groups,
+            children,
+            ..ImportBatch::default()
+        })
         .await
         .expect("groups");
 
@@ -147,7 +156,11 @@ pub async fn seed(shape: Shape) -> Seeded {
         }
         services
             .store()
-            .import(&ImportBatch { users, members, ..ImportBatch::default() })
+            .import(&ImportBatch {
+                users,
+                members,
+                ..ImportBatch::default()
+            })
             .await
             .expect("users");
     }

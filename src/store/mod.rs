@@ -333,6 +333,9 @@ impl std::fmt::Debug for StoredKey {
 }
 
 /// The persistence interface. See the module documentation.
+///
+/// Methods that can take away an administrator take `now`: the last-administrator rule
+/// counts members that are neither suspended nor expired at that instant.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database is reachable.
@@ -378,7 +381,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<User>;
 
     /// Deletes a user with its memberships. `Ok(false)` when there was no such user.
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool>;
 
     /// Lists users.
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>>;
@@ -401,7 +404,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_group(&self, group: &Group) -> StoreResult<()>;
 
     /// Deletes a group, its memberships and child links. `Ok(false)` if it did not exist.
-    async fn delete_group(&self, id: GroupId) -> StoreResult<bool>;
+    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool>;
 
     /// Lists groups.
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>>;
@@ -412,7 +415,7 @@ pub trait Store: Send + Sync + 'static {
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
-    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool>;
+    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool>;
 
     /// Whether `user` is in any of `groups`, directly or through child groups.
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
@@ -422,7 +425,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()>;
 
     /// Removes a child link. `Ok(false)` when there was no such link.
-    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool>;
+    async fn remove_child(&self, parent: GroupId, child: GroupId, now: Millis)
+    -> StoreResult<bool>;
 
     /// Loads a batch in one transaction. Users whose username or email is taken and
     /// groups whose name is taken are skipped (so a rerun is idempotent); memberships
@@ -465,7 +469,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()>;
 
     /// Deletes a key and its user. `Ok(false)` if there was no such key.
-    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool>;
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool>;
 
     // ---- signing keys ----
 

@@ -112,8 +112,10 @@ fn push_ids(params: &mut Vec<Param>, ids: &[GroupId]) -> String {
 fn contains_pattern(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 2);
     out.push('%');
-    // SQLite's lower() folds ASCII only; fold the pattern the same way.
-    for c in q.to_ascii_lowercase().chars() {
+    // Unicode lower case, like the stored `name_key`. (SQLite's lower() folds ASCII
+    // only, so a one- or two-letter non-ASCII user search can miss; longer ones go
+    // through the trigram index, which folds Unicode.)
+    for c in q.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -334,14 +336,16 @@ async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreRe
     .await?)
 }
 
-/// Refuses the transaction if System Administrators has no active member left.
-async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
+/// Refuses the transaction if System Administrators has no active (not suspended, not
+/// expired) member left.
+async fn admin_guard(conn: &mut SqliteConnection, now: Millis) -> StoreResult<()> {
     let left: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM group_closure c JOIN group_members m \
          ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
-         WHERE c.ancestor_id = $1 AND u.suspended = 0)",
+         WHERE c.ancestor_id = $1 AND u.suspended = 0 AND (u.expiry IS NULL OR u.expiry > $2))",
     )
     .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+    .bind(now)
     .fetch_one(&mut *conn)
     .await?;
     if left {
@@ -426,23 +430,58 @@ async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> S
     Ok(())
 }
 
+/// Where a list's `q` looks: a full-text index (for users), and the columns a plain
+/// `LIKE` scans when there is no index or the term is too short for trigrams.
+struct TextSearch {
+    fts: Option<(&'static str, &'static str)>,
+    columns: &'static [&'static str],
+}
+
+const USER_SEARCH: TextSearch = TextSearch {
+    fts: Some(("users_fts", "u.seq")),
+    columns: &["u.username", "u.email", "u.first_name", "u.last_name"],
+};
+
+const GROUP_SEARCH: TextSearch = TextSearch {
+    fts: None,
+    columns: &["g.name_key"],
+};
+
+/// Quotes a search term as one FTS5 phrase (doubling any `"`), so no FTS5 syntax in the
+/// term is interpreted.
+fn fts_phrase(q: &str) -> String {
+    format!("\"{}\"", q.replace('"', "\"\""))
+}
+
 /// `WHERE` terms and `ORDER BY` for a list's `q`, filter and ordering.
 fn list_terms(
     query: &ListQuery,
     cols: &dyn Columns,
-    q_columns: &[&str],
+    search: &TextSearch,
     default_order: &str,
     tie: &str,
     wheres: &mut Vec<String>,
     params: &mut Vec<Param>,
 ) -> String {
     if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-        let p = push(params, Param::Text(contains_pattern(q)));
-        let any: Vec<String> = q_columns
-            .iter()
-            .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
-            .collect();
-        wheres.push(format!("({})", any.join(" OR ")));
+        match search.fts {
+            // Trigram matching needs three characters.
+            Some((table, key)) if q.chars().count() >= 3 => {
+                let p = push(params, Param::Text(fts_phrase(q)));
+                wheres.push(format!(
+                    "{key} IN (SELECT rowid FROM {table} WHERE {table} MATCH {p})"
+                ));
+            }
+            _ => {
+                let p = push(params, Param::Text(contains_pattern(q)));
+                let any: Vec<String> = search
+                    .columns
+                    .iter()
+                    .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
+                    .collect();
+                wheres.push(format!("({})", any.join(" OR ")));
+            }
+        }
     }
     if let Some(filter) = &query.filter {
         wheres.push(filter_sql::translate(
@@ -519,7 +558,7 @@ impl Store for SqliteStore {
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let id = SYSTEM_ADMINISTRATORS_ID.to_string();
         sqlx::query(
             "INSERT OR IGNORE INTO groups (id, name, name_key, description, type, custom, created, modified) \
@@ -549,7 +588,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
             sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
@@ -583,7 +622,7 @@ impl Store for SqliteStore {
 
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
         let mut stats = ImportStats::default();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for user in &batch.users {
             let taken: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM user_identifiers WHERE key IN ($1, $2))",
@@ -665,7 +704,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, \
              timezone = $6, language = $7, custom = $8, password_change_frequency = $9, \
@@ -698,7 +737,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $2, password_changed = $3, modified = $3, \
              password_reset_required = 0, token_version = token_version + 1 WHERE id = $1",
@@ -726,13 +765,13 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<()> {
         let set = match change {
-            StateChange::Suspend => "suspended = 1",
+            StateChange::Suspend => "suspended = 1, token_version = token_version + 1",
             StateChange::Unsuspend => "suspended = 0",
             StateChange::Unlock => "locked = 0, failed_since_success = 0",
             StateChange::ForcePasswordReset => "password_reset_required = 1",
             StateChange::SetPasswordToExpirable => "password_expirable = 1",
         };
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let sql = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
         let done = sqlx::query(&sql)
             .bind(id.to_string())
@@ -743,7 +782,7 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         if change == StateChange::Suspend && is_admin(&mut tx, id).await? {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -755,7 +794,7 @@ impl Store for SqliteStore {
         outcome: LoginOutcome,
         now: Millis,
     ) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = match outcome {
             LoginOutcome::Success => {
                 sqlx::query(
@@ -771,7 +810,8 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "UPDATE users SET last_failed_login = $2, failed_login_attempts = \
                      failed_login_attempts + 1, failed_since_success = failed_since_success + 1, \
-                     locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN 1 ELSE locked END \
+                     locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN 1 ELSE locked END, \
+                     token_version = token_version + CASE WHEN $3 > 0 AND failed_since_success + 1 = $3 THEN 1 ELSE 0 END \
                      WHERE id = $1",
                 )
                 .bind(id.to_string())
@@ -794,8 +834,8 @@ impl Store for SqliteStore {
         Ok(user)
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let was_admin = is_admin(&mut tx, id).await?;
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_string())
@@ -805,7 +845,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if was_admin {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -857,7 +897,7 @@ impl Store for SqliteStore {
         let order = list_terms(
             query,
             &UserColumns,
-            &["u.username", "u.email", "u.first_name", "u.last_name"],
+            &USER_SEARCH,
             "lower(u.username) ASC",
             "u.id",
             &mut wheres,
@@ -876,7 +916,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO groups (id, name, name_key, description, type, custom, created, modified) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -937,8 +977,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let admin_related = is_under_admins(&mut tx, id).await?;
         let children: Vec<String> =
             sqlx::query_scalar("SELECT child_id FROM group_children WHERE parent_id = $1")
@@ -954,7 +994,7 @@ impl Store for SqliteStore {
         }
         rebuild_closure_below(&mut tx, &children).await?;
         if admin_related {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -1035,7 +1075,7 @@ impl Store for SqliteStore {
         let order = list_terms(
             query,
             &GroupColumns,
-            &["g.name"],
+            &GROUP_SEARCH,
             "lower(g.name) ASC",
             "g.id",
             &mut wheres,
@@ -1054,7 +1094,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let g = group.to_string();
         for u in users {
             sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
@@ -1068,8 +1108,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group.to_string())
             .bind(user.to_string())
@@ -1079,7 +1119,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if is_under_admins(&mut tx, group).await? {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -1101,7 +1141,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for child in children {
             link_child(&mut tx, parent, *child).await?;
         }
@@ -1109,8 +1149,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn remove_child(
+        &self,
+        parent: GroupId,
+        child: GroupId,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2")
             .bind(parent.to_string())
             .bind(child.to_string())
@@ -1122,7 +1167,7 @@ impl Store for SqliteStore {
         let admin_related = is_under_admins(&mut tx, parent).await?;
         rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
         if admin_related {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -1146,7 +1191,7 @@ impl Store for SqliteStore {
     }
 
     async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT token_hash, family, user_id, scope, created, expires, used, revoked \
              FROM refresh_tokens WHERE token_hash = $1",
@@ -1196,7 +1241,7 @@ impl Store for SqliteStore {
         user: &User,
         groups: &[GroupId],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
             sqlx::query("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES ($1, $2)")
@@ -1256,7 +1301,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE api_keys SET name = $2, name_key = $3, description = $4, enabled = $5, \
              modified = $6, modified_by = $7 WHERE id = $1",
@@ -1284,8 +1329,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -1301,7 +1346,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if was_admin {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -402,7 +402,7 @@ async fn discovery_names_the_token_endpoint_and_a_jwks_with_the_signing_key() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn suspending_revokes_tokens_and_unsuspending_lets_the_user_back_in() {
+async fn suspending_revokes_tokens_for_good_and_unsuspending_lets_the_user_log_in_again() {
     let app = TestApp::spawn().await;
     let (_, token) = app.user_with_token("sus").await;
     whoami(&app, &token).await.expect(StatusCode::OK);
@@ -421,10 +421,8 @@ async fn suspending_revokes_tokens_and_unsuspending_lets_the_user_back_in() {
         .expect(StatusCode::NO_CONTENT);
     let fresh = app.login("sus", PASSWORD).await;
     whoami(&app, &fresh).await.expect(StatusCode::OK);
-    // Suspension is checked against the user's row on every request and does not bump
-    // the token version, so a token issued before the suspension (and not yet expired)
-    // works again once the user is unsuspended. This is what the code does today.
-    whoami(&app, &token).await.expect(StatusCode::OK);
+    // Suspension revokes for good: a token issued before it stays dead after unsuspend.
+    assert_denied(&whoami(&app, &token).await);
 }
 
 #[tokio::test]
@@ -442,6 +440,13 @@ async fn a_locked_users_token_is_refused() {
         json!(true)
     );
     assert_denied(&whoami(&app, &token).await);
+    // Unlocking lets the user log in again, but the lockout revoked the old token.
+    action(&app, "lockme", "unlock")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_denied(&whoami(&app, &token).await);
+    let fresh = app.login("lockme", PASSWORD).await;
+    whoami(&app, &fresh).await.expect(StatusCode::OK);
 }
 
 #[tokio::test]
