@@ -551,3 +551,67 @@ test('groups.delete removes the group but keeps its users', async () => {
   await httpError(groups.getByName(group.name), 404);
   assert.equal((await users.getById(user.id)).id, user.id);
 });
+
+// --- clientType 'client_credentials' (an API key) ------------------------------------
+
+/** A token of the bootstrap admin for the few calls the npm client has no method for. */
+async function adminToken() {
+  const body = new URLSearchParams({
+    grant_type: 'contensis_classic',
+    username: 'admin',
+    password: ADMIN_PASSWORD,
+  });
+  const r = await fetch(`${ROOT_URL}/authenticate/connect/token`, { method: 'POST', body });
+  assert.equal(r.status, 200);
+  return (await r.json()).access_token;
+}
+
+test('clientType client_credentials works with an API key made through the API and put in System Administrators', async () => {
+  const token = await adminToken();
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  // The npm client has no API-key methods: create the key over plain HTTP.
+  const created = await fetch(`${ROOT_URL}/api/security/apiKeys`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ name: `js-key-${unique()}`, description: 'npm client test' }),
+  });
+  assert.equal(created.status, 201);
+  const key = await created.json();
+  assert.match(key.clientId, UUID);
+  assert.equal(typeof key.clientSecret, 'string');
+
+  const keyClient = (secret) =>
+    Client.create(
+      {
+        rootUrl: ROOT_URL,
+        projectId: 'website',
+        clientType: 'client_credentials',
+        clientDetails: { clientId: key.clientId, clientSecret: secret },
+      },
+      fetch,
+    );
+
+  // Not yet an administrator: listing users is forbidden.
+  await assert.rejects(keyClient(key.clientSecret).security.users.list(), (e) => e.status === 403);
+
+  // Put the key's user in System Administrators with the npm client itself.
+  const sysadmins = await groups.getByName('System Administrators');
+  await groups.addUser(sysadmins.id, key.clientId);
+  assert.equal(await groups.hasUser(sysadmins.id, key.clientId), true);
+
+  const client = keyClient(key.clientSecret);
+  const u = await newUser();
+  const page = await client.security.users.list({ q: u.username });
+  assert.deepEqual(page.items.map((x) => x.id), [u.id]);
+  const me = await client.security.users.getCurrent();
+  assert.equal(me.username, key.clientId);
+  assert.equal(me.credentials.provider.type, 'apiKey');
+
+  // A wrong secret is refused at the token endpoint.
+  await assert.rejects(keyClient('not-the-secret').security.users.list(), /invalid_client/);
+
+  // Clean up: deleting the key removes its user and membership.
+  const del = await fetch(`${ROOT_URL}/api/security/apiKeys/${key.id}`, { method: 'DELETE', headers: auth });
+  assert.equal(del.status, 204);
+  assert.equal(await groups.hasUser(sysadmins.id, key.clientId), false);
+});
