@@ -3,6 +3,9 @@
 -- (UTC), ids are TEXT UUIDs (so binding code is the same on both backends), booleans
 -- BOOLEAN, `custom` a JSON object as TEXT (queries cast it with `::jsonb`), keys BYTEA.
 --
+-- Not mirrored: SQLite's `users.seq` and `users_fts` exist only to serve `q` from its
+-- FTS5 trigram index; here `q` is a `LIKE` over the lower-cased columns.
+--
 -- Names that must be unique case-insensitively are stored beside a key folded in Rust
 -- (`name_key`, `user_identifiers.key`), so uniqueness does not depend on the database's
 -- collation and is enforced by unique indexes whichever node writes.

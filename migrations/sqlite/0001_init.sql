@@ -2,7 +2,10 @@
 -- epoch (UTC), ids are TEXT UUIDs, booleans INTEGER 0/1, `custom` a JSON object as TEXT.
 
 CREATE TABLE users (
-    id                        TEXT PRIMARY KEY NOT NULL,
+    -- A stable integer key for the full-text index below (an explicit INTEGER PRIMARY
+    -- KEY, so VACUUM never renumbers it). Clients only ever see `id`.
+    seq                       INTEGER PRIMARY KEY,
+    id                        TEXT NOT NULL UNIQUE,
     username                  TEXT NOT NULL,
     email                     TEXT NOT NULL,
     first_name                TEXT,
@@ -33,6 +36,27 @@ CREATE TABLE users (
 
 CREATE INDEX users_username_ci ON users (lower(username));
 CREATE INDEX users_created ON users (created);
+
+-- Substring search (`q`): a trigram index over the searchable text of every user, kept
+-- in step by triggers. Case-insensitive; used for search terms of 3+ characters.
+CREATE VIRTUAL TABLE users_fts USING fts5 (
+    username, email, first_name, last_name,
+    content = 'users', content_rowid = 'seq', tokenize = 'trigram'
+);
+CREATE TRIGGER users_fts_insert AFTER INSERT ON users BEGIN
+    INSERT INTO users_fts (rowid, username, email, first_name, last_name)
+    VALUES (new.seq, new.username, new.email, new.first_name, new.last_name);
+END;
+CREATE TRIGGER users_fts_delete AFTER DELETE ON users BEGIN
+    INSERT INTO users_fts (users_fts, rowid, username, email, first_name, last_name)
+    VALUES ('delete', old.seq, old.username, old.email, old.first_name, old.last_name);
+END;
+CREATE TRIGGER users_fts_update AFTER UPDATE OF username, email, first_name, last_name ON users BEGIN
+    INSERT INTO users_fts (users_fts, rowid, username, email, first_name, last_name)
+    VALUES ('delete', old.seq, old.username, old.email, old.first_name, old.last_name);
+    INSERT INTO users_fts (rowid, username, email, first_name, last_name)
+    VALUES (new.seq, new.username, new.email, new.first_name, new.last_name);
+END;
 
 -- Every name a user can be addressed by (username and email), normalised to lower case
 -- in Rust. One table makes "no username equals another user's email" a primary-key rule

@@ -30,7 +30,7 @@ pub struct DatabaseArg {
 /// `gatehouse admin ...`
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Set a user's password and lift any lockout or suspension. Prints a generated
+    /// Set a user's password and lift any lockout, suspension or past expiry. Prints a generated
     /// password unless `--password-stdin` supplies one.
     ResetPassword {
         /// The user's id, username or email.
@@ -106,6 +106,13 @@ pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
             store
                 .set_user_state(target.id, StateChange::Unsuspend, s.now())
                 .await?;
+            // An expired account cannot be recovered by a password alone.
+            if target.expiry.is_some_and(|e| e <= s.now()) {
+                let mut revived = target.clone();
+                revived.expiry = None;
+                revived.modified = s.now();
+                store.update_user_profile(&revived).await?;
+            }
             let mut out = json!({"id": target.id.to_string(), "username": target.username});
             if generated {
                 out["password"] = json!(password);

@@ -94,6 +94,11 @@ where
         let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("The request body is not valid JSON: {e}."))
         })?;
+        if !T::FIELDS.is_empty() && !value.is_object() {
+            return Err(ApiError::bad_request(
+                "The request body must be a JSON object.",
+            ));
+        }
         canonicalize(&mut value, T::FIELDS);
         let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();

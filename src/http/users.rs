@@ -19,7 +19,7 @@ use crate::query::ast::{FieldSet, GROUPS, OrderBy, USERS};
 use crate::query::error::QueryError;
 use crate::query::{json, zenql};
 use crate::service::Caller;
-use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UserInput};
+use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UpdateMode, UserInput};
 use crate::store::ListQuery;
 use crate::store::PageRequest;
 use crate::store::filter_sql::Ctx;
@@ -82,7 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/search", get(search_get).post(search_post))
         .route(
             "/users/{user}",
-            get(read).put(update).patch(update).delete(remove),
+            get(read).put(update).patch(patch).delete(remove),
         )
         .route("/users/{user}/groups", get(groups))
         .route("/users/{user}/groups/{groups}", head(in_groups))
@@ -167,7 +167,24 @@ async fn update(
     AppJson(input): AppJson<UserInput>,
 ) -> Result<Response, ApiError> {
     let user = s
-        .update_user(&caller, &UserRef::parse(&user), input)
+        .update_user(&caller, &UserRef::parse(&user), input, UpdateMode::Replace)
+        .await?;
+    Ok(Json(views::user(&user, s.now())).into_response())
+}
+
+async fn patch(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Segments(user): Segments<String>,
+    AppJson(input): AppJson<UserInput>,
+) -> Result<Response, ApiError> {
+    let user = s
+        .update_user(
+            &caller,
+            &UserRef::parse(&user),
+            input,
+            UpdateMode::MergePatch,
+        )
         .await?;
     Ok(Json(views::user(&user, s.now())).into_response())
 }

@@ -194,7 +194,11 @@ impl Services {
     /// `DELETE /apiKeys/{id}`: the key's user and memberships go with it.
     pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<()> {
         caller.require_admin()?;
-        if !self.store().delete_api_key(parse_id(id)?).await? {
+        if !self
+            .store()
+            .delete_api_key(parse_id(id)?, self.now())
+            .await?
+        {
             return Err(not_found(id));
         }
         tracing::info!(api_key_id = %id, "API key deleted");

@@ -308,6 +308,17 @@ impl Services {
         {
             return Err(Error::Unauthenticated);
         }
+        // An API key's tokens die with the key: a disabled key is refused here too.
+        if user.provider == Provider::ApiKey {
+            let enabled = self
+                .store()
+                .api_key_of_user(id)
+                .await?
+                .is_some_and(|k| k.enabled);
+            if !enabled {
+                return Err(Error::Unauthenticated);
+            }
+        }
         let is_admin = self.is_admin(id).await?;
         Ok(Caller { user, is_admin })
     }

@@ -139,7 +139,7 @@ impl Services {
                 "The System Administrators group cannot be deleted.".into(),
             ));
         }
-        if !self.store().delete_group(group.id).await? {
+        if !self.store().delete_group(group.id, self.now()).await? {
             return Err(super::group_not_found(&r.name));
         }
         tracing::info!(group_id = %group.id, "group deleted");
@@ -198,7 +198,7 @@ impl Services {
         caller.require_admin()?;
         let group = self.resolve_group_id(g).await?;
         let user = self.resolve_user_id(Some(caller), u).await?;
-        if !self.store().remove_member(group, user).await? {
+        if !self.store().remove_member(group, user, self.now()).await? {
             return Err(Error::Conflict(
                 "The user is not a direct member of the group.".into(),
             ));
@@ -208,6 +208,7 @@ impl Services {
 
     /// `HEAD /groups/{group}/users/{user}`: member directly or through child groups.
     pub async fn has_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<bool> {
+        caller.require_may_address(u)?;
         let group = self.resolve_group_id(g).await?;
         let user = self.resolve_user_id(Some(caller), u).await?;
         caller.require_self_or_admin(user)?;
@@ -289,7 +290,7 @@ impl Services {
         caller.require_admin()?;
         let parent = self.resolve_group_id(g).await?;
         let child = self.resolve_group_id(child).await?;
-        if !self.store().remove_child(parent, child).await? {
+        if !self.store().remove_child(parent, child, self.now()).await? {
             return Err(Error::Conflict(
                 "The group is not a direct child of that group.".into(),
             ));

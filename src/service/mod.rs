@@ -111,6 +111,24 @@ impl Caller {
         }
     }
 
+    /// Refuses a standard user who names anyone but themself, before any lookup, so
+    /// that 403 versus 404 cannot reveal which usernames or emails exist.
+    pub fn require_may_address(&self, r: &UserRef) -> Result<()> {
+        if self.is_admin {
+            return Ok(());
+        }
+        let own = match r {
+            UserRef::Current => true,
+            UserRef::Key(k) => {
+                let key = name_key(&k.name);
+                k.id == Some(self.user.id)
+                    || key == name_key(&self.user.username)
+                    || key == name_key(&self.user.email)
+            }
+        };
+        if own { Ok(()) } else { self.require_admin() }
+    }
+
     /// Refuses anyone but administrators and the user `id` themself.
     pub fn require_self_or_admin(&self, id: UserId) -> Result<()> {
         if self.is_admin || self.user.id == id {
@@ -253,7 +271,7 @@ impl Services {
             UserRef::Current => caller.map(|c| c.user.id).ok_or(Error::Unauthenticated),
             UserRef::Key(key) => {
                 if let Some(id) = key.id {
-                    if self.store.get_user(id).await?.is_some() {
+                    if self.store.user_exists(id).await? {
                         return Ok(id);
                     }
                 }
@@ -284,7 +302,7 @@ impl Services {
     /// Finds the id of the group a segment names, if any.
     pub async fn try_resolve_group_id(&self, r: &GroupRef) -> Result<Option<GroupId>> {
         if let Some(id) = r.id {
-            if self.store.get_group(id).await?.is_some() {
+            if self.store.group_exists(id).await? {
                 return Ok(Some(id));
             }
         }

@@ -68,6 +68,41 @@ pub struct ActionInput {
     pub kind: String,
 }
 
+/// How an update treats the `custom` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// `PUT`: a given `custom` replaces the stored one.
+    Replace,
+    /// `PATCH`: a given `custom` is merged into the stored one as an RFC 7396 merge
+    /// patch (`null` removes a key; objects merge recursively).
+    MergePatch,
+}
+
+/// Applies an RFC 7396 JSON merge patch to an object.
+pub fn merge_patch(
+    mut target: Map<String, Value>,
+    patch: Map<String, Value>,
+) -> Map<String, Value> {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) => {
+                let base = match target.remove(&key) {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                target.insert(key, Value::Object(merge_patch(base, inner)));
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+    target
+}
+
 /// Options of `POST /users`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CreateOptions {
@@ -195,6 +230,7 @@ impl Services {
 
     /// `GET /users/{user}`.
     pub async fn get_user(&self, caller: &Caller, r: &UserRef) -> Result<User> {
+        caller.require_may_address(r)?;
         let user = self.resolve_user(Some(caller), r).await?;
         caller.require_self_or_admin(user.id)?;
         Ok(user)
@@ -207,7 +243,9 @@ impl Services {
         caller: &Caller,
         r: &UserRef,
         input: UserInput,
+        mode: UpdateMode,
     ) -> Result<User> {
+        caller.require_may_address(r)?;
         let mut user = self.resolve_user(Some(caller), r).await?;
         caller.require_self_or_admin(user.id)?;
         let now = self.now();
@@ -239,8 +277,11 @@ impl Services {
         input.language.apply_to(&mut user.language);
         match input.custom {
             Patch::Value(c) => {
-                names::check_custom("custom", &c)?;
-                user.custom = c;
+                user.custom = match mode {
+                    UpdateMode::Replace => c,
+                    UpdateMode::MergePatch => merge_patch(std::mem::take(&mut user.custom), c),
+                };
+                names::check_custom("custom", &user.custom)?;
             }
             Patch::Null => user.custom = Map::new(),
             Patch::Absent => {}
@@ -251,7 +292,9 @@ impl Services {
         // Expiry and password change frequency are the administrators' to set. A user
         // may send their own values back unchanged (clients send whole objects).
         let expiry = match &input.expiry {
-            Patch::Value(s) if parse_rfc3339(s) == user.expiry => Patch::Absent,
+            Patch::Value(s) if parse_rfc3339(s).is_some_and(|at| Some(at) == user.expiry) => {
+                Patch::Absent
+            }
             other => parse_expiry(other, now)?,
         };
         let mut new_expiry = user.expiry;
@@ -282,9 +325,10 @@ impl Services {
     /// `DELETE /users/{user}`.
     #[tracing::instrument(skip_all)]
     pub async fn delete_user(&self, caller: &Caller, r: &UserRef) -> Result<()> {
+        caller.require_may_address(r)?;
         let id = self.resolve_user_id(Some(caller), r).await?;
         caller.require_self_or_admin(id)?;
-        if !self.store().delete_user(id).await? {
+        if !self.store().delete_user(id, self.now()).await? {
             return Err(super::user_not_found(&id.to_string()));
         }
         tracing::info!(user_id = %id, "user deleted");
@@ -306,6 +350,7 @@ impl Services {
         excluded: &[GroupRef],
         query: &ListQuery,
     ) -> Result<Page<Group>> {
+        caller.require_may_address(r)?;
         let user = self.resolve_user_id(Some(caller), r).await?;
         caller.require_self_or_admin(user)?;
         let excluded = self.resolve_excluded(excluded).await?;
@@ -325,6 +370,7 @@ impl Services {
         r: &UserRef,
         groups: &[GroupRef],
     ) -> Result<bool> {
+        caller.require_may_address(r)?;
         let user = self.resolve_user_id(Some(caller), r).await?;
         caller.require_self_or_admin(user)?;
         let mut ids = Vec::with_capacity(groups.len());
@@ -382,6 +428,7 @@ impl Services {
         let now = self.now();
         let user = match caller {
             Some(c) => {
+                c.require_may_address(r)?;
                 let user = self.resolve_user(Some(c), r).await?;
                 c.require_self_or_admin(user.id)?;
                 let needs_existing = c.user.id == user.id || !c.is_admin;
@@ -458,5 +505,30 @@ impl Services {
             }
         }
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let target =
+            obj(json!({"keep": 1, "drop": 2, "nested": {"a": 1, "b": 2}, "scalar": {"x": 1}}));
+        let patch =
+            obj(json!({"drop": null, "add": 3, "nested": {"b": null, "c": 3}, "scalar": 5}));
+        assert_eq!(
+            Value::Object(merge_patch(target, patch)),
+            json!({"keep": 1, "add": 3, "nested": {"a": 1, "c": 3}, "scalar": 5})
+        );
     }
 }

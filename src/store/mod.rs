@@ -278,6 +278,37 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// Rows to load in bulk (seeding, migration from another system). Ids are chosen by
+/// the caller; see [`Store::import`] for what happens to rows that already exist.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    /// Users to create.
+    pub users: Vec<User>,
+    /// Groups to create.
+    pub groups: Vec<Group>,
+    /// Direct memberships (group, user).
+    pub members: Vec<(GroupId, UserId)>,
+    /// Child-group links (parent, child).
+    pub children: Vec<(GroupId, GroupId)>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    /// Users created.
+    pub users: u64,
+    /// Users skipped because their username or email was taken.
+    pub users_skipped: u64,
+    /// Groups created.
+    pub groups: u64,
+    /// Groups skipped because the name was taken.
+    pub groups_skipped: u64,
+    /// Memberships added (existing ones are not counted).
+    pub members: u64,
+    /// Child links added.
+    pub children: u64,
+}
+
 /// A token-signing key as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -304,6 +335,9 @@ impl std::fmt::Debug for StoredKey {
 }
 
 /// The persistence interface. See the module documentation.
+///
+/// Methods that can take away an administrator take `now`: the last-administrator rule
+/// counts members that are neither suspended nor expired at that instant.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database is reachable.
@@ -319,6 +353,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a new user and makes it a direct member of `groups`.
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()>;
+
+    /// Whether a user with this id exists.
+    async fn user_exists(&self, id: UserId) -> StoreResult<bool>;
 
     /// Reads a user by id.
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
@@ -346,7 +383,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<User>;
 
     /// Deletes a user with its memberships. `Ok(false)` when there was no such user.
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool>;
 
     /// Lists users.
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>>;
@@ -355,6 +392,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a new group.
     async fn create_group(&self, group: &Group) -> StoreResult<()>;
+
+    /// Whether a group with this id exists.
+    async fn group_exists(&self, id: GroupId) -> StoreResult<bool>;
 
     /// Reads a group with its counts.
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
@@ -366,7 +406,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_group(&self, group: &Group) -> StoreResult<()>;
 
     /// Deletes a group, its memberships and child links. `Ok(false)` if it did not exist.
-    async fn delete_group(&self, id: GroupId) -> StoreResult<bool>;
+    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool>;
 
     /// Lists groups.
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>>;
@@ -377,7 +417,7 @@ pub trait Store: Send + Sync + 'static {
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
-    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool>;
+    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool>;
 
     /// Whether `user` is in any of `groups`, directly or through child groups.
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
@@ -387,7 +427,14 @@ pub trait Store: Send + Sync + 'static {
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()>;
 
     /// Removes a child link. `Ok(false)` when there was no such link.
-    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool>;
+    async fn remove_child(&self, parent: GroupId, child: GroupId, now: Millis)
+    -> StoreResult<bool>;
+
+    /// Loads a batch in one transaction. Users whose username or email is taken and
+    /// groups whose name is taken are skipped (so a rerun is idempotent); memberships
+    /// and links that exist are left; a link that would close a cycle fails the batch.
+    /// Memberships and links may name rows created earlier in the same batch.
+    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats>;
 
     // ---- refresh tokens ----
 
@@ -424,7 +471,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()>;
 
     /// Deletes a key and its user. `Ok(false)` if there was no such key.
-    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool>;
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool>;
 
     // ---- signing keys ----
 

@@ -77,8 +77,8 @@ use super::sql::{
     self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
 };
 use super::{
-    GroupScope, ListQuery, LoginOutcome, Page, PageRequest, RefreshToken, RefreshUse, StateChange,
-    Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PageRequest, RefreshToken,
+    RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -164,6 +164,66 @@ impl PgStore {
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    /// One attempt at [`Store::import`], in one transaction.
+    async fn import_once(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+        let mut stats = ImportStats::default();
+        let mut tx = self.pool.begin().await?;
+        if !batch.children.is_empty() {
+            self.lock(&mut tx, GRAPH_LOCK).await?;
+        }
+        for user in &batch.users {
+            let taken: bool = sqlx::query_scalar(sql::IDENTIFIER_TAKEN)
+                .bind(name_key(&user.username))
+                .bind(name_key(&user.email))
+                .fetch_one(&mut *tx)
+                .await?;
+            if taken {
+                stats.users_skipped += 1;
+                continue;
+            }
+            insert_user(&mut tx, user).await?;
+            stats.users += 1;
+        }
+        for group in &batch.groups {
+            let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
+                .bind(group.id.to_string())
+                .bind(&group.name)
+                .bind(name_key(&group.name))
+                .bind(&group.description)
+                .bind(group.kind.as_str())
+                .bind(custom_text(&group.custom))
+                .bind(group.created)
+                .bind(group.modified)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                stats.groups_skipped += 1;
+                continue;
+            }
+            sqlx::query(sql::INSERT_SELF_CLOSURE)
+                .bind(group.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            stats.groups += 1;
+        }
+        for (g, u) in &batch.members {
+            let done = sqlx::query(sql::INSERT_MEMBER)
+                .bind(g.to_string())
+                .bind(u.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+            stats.members += done.rows_affected();
+        }
+        for (parent, child) in &batch.children {
+            if link_child(&mut tx, *parent, *child).await? {
+                stats.children += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
     }
 
     /// Reads one API key by a unique column (a fixed name, never client input).
@@ -421,11 +481,12 @@ async fn is_under_admins(conn: &mut PgConnection, group: GroupId) -> StoreResult
         .await?)
 }
 
-/// Refuses the transaction if System Administrators has no active member left. Call it
-/// only while holding [`ADMIN_LOCK`].
-async fn admin_guard(conn: &mut PgConnection) -> StoreResult<()> {
+/// Refuses the transaction if System Administrators has no active (not suspended, not
+/// expired) member left. Call it only while holding [`ADMIN_LOCK`].
+async fn admin_guard(conn: &mut PgConnection, now: Millis) -> StoreResult<()> {
     let left: bool = sqlx::query_scalar(sql::ADMIN_LEFT)
         .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+        .bind(now)
         .fetch_one(&mut *conn)
         .await?;
     if left {
@@ -433,6 +494,39 @@ async fn admin_guard(conn: &mut PgConnection) -> StoreResult<()> {
     } else {
         Err(StoreError::LastAdmin)
     }
+}
+
+/// Adds the edge parent → child and its closure rows; `Ok(false)` if it existed. Refuses
+/// an edge that would make a group contain itself. Call it only while holding
+/// [`GRAPH_LOCK`], so that the cycle check sees every other node's committed edges.
+async fn link_child(conn: &mut PgConnection, parent: GroupId, child: GroupId) -> StoreResult<bool> {
+    if child == parent {
+        return Err(StoreError::Cycle);
+    }
+    let (p, c) = (parent.to_string(), child.to_string());
+    let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
+        .bind(&c)
+        .bind(&p)
+        .fetch_one(&mut *conn)
+        .await?;
+    if cycle {
+        return Err(StoreError::Cycle);
+    }
+    let added = sqlx::query(sql::INSERT_CHILD)
+        .bind(&p)
+        .bind(&c)
+        .execute(&mut *conn)
+        .await
+        .map_err(fk_or)?;
+    if added.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(sql::EXTEND_CLOSURE)
+        .bind(&p)
+        .bind(&c)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// Rebuilds the closure rows of every group at or below `top` from the edges. Called,
@@ -532,6 +626,15 @@ impl Store for PgStore {
         .await
     }
 
+    async fn user_exists(&self, id: UserId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
         let row = sqlx::query(&text)
@@ -628,7 +731,7 @@ impl Store for PgStore {
                 return Err(StoreError::NotFound);
             }
             if removes_admin && is_admin(&mut tx, id).await? {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -676,7 +779,7 @@ impl Store for PgStore {
         .await
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, ADMIN_LOCK).await?;
@@ -689,7 +792,7 @@ impl Store for PgStore {
                 return Ok(false);
             }
             if was_admin {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -725,6 +828,15 @@ impl Store for PgStore {
             Ok(())
         })
         .await
+    }
+
+    async fn group_exists(&self, id: GroupId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
@@ -764,7 +876,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
+    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, GRAPH_LOCK).await?;
@@ -784,7 +896,7 @@ impl Store for PgStore {
             }
             rebuild_closure_below(&mut tx, &children).await?;
             if admin_related {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -821,7 +933,7 @@ impl Store for PgStore {
         .await
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
+    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, ADMIN_LOCK).await?;
@@ -835,7 +947,7 @@ impl Store for PgStore {
                 return Ok(false);
             }
             if is_under_admins(&mut tx, group).await? {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -859,41 +971,12 @@ impl Store for PgStore {
     }
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
-        if children.contains(&parent) {
-            return Err(StoreError::Cycle);
-        }
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             // Before the cycle check: see the module documentation.
             self.lock(&mut tx, GRAPH_LOCK).await?;
-            let p = parent.to_string();
             for child in children {
-                let c = child.to_string();
-                let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
-                    .bind(&c)
-                    .bind(&p)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if cycle {
-                    return Err(StoreError::Cycle);
-                }
-                let added = sqlx::query(
-                    "INSERT INTO group_children (parent_id, child_id) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&p)
-                .bind(&c)
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-                if added.rows_affected() == 0 {
-                    continue;
-                }
-                sqlx::query(sql::EXTEND_CLOSURE)
-                    .bind(&p)
-                    .bind(&c)
-                    .execute(&mut *tx)
-                    .await?;
+                link_child(&mut tx, parent, *child).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -901,7 +984,24 @@ impl Store for PgStore {
         .await
     }
 
-    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool> {
+    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+        // A name taken by another node between this batch's check and its insert fails
+        // the attempt; the next attempt's check sees it and skips it, as a rerun would.
+        let mut attempts = 0;
+        loop {
+            match retrying(|| self.import_once(batch)).await {
+                Err(StoreError::Unique(_)) if attempts < MAX_RETRIES => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn remove_child(
+        &self,
+        parent: GroupId,
+        child: GroupId,
+        now: Millis,
+    ) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, GRAPH_LOCK).await?;
@@ -918,7 +1018,7 @@ impl Store for PgStore {
             let admin_related = is_under_admins(&mut tx, parent).await?;
             rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
             if admin_related {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -1077,7 +1177,7 @@ impl Store for PgStore {
         .await
     }
 
-    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool> {
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, ADMIN_LOCK).await?;
@@ -1097,7 +1197,7 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
             if was_admin {
-                admin_guard(&mut tx).await?;
+                admin_guard(&mut tx, now).await?;
             }
             tx.commit().await?;
             Ok(true)

@@ -72,18 +72,21 @@ pub(crate) const RECORD_LOGIN_SUCCESS: &str = "UPDATE users SET last_login = $2,
     successful_login_attempts = successful_login_attempts + 1, failed_since_success = 0 \
     WHERE id = $1";
 
-/// `$1` id, `$2` now, `$3` failures that lock (0 = never).
+/// `$1` id, `$2` now, `$3` failures that lock (0 = never). Locking ends the user's
+/// tokens (`token_version`).
 pub(crate) const RECORD_LOGIN_FAILURE: &str = "UPDATE users SET last_failed_login = $2, \
     failed_login_attempts = failed_login_attempts + 1, \
     failed_since_success = failed_since_success + 1, \
-    locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN TRUE ELSE locked END \
+    locked = CASE WHEN $3 > 0 AND failed_since_success + 1 >= $3 THEN TRUE ELSE locked END, \
+    token_version = token_version + \
+        CASE WHEN $3 > 0 AND failed_since_success + 1 = $3 THEN 1 ELSE 0 END \
     WHERE id = $1";
 
 /// The `SET` list of a status change (fixed text, never client input).
 pub(crate) fn state_change_set(change: super::StateChange) -> &'static str {
     use super::StateChange;
     match change {
-        StateChange::Suspend => "suspended = TRUE",
+        StateChange::Suspend => "suspended = TRUE, token_version = token_version + 1",
         StateChange::Unsuspend => "suspended = FALSE",
         StateChange::Unlock => "locked = FALSE, failed_since_success = 0",
         StateChange::ForcePasswordReset => "password_reset_required = TRUE",
@@ -95,6 +98,19 @@ pub(crate) fn state_change_set(change: super::StateChange) -> &'static str {
 /// `$7` created, `$8` modified.
 pub(crate) const INSERT_GROUP: &str = "INSERT INTO groups (id, name, name_key, description, \
     type, custom, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Like [`INSERT_GROUP`], doing nothing when the id or name is taken (for imports).
+pub(crate) const INSERT_GROUP_IF_NEW: &str = "INSERT INTO groups (id, name, name_key, \
+    description, type, custom, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ON CONFLICT DO NOTHING";
+
+/// `$1` username key, `$2` email key: whether either already names a user.
+pub(crate) const IDENTIFIER_TAKEN: &str =
+    "SELECT EXISTS (SELECT 1 FROM user_identifiers WHERE key IN ($1, $2))";
+
+/// `$1` parent, `$2` child; an existing link is left as it is.
+pub(crate) const INSERT_CHILD: &str = "INSERT INTO group_children (parent_id, child_id) \
+    VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 /// `$1` id, `$2` name, `$3` name key, `$4` description, `$5` custom, `$6` modified.
 pub(crate) const UPDATE_GROUP: &str = "UPDATE groups SET name = $2, name_key = $3, \
@@ -119,10 +135,12 @@ pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m 
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
     WHERE ancestor_id = $1 AND descendant_id = $2)";
 
-/// `$1` System Administrators: whether it still has a member who is not suspended.
+/// `$1` System Administrators, `$2` now: whether it still has an active member (not
+/// suspended, not expired).
 pub(crate) const ADMIN_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM group_closure c \
     JOIN group_members m ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
-    WHERE c.ancestor_id = $1 AND u.suspended = FALSE)";
+    WHERE c.ancestor_id = $1 AND u.suspended = FALSE \
+    AND (u.expiry IS NULL OR u.expiry > $2))";
 
 /// `$1` parent, `$2` child: closure rows for every (ancestor of parent, descendant of
 /// child) pair, after the edge was added.
@@ -207,6 +225,42 @@ pub(crate) fn parse_custom(s: &str) -> Map<String, Value> {
 /// Serializes `custom` for storage.
 pub(crate) fn custom_text(custom: &Map<String, Value>) -> String {
     serde_json::to_string(custom).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.
+/// Unicode lower case, like the stored `name_key` and PostgreSQL's `lower()`. (SQLite's
+/// `lower()` folds ASCII only, so there a one- or two-letter non-ASCII user search can
+/// miss; longer ones go through the trigram index, which folds Unicode.)
+fn contains_pattern(q: &str) -> String {
+    Dialect::Postgres.like_pattern(q, true, true)
+}
+
+/// Where a list's `q` looks: a full-text index (SQLite, users), and the columns a plain
+/// `LIKE` scans when there is no index or the term is too short for trigrams.
+struct TextSearch {
+    fts: Option<(&'static str, &'static str)>,
+    columns: &'static [&'static str],
+}
+
+const USER_SEARCH: TextSearch = TextSearch {
+    fts: Some(("users_fts", "u.seq")),
+    columns: &[
+        "lower(u.username)",
+        "lower(u.email)",
+        "lower(u.first_name)",
+        "lower(u.last_name)",
+    ],
+};
+
+const GROUP_SEARCH: TextSearch = TextSearch {
+    fts: None,
+    columns: &["g.name_key"],
+};
+
+/// Quotes a search term as one FTS5 phrase (doubling any `"`), so no FTS5 syntax in the
+/// term is interpreted.
+fn fts_phrase(q: &str) -> String {
+    format!("\"{}\"", q.replace('"', "\"\""))
 }
 
 /// Pushes a parameter and returns its `$N` placeholder.
@@ -330,7 +384,7 @@ impl ListSql {
             query,
             &UserColumns,
             dialect,
-            &["u.username", "u.email", "u.first_name", "u.last_name"],
+            &USER_SEARCH,
             "lower(u.username)",
             "u.id",
             &mut wheres,
@@ -423,7 +477,7 @@ impl ListSql {
             query,
             &GroupColumns,
             dialect,
-            &["g.name"],
+            &GROUP_SEARCH,
             "lower(g.name)",
             "g.id",
             &mut wheres,
@@ -450,20 +504,31 @@ fn list_terms(
     query: &ListQuery,
     cols: &dyn Columns,
     dialect: Dialect,
-    q_columns: &[&str],
+    search: &TextSearch,
     default_key: &str,
     tie: &str,
     wheres: &mut Vec<String>,
     params: &mut Vec<SqlValue>,
 ) -> String {
     if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-        // Folded like the dialect's lower() folds the columns.
-        let p = push(params, SqlValue::Text(dialect.like_pattern(q, true, true)));
-        let any: Vec<String> = q_columns
-            .iter()
-            .map(|c| format!("lower({c}) LIKE {p} ESCAPE '\\'"))
-            .collect();
-        wheres.push(format!("({})", any.join(" OR ")));
+        match (dialect, search.fts) {
+            // The trigram index is SQLite's; trigram matching needs three characters.
+            (Dialect::Sqlite, Some((table, key))) if q.chars().count() >= 3 => {
+                let p = push(params, SqlValue::Text(fts_phrase(q)));
+                wheres.push(format!(
+                    "{key} IN (SELECT rowid FROM {table} WHERE {table} MATCH {p})"
+                ));
+            }
+            _ => {
+                let p = push(params, SqlValue::Text(contains_pattern(q)));
+                let any: Vec<String> = search
+                    .columns
+                    .iter()
+                    .map(|c| format!("{c} LIKE {p} ESCAPE '\\'"))
+                    .collect();
+                wheres.push(format!("({})", any.join(" OR ")));
+            }
+        }
     }
     if let Some(filter) = &query.filter {
         wheres.push(filter_sql::translate(

@@ -20,8 +20,8 @@ use super::sql::{
     self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
 };
 use super::{
-    GroupScope, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse, StateChange, Store,
-    StoreError, StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse,
+    StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -216,11 +216,11 @@ impl SqliteStore {
         column: &'static str,
         value: &str,
     ) -> StoreResult<Option<ApiKey>> {
-        let sql = format!(
+        let text = format!(
             "SELECT {} FROM api_keys WHERE {column} = $1",
             sql::API_KEY_COLUMNS
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&text)
             .bind(value)
             .fetch_optional(&self.reader)
             .await?;
@@ -246,10 +246,12 @@ async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreRe
         .await?)
 }
 
-/// Refuses the transaction if System Administrators has no active member left.
-async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
+/// Refuses the transaction if System Administrators has no active (not suspended, not
+/// expired) member left.
+async fn admin_guard(conn: &mut SqliteConnection, now: Millis) -> StoreResult<()> {
     let left: bool = sqlx::query_scalar(sql::ADMIN_LEFT)
         .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+        .bind(now)
         .fetch_one(&mut *conn)
         .await?;
     if left {
@@ -257,6 +259,42 @@ async fn admin_guard(conn: &mut SqliteConnection) -> StoreResult<()> {
     } else {
         Err(StoreError::LastAdmin)
     }
+}
+
+/// Adds the edge parent → child and its closure rows; `Ok(false)` if it existed.
+/// Refuses an edge that would make a group contain itself.
+async fn link_child(
+    conn: &mut SqliteConnection,
+    parent: GroupId,
+    child: GroupId,
+) -> StoreResult<bool> {
+    if child == parent {
+        return Err(StoreError::Cycle);
+    }
+    let (p, c) = (parent.to_string(), child.to_string());
+    let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
+        .bind(&c)
+        .bind(&p)
+        .fetch_one(&mut *conn)
+        .await?;
+    if cycle {
+        return Err(StoreError::Cycle);
+    }
+    let added = sqlx::query(sql::INSERT_CHILD)
+        .bind(&p)
+        .bind(&c)
+        .execute(&mut *conn)
+        .await
+        .map_err(fk_or)?;
+    if added.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(sql::EXTEND_CLOSURE)
+        .bind(&p)
+        .bind(&c)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// Rebuilds the closure rows of every group at or below `top` from the edges. Called
@@ -318,7 +356,7 @@ impl Store for SqliteStore {
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let id = SYSTEM_ADMINISTRATORS_ID.to_string();
         sqlx::query(sql::INSERT_SYSTEM_GROUP)
             .bind(&id)
@@ -343,7 +381,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
             sqlx::query(sql::INSERT_MEMBER)
@@ -355,6 +393,80 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn user_exists(&self, id: UserId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn group_exists(&self, id: GroupId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)")
+                .bind(id.to_string())
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+        let mut stats = ImportStats::default();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for user in &batch.users {
+            let taken: bool = sqlx::query_scalar(sql::IDENTIFIER_TAKEN)
+                .bind(name_key(&user.username))
+                .bind(name_key(&user.email))
+                .fetch_one(&mut *tx)
+                .await?;
+            if taken {
+                stats.users_skipped += 1;
+                continue;
+            }
+            insert_user(&mut tx, user).await?;
+            stats.users += 1;
+        }
+        for group in &batch.groups {
+            let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
+                .bind(group.id.to_string())
+                .bind(&group.name)
+                .bind(name_key(&group.name))
+                .bind(&group.description)
+                .bind(group.kind.as_str())
+                .bind(custom_text(&group.custom))
+                .bind(group.created)
+                .bind(group.modified)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                stats.groups_skipped += 1;
+                continue;
+            }
+            sqlx::query(sql::INSERT_SELF_CLOSURE)
+                .bind(group.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            stats.groups += 1;
+        }
+        for (g, u) in &batch.members {
+            let done = sqlx::query(sql::INSERT_MEMBER)
+                .bind(g.to_string())
+                .bind(u.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+            stats.members += done.rows_affected();
+        }
+        for (parent, child) in &batch.children {
+            if link_child(&mut tx, *parent, *child).await? {
+                stats.children += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -376,7 +488,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(sql::UPDATE_USER_PROFILE)
             .bind(user.id.to_string())
             .bind(&user.username)
@@ -405,7 +517,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(sql::SET_PASSWORD)
             .bind(id.to_string())
             .bind(&hash.0)
@@ -430,7 +542,7 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<()> {
         let set = sql::state_change_set(change);
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let text = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
         let done = sqlx::query(&text)
             .bind(id.to_string())
@@ -441,7 +553,7 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         if change == StateChange::Suspend && is_admin(&mut tx, id).await? {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -453,7 +565,7 @@ impl Store for SqliteStore {
         outcome: LoginOutcome,
         now: Millis,
     ) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = match outcome {
             LoginOutcome::Success => {
                 sqlx::query(sql::RECORD_LOGIN_SUCCESS)
@@ -484,8 +596,8 @@ impl Store for SqliteStore {
         Ok(user)
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let was_admin = is_admin(&mut tx, id).await?;
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_string())
@@ -495,7 +607,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if was_admin {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -507,7 +619,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(sql::INSERT_GROUP)
             .bind(group.id.to_string())
             .bind(&group.name)
@@ -520,7 +632,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-        sqlx::query("INSERT INTO group_closure (ancestor_id, descendant_id) VALUES ($1, $1)")
+        sqlx::query(sql::INSERT_SELF_CLOSURE)
             .bind(group.id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -565,8 +677,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_group(&self, id: GroupId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let admin_related = is_under_admins(&mut tx, id).await?;
         let children: Vec<String> =
             sqlx::query_scalar("SELECT child_id FROM group_children WHERE parent_id = $1")
@@ -582,7 +694,7 @@ impl Store for SqliteStore {
         }
         rebuild_closure_below(&mut tx, &children).await?;
         if admin_related {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -594,7 +706,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let g = group.to_string();
         for u in users {
             sqlx::query(sql::INSERT_MEMBER)
@@ -608,8 +720,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group.to_string())
             .bind(user.to_string())
@@ -619,7 +731,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if is_under_admins(&mut tx, group).await? {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -641,45 +753,21 @@ impl Store for SqliteStore {
     }
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let p = parent.to_string();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for child in children {
-            let c = child.to_string();
-            if *child == parent {
-                return Err(StoreError::Cycle);
-            }
-            let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
-                .bind(&c)
-                .bind(&p)
-                .fetch_one(&mut *tx)
-                .await?;
-            if cycle {
-                return Err(StoreError::Cycle);
-            }
-            let added = sqlx::query(
-                "INSERT INTO group_children (parent_id, child_id) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&p)
-            .bind(&c)
-            .execute(&mut *tx)
-            .await
-            .map_err(fk_or)?;
-            if added.rows_affected() == 0 {
-                continue;
-            }
-            sqlx::query(sql::EXTEND_CLOSURE)
-                .bind(&p)
-                .bind(&c)
-                .execute(&mut *tx)
-                .await?;
+            link_child(&mut tx, parent, *child).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn remove_child(&self, parent: GroupId, child: GroupId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn remove_child(
+        &self,
+        parent: GroupId,
+        child: GroupId,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2")
             .bind(parent.to_string())
             .bind(child.to_string())
@@ -691,7 +779,7 @@ impl Store for SqliteStore {
         let admin_related = is_under_admins(&mut tx, parent).await?;
         rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
         if admin_related {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -712,7 +800,7 @@ impl Store for SqliteStore {
     }
 
     async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT token_hash, family, user_id, scope, created, expires, used, revoked \
              FROM refresh_tokens WHERE token_hash = $1",
@@ -762,7 +850,7 @@ impl Store for SqliteStore {
         user: &User,
         groups: &[GroupId],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         insert_user(&mut tx, user).await?;
         for g in groups {
             sqlx::query(sql::INSERT_MEMBER)
@@ -809,7 +897,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(sql::UPDATE_API_KEY)
             .bind(key.id.to_string())
             .bind(&key.name)
@@ -834,8 +922,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_api_key(&self, id: ApiKeyId) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -851,7 +939,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if was_admin {
-            admin_guard(&mut tx).await?;
+            admin_guard(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod credentials;
 mod groups;
 mod membership;
 mod multinode;

@@ -709,10 +709,10 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
     let remove = |s: Arc<dyn Store>, u: UserId, kind: usize| async move {
         match kind % 3 {
             0 => s
-                .remove_member(SYSTEM_ADMINISTRATORS_ID, u)
+                .remove_member(SYSTEM_ADMINISTRATORS_ID, u, 2)
                 .await
                 .map(|_| ()),
-            1 => s.delete_user(u).await.map(|_| ()),
+            1 => s.delete_user(u, 2).await.map(|_| ()),
             _ => s.set_user_state(u, StateChange::Suspend, 2).await,
         }
     };
@@ -730,7 +730,7 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
             .unwrap();
         // The last round's survivor may go now: exactly two administrators are left.
         if let Some(s) = survivor.take() {
-            s1.delete_user(s).await.unwrap();
+            s1.delete_user(s, 2).await.unwrap();
         }
         // Every pairing of removal kinds, one on each store.
         let (r1, r2) = tokio::join!(
@@ -744,11 +744,11 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
         };
         // The survivor is now the last administrator, from either store's view.
         assert!(matches!(
-            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left).await,
+            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left, 2).await,
             Err(StoreError::LastAdmin)
         ));
         assert!(matches!(
-            s2.delete_user(left).await,
+            s2.delete_user(left, 2).await,
             Err(StoreError::LastAdmin)
         ));
         survivor = Some(left);
@@ -773,7 +773,7 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
         let member = new_user(&format!("m{round}"));
         s1.create_user(&member, &[y.id]).await.unwrap();
         assert_eq!(s2.is_member(member.id, &[x.id]).await.unwrap(), x_has_y);
-        s1.delete_user(member.id).await.unwrap();
+        s1.delete_user(member.id, 2).await.unwrap();
     }
     // A longer ring attempted from both sides at once: a→b→c and c→a.
     let [a, b, c] = ["ring-a", "ring-b", "ring-c"].map(new_group);
