@@ -81,7 +81,9 @@ pub fn check_email(value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// Checks a `custom` object's serialised size.
+/// Checks a `custom` object's serialised size, and that no key or string in it holds a
+/// NUL character: PostgreSQL's `jsonb`, which custom-property queries cast to, cannot
+/// represent one, so a single such value would break those queries for every row.
 pub fn check_custom(
     field: &'static str,
     custom: &serde_json::Map<String, serde_json::Value>,
@@ -95,12 +97,41 @@ pub fn check_custom(
             format!("{field} must be at most {MAX_CUSTOM_BYTES} bytes when serialised"),
         ));
     }
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+            }
+            _ => false,
+        }
+    }
+    if custom.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(FieldError::new(
+            field,
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_rejects_nul_anywhere() {
+        let obj = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        assert!(check_custom("custom", &obj(serde_json::json!({"a": ["b", {"c": 1}]}))).is_ok());
+        for bad in [
+            serde_json::json!({"a\0": 1}),
+            serde_json::json!({"a": "x\0"}),
+            serde_json::json!({"a": [{"b": ["\0"]}]}),
+        ] {
+            assert!(check_custom("custom", &obj(bad.clone())).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn keys_fold_unicode_case() {

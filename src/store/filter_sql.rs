@@ -586,6 +586,8 @@ fn sqlite_json_path(key: &str) -> String {
         match c {
             '\\' => p.push_str("\\\\"),
             '"' => p.push_str("\\u0022"),
+            // SQLite reads the path as a C string: a raw NUL would cut it short.
+            '\0' => p.push_str("\\u0000"),
             c => p.push(c),
         }
     }
@@ -1292,6 +1294,7 @@ mod tests {
     fn json_paths_escape_quotes_and_backslashes() {
         assert_eq!(sqlite_json_path("plain"), r#"$."plain""#);
         assert_eq!(sqlite_json_path(r#"a"b\c.d[0]"#), r#"$."a\u0022b\\c.d[0]""#);
+        assert_eq!(sqlite_json_path("a\0b"), r#"$."a\u0000b""#);
     }
 
     /// Attacker text may appear in the parameters but never in the SQL text.

@@ -237,7 +237,7 @@ impl PgStore {
             sql::API_KEY_COLUMNS
         );
         let row = sqlx::query(&text)
-            .bind(value)
+            .bind(pg_text(value).as_ref())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(api_key_from_row).transpose()?)
@@ -310,6 +310,18 @@ where
     }
 }
 
+/// PostgreSQL text cannot hold NUL, so no stored value contains one (the domain refuses
+/// control characters in what it writes). A NUL in a value the client searches with is
+/// swapped for U+FFFD, which keeps the query valid and, like the NUL, matches nothing
+/// stored; sending it as is would fail the whole query.
+fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 fn bind_all(params: &[SqlValue]) -> Result<PgArguments, sqlx::Error> {
     let mut args = PgArguments::default();
     for p in params {
@@ -318,7 +330,7 @@ fn bind_all(params: &[SqlValue]) -> Result<PgArguments, sqlx::Error> {
             SqlValue::Bool(b) => args.add(*b),
             SqlValue::Int(i) => args.add(*i),
             SqlValue::Real(r) => args.add(*r),
-            SqlValue::Text(s) => args.add(s.as_str()),
+            SqlValue::Text(s) => args.add(pg_text(s).into_owned()),
         }
         .map_err(sqlx::Error::Encode)?;
     }
@@ -647,7 +659,7 @@ impl Store for PgStore {
     async fn find_user_by_key(&self, key: &str) -> StoreResult<Option<UserId>> {
         let id: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM user_identifiers WHERE key = $1")
-                .bind(key)
+                .bind(pg_text(key).as_ref())
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(id.and_then(|s| UserId::parse(&s)))
@@ -853,7 +865,7 @@ impl Store for PgStore {
 
     async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>> {
         let id: Option<String> = sqlx::query_scalar("SELECT id FROM groups WHERE name_key = $1")
-            .bind(key)
+            .bind(pg_text(key).as_ref())
             .fetch_optional(&self.pool)
             .await?;
         Ok(id.and_then(|s| GroupId::parse(&s)))

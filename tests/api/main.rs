@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod backend_parity;
 mod credentials;
 mod groups;
 mod membership;
