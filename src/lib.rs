@@ -44,7 +44,10 @@ mod layering {
 
     #[test]
     fn domain_does_no_io() {
-        forbid("domain", &["axum::", "sqlx::", "tokio::", "crate::store", "crate::http"]);
+        forbid(
+            "domain",
+            &["axum::", "sqlx::", "tokio::", "crate::store", "crate::http"],
+        );
     }
 
     #[test]
@@ -59,6 +62,9 @@ mod layering {
 
     #[test]
     fn handlers_hold_no_sql() {
-        forbid("http", &["sqlx::", "SELECT ", "INSERT ", "UPDATE ", "DELETE FROM"]);
+        forbid(
+            "http",
+            &["sqlx::", "SELECT ", "INSERT ", "UPDATE ", "DELETE FROM"],
+        );
     }
 }

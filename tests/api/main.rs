@@ -6,5 +6,6 @@ mod helpers;
 mod auth;
 mod credentials;
 mod groups;
+mod import;
 mod membership;
 mod users;
