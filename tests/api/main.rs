@@ -7,4 +7,5 @@ mod auth;
 mod credentials;
 mod groups;
 mod membership;
+mod query;
 mod users;
