@@ -8,4 +8,5 @@ mod credentials;
 mod groups;
 mod import;
 mod membership;
+mod query;
 mod users;
