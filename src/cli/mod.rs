@@ -1,6 +1,7 @@
 //! The `gatehouse` command line: one binary, a subcommand per task.
 
 pub mod admin;
+pub mod import;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ pub enum Command {
     /// Manage API keys directly on the database.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
+    /// Bulk-load users, groups and memberships from JSON lines or CSV (idempotent).
+    Import(import::ImportArgs),
     /// Apply database migrations and exit.
     Migrate {
         /// Database URL.
@@ -51,6 +54,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => runtime.block_on(async {
             serve::init_logging(false);
             admin::run_api_key(cmd).await
+        }),
+        Command::Import(args) => runtime.block_on(async {
+            serve::init_logging(false);
+            import::run(args).await
         }),
         Command::Migrate { database_url } => runtime.block_on(async {
             serve::init_logging(false);

@@ -8,6 +8,8 @@ mod auth;
 mod backend_parity;
 mod credentials;
 mod groups;
+mod import;
 mod membership;
 mod multinode;
+mod query;
 mod users;

@@ -1,0 +1,133 @@
+//! `gatehouse import`: the real binary loading JSON lines and CSV into the database a
+//! running server uses, idempotently.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn import(app: &TestApp, file: &std::path::Path) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["import", "--quiet", "--database", &app.database_url])
+        .arg(file)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("gatehouse runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stats = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (
+        out.status.success(),
+        stats,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn jsonl_import_creates_users_groups_memberships_and_links_and_reruns_idempotently() {
+    let app = TestApp::spawn().await;
+    let file = app.dir.path().join("data.jsonl");
+    let mut lines = vec![
+        json!({"type": "group", "name": "Paper Street Soap Company", "description": "Soap"}),
+        json!({"type": "group", "name": "Project Mayhem"}),
+        json!({"type": "child", "parent": "Paper Street Soap Company", "child": "Project Mayhem"}),
+    ];
+    for i in 0..50 {
+        lines.push(json!({"type": "user", "username": format!("member{i:02}"),
+            "email": format!("member{i:02}@fightclub.com"), "firstName": "Space", "lastName": "Monkey",
+            "groups": ["Project Mayhem"]}));
+    }
+    lines.push(json!({"type": "user", "email": "t.durden@fightclub.com", "password": PASSWORD}));
+    lines.push(json!({"type": "member", "group": "Paper Street Soap Company", "user": "t.durden@fightclub.com"}));
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+
+    let (ok, stats, err) = import(&app, &file);
+    assert!(ok, "{err}");
+    assert_eq!(stats["users"], 51);
+    assert_eq!(stats["groups"], 2);
+    assert_eq!(stats["memberships"], 51);
+    assert_eq!(stats["childLinks"], 1);
+
+    // The running server sees it: nested membership, and the imported password works.
+    app.head("/api/security/groups/Paper%20Street%20Soap%20Company/users/member07")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let token = app.login("t.durden@fightclub.com", PASSWORD).await;
+    assert!(!token.is_empty());
+    let members = app
+        .get("/api/security/groups/Project%20Mayhem/users?pageSize=100")
+        .await;
+    assert_eq!(members.body["totalCount"], 50);
+
+    // Again: nothing new, nothing broken.
+    let (ok, stats, err) = import(&app, &file);
+    assert!(ok, "{err}");
+    assert_eq!(stats["users"], 0);
+    assert_eq!(stats["usersSkipped"], 51);
+    assert_eq!(stats["groupsSkipped"], 2);
+    assert_eq!(stats["memberships"], 0);
+    let all = app.get("/api/security/users?pageSize=1").await;
+    assert_eq!(all.body["totalCount"], 52, "51 imported and the admin");
+}
+
+#[tokio::test]
+async fn csv_import_reads_users_with_their_groups() {
+    let app = TestApp::spawn().await;
+    app.create_group("Soap").await;
+    app.create_group("Paper Street").await;
+    let file = app.dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "username,email,firstName,lastName,groups\n\
+         marla,marla@fightclub.com,Marla,Singer,Soap;Paper Street\n\
+         bob,bob@fightclub.com,Robert,Paulson,\n",
+    )
+    .unwrap();
+    let (ok, stats, err) = import(&app, &file);
+    assert!(ok, "{err}");
+    assert_eq!(stats["users"], 2);
+    assert_eq!(stats["memberships"], 2);
+    let r = app.get("/api/security/users/marla/groups").await;
+    let mut names: Vec<String> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Paper Street", "Soap"]);
+    assert_eq!(
+        app.get("/api/security/users/bob").await.body["lastName"],
+        "Paulson"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_record_stops_the_import_naming_its_line_and_writes_nothing_of_its_batch() {
+    let app = TestApp::spawn().await;
+    let file = app.dir.path().join("bad.jsonl");
+    std::fs::write(
+        &file,
+        "{\"type\": \"user\", \"email\": \"fine@example.com\"}\n\
+         {\"type\": \"user\", \"email\": \"not an email\"}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = import(&app, &file);
+    assert!(!ok);
+    assert!(err.contains("line 2"), "{err}");
+    // Nothing of the failed batch was written (it is one transaction), and a group that
+    // is referenced but never defined is an error too.
+    app.get("/api/security/users/fine@example.com")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    std::fs::write(
+        &file,
+        "{\"type\": \"user\", \"email\": \"x@example.com\", \"groups\": [\"Nowhere\"]}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = import(&app, &file);
+    assert!(!ok);
+    assert!(err.contains("Nowhere"), "{err}");
+}
