@@ -569,13 +569,19 @@ async fn rebuild_closure_below(conn: &mut PgConnection, top: &[String]) -> Store
 }
 
 /// Counts the matches of a list, then fetches one page of them.
+///
+/// List statements are not kept prepared (`persistent(false)`): their text is built per
+/// request, and one text can come with differently typed values (`custom.age = 35` binds
+/// an integer where `custom.age = 35.5` binds a double). A statement prepared for the
+/// first would read the second's bytes as the wrong type.
 async fn fetch_page<T>(
     pool: &PgPool,
     mut list: ListSql,
     page: PageRequest,
     map: fn(&PgRow) -> Result<T, sqlx::Error>,
 ) -> StoreResult<Page<T>> {
-    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(&list.params)?)
+    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(list.count_params())?)
+        .persistent(false)
         .fetch_one(pool)
         .await?;
     if i64::from(page.index) * i64::from(page.size) >= total {
@@ -586,6 +592,7 @@ async fn fetch_page<T>(
     }
     let text = list.page_sql(page);
     let rows = sqlx::query_with(&text, bind_all(&list.params)?)
+        .persistent(false)
         .fetch_all(pool)
         .await?;
     let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;

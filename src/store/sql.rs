@@ -286,12 +286,21 @@ pub(crate) struct ListSql {
     with: String,
     wheres: Vec<String>,
     order: String,
-    /// The values to bind, in placeholder order.
+    /// The values to bind, in placeholder order: first those of the `WHERE` (and `WITH`),
+    /// then those of the `ORDER BY`, then limit and offset.
     pub(crate) params: Vec<SqlValue>,
+    /// How many of `params` the `WHERE` and `WITH` use.
+    where_params: usize,
 }
 
 impl ListSql {
-    /// `SELECT COUNT(*)` over the matches.
+    /// The values [`ListSql::count_sql`] binds. PostgreSQL refuses a statement bound with
+    /// more values than it has placeholders, so the ordering's are left out.
+    pub(crate) fn count_params(&self) -> &[SqlValue] {
+        &self.params[..self.where_params]
+    }
+
+    /// `SELECT COUNT(*)` over the matches; bind [`ListSql::count_params`].
     pub(crate) fn count_sql(&self) -> String {
         format!(
             "{} SELECT COUNT(*) FROM {}{}",
@@ -333,6 +342,7 @@ impl ListSql {
             wheres: Vec::new(),
             order: "name_key ASC, id ASC".to_owned(),
             params: Vec::new(),
+            where_params: 0,
         }
     }
 
@@ -380,7 +390,7 @@ impl ListSql {
                 );
             }
         }
-        let order = list_terms(
+        let (order, where_params) = list_terms(
             query,
             &UserColumns,
             dialect,
@@ -397,6 +407,7 @@ impl ListSql {
             wheres,
             order,
             params,
+            where_params,
         }
     }
 
@@ -473,7 +484,7 @@ impl ListSql {
                 wheres.push(own);
             }
         }
-        let order = list_terms(
+        let (order, where_params) = list_terms(
             query,
             &GroupColumns,
             dialect,
@@ -490,12 +501,14 @@ impl ListSql {
             wheres,
             order,
             params,
+            where_params,
         }
     }
 }
 
-/// Adds the `WHERE` terms of a list's `q` and filter, and returns its `ORDER BY`:
-/// the requested order (or `default_key` ascending, in byte order) with `tie` last.
+/// Adds the `WHERE` terms of a list's `q` and filter, and returns its `ORDER BY` (the
+/// requested order, or `default_key` ascending in byte order, with `tie` last) and how
+/// many parameters the `WHERE` uses.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call per resource; a struct would only rename the arguments"
@@ -509,7 +522,7 @@ fn list_terms(
     tie: &str,
     wheres: &mut Vec<String>,
     params: &mut Vec<SqlValue>,
-) -> String {
+) -> (String, usize) {
     if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
         match (dialect, search.fts) {
             // The trigram index is SQLite's; trigram matching needs three characters.
@@ -535,10 +548,12 @@ fn list_terms(
             filter, cols, dialect, &query.ctx, params,
         ));
     }
+    let where_params = params.len();
     let order = filter_sql::order_by_sql(&query.order, cols, dialect, params);
-    if order.is_empty() {
+    let order = if order.is_empty() {
         format!("{default_key}{} ASC, {tie} ASC", dialect.byte_order())
     } else {
         format!("{order}, {tie} ASC")
-    }
+    };
+    (order, where_params)
 }

@@ -331,7 +331,7 @@ async fn fetch_page<T>(
     page: super::PageRequest,
     map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
 ) -> StoreResult<Page<T>> {
-    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(&list.params))
+    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(list.count_params()))
         .fetch_one(pool)
         .await?;
     if i64::from(page.index) * i64::from(page.size) >= total {
