@@ -16,10 +16,10 @@
 //!   comparison. So `!=`, `!~`, `not in` and `not (...)` match such rows, and
 //!   `not (firstName = 'x')` means the same as `firstName != 'x'`.
 //! - **Text** (text and id fields) compares case-insensitively: `lower(column)` against a
-//!   value lowercased here. SQLite's `lower()` folds ASCII only, so for SQLite the value is
-//!   folded the same way (`to_ascii_lowercase`): non-ASCII letters then match only in the
-//!   same case; PostgreSQL folds with `to_lowercase` like its own `lower()` in a UTF-8
-//!   database. `contains`/`startsWith`/`endsWith`/`freeText` use `LIKE ... ESCAPE '\'`
+//!   value lowercased here with `to_lowercase` (Unicode). SQLite's `lower()` folds ASCII
+//!   only, so the stores map the fields where case matters (username, email, names, group
+//!   name) to columns that already hold the Unicode lower-case text; for the remaining
+//!   text fields on SQLite, non-ASCII capitals in stored data match only in the same case. `contains`/`startsWith`/`endsWith`/`freeText` use `LIKE ... ESCAPE '\'`
 //!   with `%`, `_` and `\` in the value escaped. Ordering comparisons (`>`, `between`) and
 //!   `ORDER BY` on text use byte order (PostgreSQL `COLLATE "C"`, SQLite's default).
 //! - **Timestamps** are integers (milliseconds). A bare date stands for its whole UTC day:
@@ -204,12 +204,9 @@ impl Writer<'_> {
         }
     }
 
-    /// Case folding that matches the dialect's `lower()`.
+    /// Case folding of values: Unicode lower case, like the stores' `*_lc` columns.
     fn fold(&self, s: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => s.to_ascii_lowercase(),
-            Dialect::Postgres => s.to_lowercase(),
-        }
+        s.to_lowercase()
     }
 
     fn like_pattern(&self, s: &str, prefix: bool, suffix: bool) -> String {
@@ -984,10 +981,10 @@ mod tests {
     }
 
     #[test]
-    fn case_folding_follows_the_dialect() {
+    fn values_fold_unicode_case_on_both_dialects() {
         lite(
             "lastName = 'ÉCOLE'",
-            "(u.last_name IS NOT NULL AND lower(u.last_name) = $1) -- \"École\"",
+            "(u.last_name IS NOT NULL AND lower(u.last_name) = $1) -- \"école\"",
         );
         pg(
             "lastName = 'ÉCOLE'",

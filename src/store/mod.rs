@@ -118,6 +118,8 @@ impl ListQuery {
 }
 
 /// How users' fields map to columns (table alias `u`), the same on every backend.
+/// Username, email and names map to copies lower-cased in Rust (`*_lc`), so that
+/// case-insensitive comparison folds Unicode on SQLite too (whose `lower()` is ASCII-only).
 #[derive(Debug, Clone, Copy)]
 pub struct UserColumns;
 
@@ -125,9 +127,9 @@ impl Columns for UserColumns {
     fn column(&self, field: &str) -> &'static str {
         match field {
             "id" => "u.id",
-            "email" => "u.email",
-            "firstName" => "u.first_name",
-            "lastName" => "u.last_name",
+            "email" => "u.email_lc",
+            "firstName" => "u.first_name_lc",
+            "lastName" => "u.last_name_lc",
             "timezone" => "u.timezone",
             "language" => "u.language",
             "created" => "u.created",
@@ -139,7 +141,7 @@ impl Columns for UserColumns {
             "status.locked" => "u.locked",
             "status.passwordResetRequired" => "u.password_reset_required",
             // `username`, and anything the field set does not know (it cannot reach here).
-            _ => "u.username",
+            _ => "u.username_lc",
         }
     }
 
@@ -164,7 +166,7 @@ impl Columns for GroupColumns {
             "type" => "g.type",
             "created" => "g.created",
             "modified" => "g.modified",
-            _ => "g.name",
+            _ => "g.name_key",
         }
     }
 

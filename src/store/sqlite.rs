@@ -244,18 +244,23 @@ async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreRe
 /// Inserts a user row and its identifier keys.
 async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO users (id, username, email, first_name, last_name, timezone, language, \
+        "INSERT INTO users (id, username, email, first_name, last_name, username_lc, email_lc, \
+             first_name_lc, last_name_lc, timezone, language, \
              custom, provider_type, password_hash, password_change_frequency, password_expirable, \
              suspended, locked, password_reset_required, opt_out_of_notifications, created, \
              modified, expiry, password_changed) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20)",
+             $18, $19, $20, $21, $22, $23, $24)",
     )
     .bind(user.id.to_string())
     .bind(&user.username)
     .bind(&user.email)
     .bind(&user.first_name)
     .bind(&user.last_name)
+    .bind(name_key(&user.username))
+    .bind(name_key(&user.email))
+    .bind(user.first_name.as_deref().map(name_key))
+    .bind(user.last_name.as_deref().map(name_key))
     .bind(&user.timezone)
     .bind(&user.language)
     .bind(custom_text(&user.custom))
@@ -439,7 +444,12 @@ struct TextSearch {
 
 const USER_SEARCH: TextSearch = TextSearch {
     fts: Some(("users_fts", "u.seq")),
-    columns: &["u.username", "u.email", "u.first_name", "u.last_name"],
+    columns: &[
+        "u.username_lc",
+        "u.email_lc",
+        "u.first_name_lc",
+        "u.last_name_lc",
+    ],
 };
 
 const GROUP_SEARCH: TextSearch = TextSearch {
@@ -708,7 +718,8 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, \
              timezone = $6, language = $7, custom = $8, password_change_frequency = $9, \
-             opt_out_of_notifications = $10, expiry = $11, modified = $12 WHERE id = $1",
+             opt_out_of_notifications = $10, expiry = $11, modified = $12, username_lc = $13, \
+             email_lc = $14, first_name_lc = $15, last_name_lc = $16 WHERE id = $1",
         )
         .bind(user.id.to_string())
         .bind(&user.username)
@@ -722,6 +733,10 @@ impl Store for SqliteStore {
         .bind(user.opt_out_of_notifications)
         .bind(user.expiry)
         .bind(user.modified)
+        .bind(name_key(&user.username))
+        .bind(name_key(&user.email))
+        .bind(user.first_name.as_deref().map(name_key))
+        .bind(user.last_name.as_deref().map(name_key))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -898,7 +913,7 @@ impl Store for SqliteStore {
             query,
             &UserColumns,
             &USER_SEARCH,
-            "lower(u.username) ASC",
+            "u.username_lc ASC",
             "u.id",
             &mut wheres,
             &mut params,
@@ -1319,12 +1334,15 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE users SET first_name = $2, modified = $3 WHERE id = $1")
-            .bind(key.user_id.to_string())
-            .bind(&key.name)
-            .bind(key.modified)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET first_name = $2, first_name_lc = $4, modified = $3 WHERE id = $1",
+        )
+        .bind(key.user_id.to_string())
+        .bind(&key.name)
+        .bind(key.modified)
+        .bind(name_key(&key.name))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
