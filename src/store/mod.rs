@@ -150,7 +150,20 @@ impl Columns for UserColumns {
     }
 
     fn free_text_columns(&self) -> &'static [&'static str] {
-        &["u.username", "u.email", "u.first_name", "u.last_name"]
+        &[
+            "u.username_lc",
+            "u.email_lc",
+            "u.first_name_lc",
+            "u.last_name_lc",
+        ]
+    }
+
+    fn is_folded(&self, column: &str) -> bool {
+        // Ids are written in lower case (hyphenated UUIDs) by construction.
+        matches!(
+            column,
+            "u.id" | "u.username_lc" | "u.email_lc" | "u.first_name_lc" | "u.last_name_lc"
+        )
     }
 }
 
@@ -175,7 +188,11 @@ impl Columns for GroupColumns {
     }
 
     fn free_text_columns(&self) -> &'static [&'static str] {
-        &["g.name", "g.description"]
+        &["g.name_key", "g.description"]
+    }
+
+    fn is_folded(&self, column: &str) -> bool {
+        matches!(column, "g.id" | "g.name_key")
     }
 }
 
