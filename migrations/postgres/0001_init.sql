@@ -4,7 +4,7 @@
 -- BOOLEAN, `custom` a JSON object as TEXT (queries cast it with `::jsonb`), keys BYTEA.
 --
 -- Not mirrored: SQLite's `users.seq` and `users_fts` exist only to serve `q` from its
--- FTS5 trigram index; here `q` is a `LIKE` over the lower-cased columns.
+-- FTS5 trigram index; here `q` is a `LIKE` over the `*_lc` columns.
 --
 -- Names that must be unique case-insensitively are stored beside a key folded in Rust
 -- (`name_key`, `user_identifiers.key`), so uniqueness does not depend on the database's
@@ -16,6 +16,12 @@ CREATE TABLE users (
     email                     TEXT NOT NULL,
     first_name                TEXT,
     last_name                 TEXT,
+    -- The same four, lower-cased in Rust (Unicode), as on SQLite: case-insensitive
+    -- filters, `q` and ordering read these, so both backends fold alike.
+    username_lc               TEXT NOT NULL,
+    email_lc                  TEXT NOT NULL,
+    first_name_lc             TEXT,
+    last_name_lc              TEXT,
     timezone                  TEXT,
     language                  TEXT,
     custom                    TEXT NOT NULL DEFAULT '{}',
@@ -40,8 +46,9 @@ CREATE TABLE users (
     token_version             BIGINT NOT NULL DEFAULT 0
 );
 
--- The expression the default user order sorts by (byte order, as on SQLite).
-CREATE INDEX users_username_ci ON users ((lower(username) COLLATE "C"));
+-- The default user order and the ordering comparisons sort in byte order, as on SQLite.
+CREATE INDEX users_username_lc ON users ((username_lc COLLATE "C"));
+CREATE INDEX users_last_name_lc ON users ((last_name_lc COLLATE "C"));
 CREATE INDEX users_created ON users (created);
 
 -- Every name a user can be addressed by (username and email), normalised to lower case

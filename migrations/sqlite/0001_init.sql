@@ -10,6 +10,12 @@ CREATE TABLE users (
     email                     TEXT NOT NULL,
     first_name                TEXT,
     last_name                 TEXT,
+    -- The same four, lower-cased in Rust (Unicode): SQLite's lower() folds ASCII only,
+    -- so case-insensitive filters and ordering read these instead.
+    username_lc               TEXT NOT NULL,
+    email_lc                  TEXT NOT NULL,
+    first_name_lc             TEXT,
+    last_name_lc              TEXT,
     timezone                  TEXT,
     language                  TEXT,
     custom                    TEXT NOT NULL DEFAULT '{}',
@@ -34,7 +40,8 @@ CREATE TABLE users (
     token_version             INTEGER NOT NULL DEFAULT 0
 );
 
-CREATE INDEX users_username_ci ON users (lower(username));
+CREATE INDEX users_username_lc ON users (username_lc);
+CREATE INDEX users_last_name_lc ON users (last_name_lc);
 CREATE INDEX users_created ON users (created);
 
 -- Substring search (`q`): a trigram index over the searchable text of every user, kept

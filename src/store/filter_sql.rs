@@ -16,10 +16,10 @@
 //!   comparison. So `!=`, `!~`, `not in` and `not (...)` match such rows, and
 //!   `not (firstName = 'x')` means the same as `firstName != 'x'`.
 //! - **Text** (text and id fields) compares case-insensitively: `lower(column)` against a
-//!   value lowercased here. SQLite's `lower()` folds ASCII only, so for SQLite the value is
-//!   folded the same way (`to_ascii_lowercase`): non-ASCII letters then match only in the
-//!   same case; PostgreSQL folds with `to_lowercase` like its own `lower()` in a UTF-8
-//!   database. `contains`/`startsWith`/`endsWith`/`freeText` use `LIKE ... ESCAPE '\'`
+//!   value lowercased here with `to_lowercase` (Unicode). SQLite's `lower()` folds ASCII
+//!   only, so the stores map the fields where case matters (username, email, names, group
+//!   name) to columns that already hold the Unicode lower-case text; for the remaining
+//!   text fields on SQLite, non-ASCII capitals in stored data match only in the same case. `contains`/`startsWith`/`endsWith`/`freeText` use `LIKE ... ESCAPE '\'`
 //!   with `%`, `_` and `\` in the value escaped. Ordering comparisons (`>`, `between`) and
 //!   `ORDER BY` on text use byte order (PostgreSQL `COLLATE "C"`, SQLite's default).
 //! - **Timestamps** are integers (milliseconds). A bare date stands for its whole UTC day:
@@ -47,16 +47,13 @@ pub enum Dialect {
     Postgres,
 }
 
-impl Dialect {
-    /// Folds a value the way the dialect's `lower()` folds a column: ASCII only on
-    /// SQLite, full Unicode on PostgreSQL (in a UTF-8 database with a non-`C` ctype).
-    pub fn fold(self, s: &str) -> String {
-        match self {
-            Dialect::Sqlite => s.to_ascii_lowercase(),
-            Dialect::Postgres => s.to_lowercase(),
-        }
-    }
+/// Folds a value for a case-insensitive comparison: Unicode lower case on both
+/// dialects, like the stores' pre-folded columns and PostgreSQL's `lower()`.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
 
+impl Dialect {
     /// The `COLLATE` suffix that makes text compare and sort in byte order (empty on
     /// SQLite, where that is the default).
     pub fn byte_order(self) -> &'static str {
@@ -65,25 +62,25 @@ impl Dialect {
             Dialect::Postgres => " COLLATE \"C\"",
         }
     }
+}
 
-    /// A `LIKE ... ESCAPE '\'` pattern for `s`, folded, with `%`, `_` and `\` escaped;
-    /// `prefix`/`suffix` add the leading/trailing `%`.
-    pub fn like_pattern(self, s: &str, prefix: bool, suffix: bool) -> String {
-        let mut p = String::with_capacity(s.len() + 2);
-        if prefix {
-            p.push('%');
-        }
-        for c in self.fold(s).chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                p.push('\\');
-            }
-            p.push(c);
-        }
-        if suffix {
-            p.push('%');
-        }
-        p
+/// A `LIKE ... ESCAPE '\'` pattern for `s`, folded, with `%`, `_` and `\` escaped;
+/// `prefix`/`suffix` add the leading/trailing `%`.
+pub fn like_pattern(s: &str, prefix: bool, suffix: bool) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    if prefix {
+        p.push('%');
     }
+    for c in fold(s).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    if suffix {
+        p.push('%');
+    }
+    p
 }
 
 /// A value to bind, in placeholder order (`$1` is `params[0]`).
@@ -111,6 +108,26 @@ pub trait Columns {
     fn custom_column(&self) -> &'static str;
     /// The text columns a field-less `freeText` searches, e.g. username, email and names.
     fn free_text_columns(&self) -> &'static [&'static str];
+    /// Whether a column (as returned by [`Columns::column`]) already holds lower-case text,
+    /// so comparisons can use it (and its index) without wrapping it in `lower()`.
+    fn is_folded(&self, _column: &str) -> bool {
+        false
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix` (in code
+/// point order, which is SQLite's BINARY order for UTF-8), or `None` when there is none
+/// (an empty prefix, or one made only of `char::MAX`).
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// What a query may refer to besides its own text: the time and the caller.
@@ -167,7 +184,7 @@ pub fn order_by_sql(
             FieldRef::Named(def) => {
                 let col = cols.column(def.name);
                 match def.ty {
-                    FieldType::Id | FieldType::Text => format!("lower({col}){}", w.collate()),
+                    FieldType::Id | FieldType::Text => format!("{}{}", w.lower(col), w.collate()),
                     FieldType::Timestamp | FieldType::Bool => col.to_owned(),
                 }
             }
@@ -240,13 +257,22 @@ impl Writer<'_> {
         self.dialect.byte_order()
     }
 
-    /// Case folding that matches the dialect's `lower()`.
+    /// `lower(col)`, or the column itself when it already holds lower-case text.
+    fn lower(&self, col: &str) -> String {
+        if self.cols.is_folded(col) {
+            col.to_owned()
+        } else {
+            format!("lower({col})")
+        }
+    }
+
+    /// Case folding of values: Unicode lower case, like the stores' `*_lc` columns.
     fn fold(&self, s: &str) -> String {
-        self.dialect.fold(s)
+        fold(s)
     }
 
     fn like_pattern(&self, s: &str, prefix: bool, suffix: bool) -> String {
-        self.dialect.like_pattern(s, prefix, suffix)
+        like_pattern(s, prefix, suffix)
     }
 
     fn expr(&mut self, e: &Expr) -> String {
@@ -361,7 +387,8 @@ impl Writer<'_> {
                 };
                 let coll = if cmp == Cmp::Eq { "" } else { self.collate() };
                 let p = self.bind(SqlValue::Text(text));
-                format!("({col} IS NOT NULL AND lower({col}){coll} {op} {p})")
+                let folded = self.lower(col);
+                format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})")
             }
             Target::Time(col) => {
                 let Some((lo, hi)) = v.time_range(self.ctx.now_ms) else {
@@ -422,9 +449,8 @@ impl Writer<'_> {
                 let coll = self.collate();
                 let p = self.bind(SqlValue::Text(x));
                 let q = self.bind(SqlValue::Text(y));
-                format!(
-                    "({col} IS NOT NULL AND lower({col}){coll} >= {p} AND lower({col}){coll} <= {q})"
-                )
+                let folded = self.lower(col);
+                format!("({col} IS NOT NULL AND {folded}{coll} >= {p} AND {folded}{coll} <= {q})")
             }
             Target::Time(col) => {
                 let now = self.ctx.now_ms;
@@ -456,11 +482,25 @@ impl Writer<'_> {
     }
 
     fn like(&mut self, t: Target<'_>, s: &str, prefix: bool, suffix: bool) -> String {
+        // `startsWith` on a lower-case column is a range: SQLite then walks the column's
+        // index instead of testing every row (its LIKE optimisation does not apply here).
+        if let (Target::Text(col), Dialect::Sqlite, false, true) = (t, self.dialect, prefix, suffix)
+        {
+            if self.cols.is_folded(col) {
+                let lo = self.fold(s);
+                if let Some(hi) = successor(&lo) {
+                    let a = self.bind(SqlValue::Text(lo));
+                    let b = self.bind(SqlValue::Text(hi));
+                    return format!("({col} IS NOT NULL AND {col} >= {a} AND {col} < {b})");
+                }
+            }
+        }
         let pattern = self.like_pattern(s, prefix, suffix);
         match t {
             Target::Text(col) => {
                 let p = self.bind(SqlValue::Text(pattern));
-                format!("({col} IS NOT NULL AND lower({col}) LIKE {p} ESCAPE '\\')")
+                let folded = self.lower(col);
+                format!("({col} IS NOT NULL AND {folded} LIKE {p} ESCAPE '\\')")
             }
             Target::Custom(key) => {
                 let guard = self.custom_is_string(key);
@@ -1006,10 +1046,10 @@ mod tests {
     }
 
     #[test]
-    fn case_folding_follows_the_dialect() {
+    fn values_fold_unicode_case_on_both_dialects() {
         lite(
             "lastName = 'ÉCOLE'",
-            "(u.last_name IS NOT NULL AND lower(u.last_name) = $1) -- \"École\"",
+            "(u.last_name IS NOT NULL AND lower(u.last_name) = $1) -- \"école\"",
         );
         pg(
             "lastName = 'ÉCOLE'",
@@ -1411,5 +1451,90 @@ mod tests {
                 assert_eq!(used, ours, "{sql}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod successor_tests {
+    use super::successor;
+
+    #[test]
+    fn successor_bounds_every_extension_of_the_prefix() {
+        assert_eq!(successor("abc").as_deref(), Some("abd"));
+        assert_eq!(successor("az").as_deref(), Some("a{"));
+        assert_eq!(successor(""), None);
+        let s = successor("user0123").unwrap();
+        for ext in ["", "0", "zzz", "\u{10FFFF}"] {
+            let candidate = format!("user0123{ext}");
+            assert!(candidate.as_str() < s.as_str(), "{candidate}");
+            assert!(candidate.as_str() >= "user0123");
+        }
+        // Skips the surrogate gap.
+        assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+    }
+}
+
+#[cfg(test)]
+mod folded_tests {
+    use super::*;
+    use crate::query::{ast::USERS, zenql};
+
+    /// Users whose username is stored pre-folded, as the real stores do.
+    struct Folded;
+    impl Columns for Folded {
+        fn column(&self, field: &str) -> &'static str {
+            match field {
+                "username" => "u.username_lc",
+                _ => "u.other",
+            }
+        }
+        fn custom_column(&self) -> &'static str {
+            "u.custom"
+        }
+        fn free_text_columns(&self) -> &'static [&'static str] {
+            &["u.username_lc"]
+        }
+        fn is_folded(&self, column: &str) -> bool {
+            column == "u.username_lc"
+        }
+    }
+
+    fn sql(dialect: Dialect, q: &str) -> (String, Vec<SqlValue>) {
+        let expr = zenql::parse(q, &USERS).expect("parses");
+        let ctx = Ctx {
+            now_ms: 0,
+            current_user_id: String::new(),
+        };
+        let mut params = Vec::new();
+        (
+            translate(&expr, &Folded, dialect, &ctx, &mut params),
+            params,
+        )
+    }
+
+    #[test]
+    fn folded_columns_are_compared_bare_so_their_index_applies() {
+        let (s, p) = sql(Dialect::Sqlite, "username = TDurden");
+        assert_eq!(s, "(u.username_lc IS NOT NULL AND u.username_lc = $1)");
+        assert_eq!(p, vec![SqlValue::Text("tdurden".into())]);
+    }
+
+    #[test]
+    fn starts_with_on_a_folded_column_is_a_range_on_sqlite_and_like_on_postgres() {
+        let (s, p) = sql(Dialect::Sqlite, "username startsWith User01");
+        assert_eq!(
+            s,
+            "(u.username_lc IS NOT NULL AND u.username_lc >= $1 AND u.username_lc < $2)"
+        );
+        assert_eq!(
+            p,
+            vec![
+                SqlValue::Text("user01".into()),
+                SqlValue::Text("user02".into())
+            ]
+        );
+        let (s, _) = sql(Dialect::Postgres, "username startsWith User01");
+        assert!(s.contains("LIKE"), "{s}");
     }
 }

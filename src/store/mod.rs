@@ -120,6 +120,8 @@ impl ListQuery {
 }
 
 /// How users' fields map to columns (table alias `u`), the same on every backend.
+/// Username, email and names map to copies lower-cased in Rust (`*_lc`), so that
+/// case-insensitive comparison folds Unicode on SQLite too (whose `lower()` is ASCII-only).
 #[derive(Debug, Clone, Copy)]
 pub struct UserColumns;
 
@@ -127,9 +129,9 @@ impl Columns for UserColumns {
     fn column(&self, field: &str) -> &'static str {
         match field {
             "id" => "u.id",
-            "email" => "u.email",
-            "firstName" => "u.first_name",
-            "lastName" => "u.last_name",
+            "email" => "u.email_lc",
+            "firstName" => "u.first_name_lc",
+            "lastName" => "u.last_name_lc",
             "timezone" => "u.timezone",
             "language" => "u.language",
             "created" => "u.created",
@@ -141,7 +143,7 @@ impl Columns for UserColumns {
             "status.locked" => "u.locked",
             "status.passwordResetRequired" => "u.password_reset_required",
             // `username`, and anything the field set does not know (it cannot reach here).
-            _ => "u.username",
+            _ => "u.username_lc",
         }
     }
 
@@ -150,7 +152,20 @@ impl Columns for UserColumns {
     }
 
     fn free_text_columns(&self) -> &'static [&'static str] {
-        &["u.username", "u.email", "u.first_name", "u.last_name"]
+        &[
+            "u.username_lc",
+            "u.email_lc",
+            "u.first_name_lc",
+            "u.last_name_lc",
+        ]
+    }
+
+    fn is_folded(&self, column: &str) -> bool {
+        // Ids are written in lower case (hyphenated UUIDs) by construction.
+        matches!(
+            column,
+            "u.id" | "u.username_lc" | "u.email_lc" | "u.first_name_lc" | "u.last_name_lc"
+        )
     }
 }
 
@@ -166,7 +181,7 @@ impl Columns for GroupColumns {
             "type" => "g.type",
             "created" => "g.created",
             "modified" => "g.modified",
-            _ => "g.name",
+            _ => "g.name_key",
         }
     }
 
@@ -175,7 +190,11 @@ impl Columns for GroupColumns {
     }
 
     fn free_text_columns(&self) -> &'static [&'static str] {
-        &["g.name", "g.description"]
+        &["g.name_key", "g.description"]
+    }
+
+    fn is_folded(&self, column: &str) -> bool {
+        matches!(column, "g.id" | "g.name_key")
     }
 }
 

@@ -37,16 +37,18 @@ pub(crate) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.c
 pub(crate) const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, \
     secret_hash, user_id, created, created_by, modified, modified_by";
 
-/// `$1` id, `$2` username, `$3` email, `$4` first name, `$5` last name, `$6` timezone,
-/// `$7` language, `$8` custom, `$9` provider, `$10` password hash, `$11` change
-/// frequency, `$12` expirable, `$13` suspended, `$14` locked, `$15` reset required,
-/// `$16` opt-out, `$17` created, `$18` modified, `$19` expiry, `$20` password changed.
+/// `$1` id, `$2` username, `$3` email, `$4` first name, `$5` last name, `$6`–`$9` the
+/// same four folded with `name_key`, `$10` timezone, `$11` language, `$12` custom,
+/// `$13` provider, `$14` password hash, `$15` change frequency, `$16` expirable,
+/// `$17` suspended, `$18` locked, `$19` reset required, `$20` opt-out, `$21` created,
+/// `$22` modified, `$23` expiry, `$24` password changed.
 pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, username, email, first_name, \
-    last_name, timezone, language, custom, provider_type, password_hash, \
-    password_change_frequency, password_expirable, suspended, locked, password_reset_required, \
-    opt_out_of_notifications, created, modified, expiry, password_changed) \
+    last_name, username_lc, email_lc, first_name_lc, last_name_lc, timezone, language, custom, \
+    provider_type, password_hash, password_change_frequency, password_expirable, suspended, \
+    locked, password_reset_required, opt_out_of_notifications, created, modified, expiry, \
+    password_changed) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-    $19, $20)";
+    $19, $20, $21, $22, $23, $24)";
 
 /// `$1` key, `$2` user id.
 pub(crate) const INSERT_IDENTIFIER: &str =
@@ -56,11 +58,18 @@ pub(crate) const INSERT_IDENTIFIER: &str =
 pub(crate) const INSERT_MEMBER: &str =
     "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-/// `$1` id, then the profile fields in the order of the `SET` list.
+/// `$1` id, then the profile fields in the order of the `SET` list; `$13`–`$16` are
+/// username, email and names folded with `name_key`.
 pub(crate) const UPDATE_USER_PROFILE: &str = "UPDATE users SET username = $2, email = $3, \
     first_name = $4, last_name = $5, timezone = $6, language = $7, custom = $8, \
     password_change_frequency = $9, opt_out_of_notifications = $10, expiry = $11, \
-    modified = $12 WHERE id = $1";
+    modified = $12, username_lc = $13, email_lc = $14, first_name_lc = $15, \
+    last_name_lc = $16 WHERE id = $1";
+
+/// `$1` the key's user, `$2` its name (the user's first name), `$3` modified, `$4` the
+/// name folded with `name_key`.
+pub(crate) const RENAME_API_KEY_USER: &str = "UPDATE users SET first_name = $2, \
+    first_name_lc = $4, modified = $3 WHERE id = $1";
 
 /// `$1` id, `$2` hash, `$3` now. Bumping `token_version` ends every earlier token.
 pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
@@ -232,7 +241,7 @@ pub(crate) fn custom_text(custom: &Map<String, Value>) -> String {
 /// `lower()` folds ASCII only, so there a one- or two-letter non-ASCII user search can
 /// miss; longer ones go through the trigram index, which folds Unicode.)
 fn contains_pattern(q: &str) -> String {
-    Dialect::Postgres.like_pattern(q, true, true)
+    filter_sql::like_pattern(q, true, true)
 }
 
 /// Where a list's `q` looks: a full-text index (SQLite, users), and the columns a plain
@@ -245,10 +254,10 @@ struct TextSearch {
 const USER_SEARCH: TextSearch = TextSearch {
     fts: Some(("users_fts", "u.seq")),
     columns: &[
-        "lower(u.username)",
-        "lower(u.email)",
-        "lower(u.first_name)",
-        "lower(u.last_name)",
+        "u.username_lc",
+        "u.email_lc",
+        "u.first_name_lc",
+        "u.last_name_lc",
     ],
 };
 
@@ -395,7 +404,7 @@ impl ListSql {
             &UserColumns,
             dialect,
             &USER_SEARCH,
-            "lower(u.username)",
+            "u.username_lc",
             "u.id",
             &mut wheres,
             &mut params,

@@ -171,6 +171,10 @@ async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()
         .bind(&user.email)
         .bind(&user.first_name)
         .bind(&user.last_name)
+        .bind(name_key(&user.username))
+        .bind(name_key(&user.email))
+        .bind(user.first_name.as_deref().map(name_key))
+        .bind(user.last_name.as_deref().map(name_key))
         .bind(&user.timezone)
         .bind(&user.language)
         .bind(custom_text(&user.custom))
@@ -502,6 +506,10 @@ impl Store for SqliteStore {
             .bind(user.opt_out_of_notifications)
             .bind(user.expiry)
             .bind(user.modified)
+            .bind(name_key(&user.username))
+            .bind(name_key(&user.email))
+            .bind(user.first_name.as_deref().map(name_key))
+            .bind(user.last_name.as_deref().map(name_key))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -912,10 +920,11 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE users SET first_name = $2, modified = $3 WHERE id = $1")
+        sqlx::query(sql::RENAME_API_KEY_USER)
             .bind(key.user_id.to_string())
             .bind(&key.name)
             .bind(key.modified)
+            .bind(name_key(&key.name))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
