@@ -200,58 +200,62 @@ impl Importer {
                 for g in &u.groups {
                     groups.push(self.group_id(g).await?);
                 }
-                let existing = self
-                    .services
-                    .store()
-                    .find_user_by_key(&name_key(&username))
-                    .await?;
-                let id = match existing {
-                    Some(id) => {
+                // Hashing is slow, so a clear-text password is only hashed for a user
+                // who does not exist yet. Otherwise the store skips users whose name is
+                // taken and gives their memberships to the user holding the name.
+                if u.password.is_some() {
+                    if let Some(id) = self
+                        .services
+                        .store()
+                        .find_user_by_key(&name_key(&username))
+                        .await?
+                    {
                         self.stats.users_skipped += 1;
-                        id
+                        for g in groups {
+                            self.batch.members.push((g, id));
+                        }
+                        self.pending += 1;
+                        return self.flush_if_full().await;
                     }
-                    None => {
-                        let hash = match (u.password, u.password_hash) {
-                            (_, Some(h)) if h.starts_with("$argon2id$") => Some(PasswordHash(h)),
-                            (_, Some(_)) => bail!("passwordHash must be an argon2id PHC string"),
-                            (Some(p), None) => Some(crate::auth::password::hash(p).await),
-                            (None, None) => None,
-                        };
-                        let user = User {
-                            id: UserId::new(),
-                            username: username.clone(),
-                            email: u.email.clone(),
-                            first_name: u.first_name,
-                            last_name: u.last_name,
-                            timezone: u.timezone,
-                            language: u.language,
-                            custom: u.custom,
-                            provider: Provider::Contensis,
-                            password_change_frequency: 0,
-                            password_expirable: false,
-                            suspended: false,
-                            locked: false,
-                            password_reset_flag: false,
-                            opt_out_of_notifications: false,
-                            created: self.now,
-                            modified: self.now,
-                            last_login: None,
-                            last_failed_login: None,
-                            expiry: None,
-                            password_changed: hash.as_ref().map(|_| self.now),
-                            failed_login_attempts: 0,
-                            failed_since_success: 0,
-                            successful_login_attempts: 0,
-                            token_version: 0,
-                            password_hash: hash,
-                        };
-                        let id = user.id;
-                        self.batch_users.insert(name_key(&username), id);
-                        self.batch_users.insert(name_key(&u.email), id);
-                        self.batch.users.push(user);
-                        id
-                    }
+                }
+                let hash = match (u.password, u.password_hash) {
+                    (_, Some(h)) if h.starts_with("$argon2id$") => Some(PasswordHash(h)),
+                    (_, Some(_)) => bail!("passwordHash must be an argon2id PHC string"),
+                    (Some(p), None) => Some(crate::auth::password::hash(p).await),
+                    (None, None) => None,
                 };
+                let user = User {
+                    id: UserId::new(),
+                    username: username.clone(),
+                    email: u.email.clone(),
+                    first_name: u.first_name,
+                    last_name: u.last_name,
+                    timezone: u.timezone,
+                    language: u.language,
+                    custom: u.custom,
+                    provider: Provider::Contensis,
+                    password_change_frequency: 0,
+                    password_expirable: false,
+                    suspended: false,
+                    locked: false,
+                    password_reset_flag: false,
+                    opt_out_of_notifications: false,
+                    created: self.now,
+                    modified: self.now,
+                    last_login: None,
+                    last_failed_login: None,
+                    expiry: None,
+                    password_changed: hash.as_ref().map(|_| self.now),
+                    failed_login_attempts: 0,
+                    failed_since_success: 0,
+                    successful_login_attempts: 0,
+                    token_version: 0,
+                    password_hash: hash,
+                };
+                let id = user.id;
+                self.batch_users.entry(name_key(&username)).or_insert(id);
+                self.batch_users.entry(name_key(&u.email)).or_insert(id);
+                self.batch.users.push(user);
                 for g in groups {
                     self.batch.members.push((g, id));
                 }
@@ -270,6 +274,10 @@ impl Importer {
                 self.pending += 1;
             }
         }
+        self.flush_if_full().await
+    }
+
+    async fn flush_if_full(&mut self) -> anyhow::Result<()> {
         if self.pending >= self.batch_size {
             self.flush().await?;
         }

@@ -64,13 +64,14 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Arguments, PgConnection, PgPool, Row};
+use sqlx::{Arguments, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{
@@ -100,6 +101,10 @@ const GRAPH_LOCK: i32 = 0x4748_0001;
 const ADMIN_LOCK: i32 = 0x4748_0002;
 /// Advisory-lock class serializing a refresh-token family's revocation and growth.
 const FAMILY_LOCK: i32 = 0x4748_0003;
+
+/// Rows per multi-row statement in imports (24 values a user row: well under
+/// PostgreSQL's 65,535 bound parameters).
+const IMPORT_CHUNK: usize = 500;
 
 /// How often a transaction that hit a deadlock or serialization failure is retried.
 const MAX_RETRIES: u32 = 4;
@@ -166,25 +171,108 @@ impl PgStore {
         Ok(())
     }
 
-    /// One attempt at [`Store::import`], in one transaction.
+    /// One attempt at [`Store::import`], in one transaction, in multi-row statements of
+    /// [`IMPORT_CHUNK`] rows (the same algorithm as the SQLite store's).
     async fn import_once(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
         let mut stats = ImportStats::default();
         let mut tx = self.pool.begin().await?;
         if !batch.children.is_empty() {
             self.lock(&mut tx, GRAPH_LOCK).await?;
         }
-        for user in &batch.users {
-            let taken: bool = sqlx::query_scalar(sql::IDENTIFIER_TAKEN)
-                .bind(name_key(&user.username))
-                .bind(name_key(&user.email))
-                .fetch_one(&mut *tx)
+        // Users: which of their names are taken (by earlier rows or earlier in this
+        // batch) decides who is skipped; a skipped user's memberships go to the user
+        // who holds the name.
+        let mut remap: HashMap<UserId, UserId> = HashMap::new();
+        let mut holder: HashMap<String, UserId> = HashMap::new();
+        let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
+        for chunk in batch.users.chunks(IMPORT_CHUNK) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|u| [name_key(&u.username), name_key(&u.email)])
+                .collect();
+            let rows = sqlx::query("SELECT key, user_id FROM user_identifiers WHERE key = ANY($1)")
+                .bind(&keys)
+                .fetch_all(&mut *tx)
                 .await?;
-            if taken {
-                stats.users_skipped += 1;
-                continue;
+            for row in rows {
+                let key: String = row.try_get("key")?;
+                let id: String = row.try_get("user_id")?;
+                holder.insert(key, parse_uuid(&id, UserId::from_uuid)?);
             }
-            insert_user(&mut tx, user).await?;
-            stats.users += 1;
+            for user in chunk {
+                let (uk, ek) = (name_key(&user.username), name_key(&user.email));
+                match holder.get(&uk).or_else(|| holder.get(&ek)) {
+                    Some(existing) => {
+                        remap.insert(user.id, *existing);
+                        stats.users_skipped += 1;
+                    }
+                    None => {
+                        holder.insert(uk, user.id);
+                        holder.insert(ek, user.id);
+                        fresh.push(user);
+                    }
+                }
+            }
+        }
+        for chunk in fresh.chunks(IMPORT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO users (id, username, email, first_name, last_name, username_lc, \
+                 email_lc, first_name_lc, last_name_lc, timezone, language, custom, provider_type, \
+                 password_hash, password_change_frequency, password_expirable, suspended, locked, \
+                 password_reset_required, opt_out_of_notifications, created, modified, expiry, \
+                 password_changed) ",
+            );
+            q.push_values(chunk, |mut b, u| {
+                b.push_bind(u.id.to_string())
+                    .push_bind(u.username.clone())
+                    .push_bind(u.email.clone())
+                    .push_bind(u.first_name.clone())
+                    .push_bind(u.last_name.clone())
+                    .push_bind(name_key(&u.username))
+                    .push_bind(name_key(&u.email))
+                    .push_bind(u.first_name.as_deref().map(name_key))
+                    .push_bind(u.last_name.as_deref().map(name_key))
+                    .push_bind(u.timezone.clone())
+                    .push_bind(u.language.clone())
+                    .push_bind(custom_text(&u.custom))
+                    .push_bind(u.provider.as_str())
+                    .push_bind(u.password_hash.as_ref().map(|h| h.0.clone()))
+                    .push_bind(u.password_change_frequency)
+                    .push_bind(u.password_expirable)
+                    .push_bind(u.suspended)
+                    .push_bind(u.locked)
+                    .push_bind(u.password_reset_flag)
+                    .push_bind(u.opt_out_of_notifications)
+                    .push_bind(u.created)
+                    .push_bind(u.modified)
+                    .push_bind(u.expiry)
+                    .push_bind(u.password_changed);
+            });
+            q.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or(e, UniqueField::Username))?;
+            let pairs: Vec<(String, String)> = chunk
+                .iter()
+                .flat_map(|u| {
+                    let (uk, ek) = (name_key(&u.username), name_key(&u.email));
+                    let id = u.id.to_string();
+                    let email = (ek != uk).then(|| (ek, id.clone()));
+                    std::iter::once((uk, id)).chain(email)
+                })
+                .collect();
+            let mut q =
+                QueryBuilder::<Postgres>::new("INSERT INTO user_identifiers (key, user_id) ");
+            q.push_values(&pairs, |mut b, (k, id)| {
+                b.push_bind(k.as_str()).push_bind(id.as_str());
+            });
+            q.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or(e, UniqueField::Email))?;
+            stats.users += chunk.len() as u64;
         }
         for group in &batch.groups {
             let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
@@ -208,10 +296,21 @@ impl PgStore {
                 .await?;
             stats.groups += 1;
         }
-        for (g, u) in &batch.members {
-            let done = sqlx::query(sql::INSERT_MEMBER)
-                .bind(g.to_string())
-                .bind(u.to_string())
+        let members: Vec<(String, String)> = batch
+            .members
+            .iter()
+            .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
+            .collect();
+        for chunk in members.chunks(IMPORT_CHUNK) {
+            let mut q =
+                QueryBuilder::<Postgres>::new("INSERT INTO group_members (group_id, user_id) ");
+            q.push_values(chunk, |mut b, (g, u)| {
+                b.push_bind(g.as_str()).push_bind(u.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            let done = q
+                .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(fk_or)?;

@@ -113,10 +113,6 @@ pub(crate) const INSERT_GROUP_IF_NEW: &str = "INSERT INTO groups (id, name, name
     description, type, custom, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     ON CONFLICT DO NOTHING";
 
-/// `$1` username key, `$2` email key: whether either already names a user.
-pub(crate) const IDENTIFIER_TAKEN: &str =
-    "SELECT EXISTS (SELECT 1 FROM user_identifiers WHERE key IN ($1, $2))";
-
 /// `$1` parent, `$2` child; an existing link is left as it is.
 pub(crate) const INSERT_CHILD: &str = "INSERT INTO group_children (parent_id, child_id) \
     VALUES ($1, $2) ON CONFLICT DO NOTHING";

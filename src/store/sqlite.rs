@@ -5,6 +5,7 @@
 //! WAL lets reads go on while it writes. `synchronous=FULL` makes every acknowledged
 //! commit durable across a power loss.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
+use sqlx::{Arguments, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{
@@ -31,6 +32,10 @@ use crate::domain::ids::{
 };
 use crate::domain::names::name_key;
 use crate::domain::user::{PasswordHash, Provider, User};
+
+/// Rows per multi-row statement in imports (24 values a user row: well under SQLite's
+/// 32,766 bound parameters).
+const IMPORT_CHUNK: usize = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -420,18 +425,101 @@ impl Store for SqliteStore {
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
         let mut stats = ImportStats::default();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        for user in &batch.users {
-            let taken: bool = sqlx::query_scalar(sql::IDENTIFIER_TAKEN)
-                .bind(name_key(&user.username))
-                .bind(name_key(&user.email))
-                .fetch_one(&mut *tx)
-                .await?;
-            if taken {
-                stats.users_skipped += 1;
-                continue;
+        // Users: which of their names are taken (by earlier rows or earlier in this
+        // batch) decides who is skipped; a skipped user's memberships go to the user
+        // who holds the name.
+        let mut remap: HashMap<UserId, UserId> = HashMap::new();
+        let mut holder: HashMap<String, UserId> = HashMap::new();
+        let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
+        for chunk in batch.users.chunks(IMPORT_CHUNK) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|u| [name_key(&u.username), name_key(&u.email)])
+                .collect();
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT key, user_id FROM user_identifiers WHERE key IN (",
+            );
+            let mut list = q.separated(", ");
+            for k in &keys {
+                list.push_bind(k.as_str());
             }
-            insert_user(&mut tx, user).await?;
-            stats.users += 1;
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let key: String = row.try_get("key")?;
+                let id: String = row.try_get("user_id")?;
+                holder.insert(key, parse_uuid(&id, UserId::from_uuid)?);
+            }
+            for user in chunk {
+                let (uk, ek) = (name_key(&user.username), name_key(&user.email));
+                match holder.get(&uk).or_else(|| holder.get(&ek)) {
+                    Some(existing) => {
+                        remap.insert(user.id, *existing);
+                        stats.users_skipped += 1;
+                    }
+                    None => {
+                        holder.insert(uk, user.id);
+                        holder.insert(ek, user.id);
+                        fresh.push(user);
+                    }
+                }
+            }
+        }
+        for chunk in fresh.chunks(IMPORT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO users (id, username, email, first_name, last_name, username_lc, \
+                 email_lc, first_name_lc, last_name_lc, timezone, language, custom, provider_type, \
+                 password_hash, password_change_frequency, password_expirable, suspended, locked, \
+                 password_reset_required, opt_out_of_notifications, created, modified, expiry, \
+                 password_changed) ",
+            );
+            q.push_values(chunk, |mut b, u| {
+                b.push_bind(u.id.to_string())
+                    .push_bind(u.username.clone())
+                    .push_bind(u.email.clone())
+                    .push_bind(u.first_name.clone())
+                    .push_bind(u.last_name.clone())
+                    .push_bind(name_key(&u.username))
+                    .push_bind(name_key(&u.email))
+                    .push_bind(u.first_name.as_deref().map(name_key))
+                    .push_bind(u.last_name.as_deref().map(name_key))
+                    .push_bind(u.timezone.clone())
+                    .push_bind(u.language.clone())
+                    .push_bind(custom_text(&u.custom))
+                    .push_bind(u.provider.as_str())
+                    .push_bind(u.password_hash.as_ref().map(|h| h.0.clone()))
+                    .push_bind(u.password_change_frequency)
+                    .push_bind(u.password_expirable)
+                    .push_bind(u.suspended)
+                    .push_bind(u.locked)
+                    .push_bind(u.password_reset_flag)
+                    .push_bind(u.opt_out_of_notifications)
+                    .push_bind(u.created)
+                    .push_bind(u.modified)
+                    .push_bind(u.expiry)
+                    .push_bind(u.password_changed);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or(e, UniqueField::Username))?;
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO user_identifiers (key, user_id) ");
+            let pairs: Vec<(String, String)> = chunk
+                .iter()
+                .flat_map(|u| {
+                    let (uk, ek) = (name_key(&u.username), name_key(&u.email));
+                    let id = u.id.to_string();
+                    let email = (ek != uk).then(|| (ek, id.clone()));
+                    std::iter::once((uk, id)).chain(email)
+                })
+                .collect();
+            q.push_values(&pairs, |mut b, (k, id)| {
+                b.push_bind(k.as_str()).push_bind(id.as_str());
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or(e, UniqueField::Email))?;
+            stats.users += chunk.len() as u64;
         }
         for group in &batch.groups {
             let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
@@ -455,13 +543,19 @@ impl Store for SqliteStore {
                 .await?;
             stats.groups += 1;
         }
-        for (g, u) in &batch.members {
-            let done = sqlx::query(sql::INSERT_MEMBER)
-                .bind(g.to_string())
-                .bind(u.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
+        let members: Vec<(String, String)> = batch
+            .members
+            .iter()
+            .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
+            .collect();
+        for chunk in members.chunks(IMPORT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO group_members (group_id, user_id) ",
+            );
+            q.push_values(chunk, |mut b, (g, u)| {
+                b.push_bind(g.as_str()).push_bind(u.as_str());
+            });
+            let done = q.build().execute(&mut *tx).await.map_err(fk_or)?;
             stats.members += done.rows_affected();
         }
         for (parent, child) in &batch.children {
