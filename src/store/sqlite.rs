@@ -527,7 +527,7 @@ struct ListSql {
 }
 
 impl ListSql {
-    /// Counts the matches, then fetches one page of them.
+    /// Counts the matches and fetches one page of them, concurrently.
     async fn fetch<T>(
         mut self,
         pool: &SqlitePool,
@@ -541,25 +541,21 @@ impl ListSql {
         };
         let (with, from) = (&self.with, self.from);
         let count_sql = format!("{with} SELECT COUNT(*) FROM {from}{filter}");
-        let total: i64 = sqlx::query_scalar_with(&count_sql, bind_all(&self.params))
-            .fetch_one(pool)
-            .await?;
+        let count_params = self.params.clone();
         let offset = i64::from(page.index) * i64::from(page.size);
-        if offset >= total {
-            return Ok(Page {
-                items: Vec::new(),
-                total,
-            });
-        }
         let limit = push(&mut self.params, Param::Int(i64::from(page.size)));
         let off = push(&mut self.params, Param::Int(offset));
         let sql = format!(
             "{with} SELECT {} FROM {from}{filter} ORDER BY {} LIMIT {limit} OFFSET {off}",
             self.select, self.order
         );
-        let rows = sqlx::query_with(&sql, bind_all(&self.params))
-            .fetch_all(pool)
-            .await?;
+        // The count and the page run at once on two read connections: a search's cost
+        // is then the slower of the two, not their sum.
+        let (total, rows) = tokio::try_join!(
+            sqlx::query_scalar_with::<_, i64, _>(&count_sql, bind_all(&count_params))
+                .fetch_one(pool),
+            sqlx::query_with(&sql, bind_all(&self.params)).fetch_all(pool),
+        )?;
         let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, total })
     }
