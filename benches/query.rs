@@ -46,16 +46,28 @@ fn main() {
         // Each case is one query shape; the terms rotate so no single page is cached.
         type Case = (&'static str, fn(usize) -> String);
         let cases: Vec<Case> = vec![
-            ("q= username fragment (~1,000 matches)", |i| {
+            ("q= username fragment (1,000 matches)", |i| {
                 format!("q={}", enc(&format!("user{:04}", 100 + i % 800)))
             }),
-            ("q= email fragment (~100 matches)", |i| {
-                format!("q={}", enc(&format!("{:05}@example", 1000 + i % 8000)))
+            ("q= digits of a username or email (10 matches)", |i| {
+                format!("q={}", enc(&format!("{:05}", 10_000 + i * 37 % 89_000)))
             }),
-            ("q= last name (~126 matches), order=-created", |i| {
+            ("q= last name (~127 matches), order=-created", |i| {
                 format!(
                     "q={}&order=-created",
                     enc(&format!("Last{}", 1000 + i % 6000))
+                )
+            }),
+            ("q= first name (~2,200 matches), order=lastName", |i| {
+                format!(
+                    "q={}&order=lastName",
+                    enc(&format!("First{}", 100 + i % 400))
+                )
+            }),
+            ("q= full email incl. the shared domain (1 match)", |i| {
+                format!(
+                    "q={}",
+                    enc(&format!("user{:07}@example.com", i * 4999 % 1_000_000))
                 )
             }),
             (
@@ -76,6 +88,19 @@ fn main() {
                     enc(&format!("username startsWith \"user{:04}\"", 100 + i % 800))
                 )
             }),
+            (
+                "zenql email endsWith x or firstName = y, order=username",
+                |i| {
+                    format!(
+                        "zenql={}&order=username",
+                        enc(&format!(
+                            "email endsWith \"{:07}@example.com\" or firstName = First{}",
+                            i * 7919 % 1_000_000,
+                            i % 5000
+                        ))
+                    )
+                },
+            ),
         ];
         println!();
         println!(

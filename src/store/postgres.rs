@@ -671,7 +671,8 @@ async fn rebuild_closure_below(conn: &mut PgConnection, top: &[String]) -> Store
     Ok(())
 }
 
-/// Counts the matches of a list, then fetches one page of them.
+/// Counts the matches of a list and fetches one page of them, concurrently (on two
+/// pooled connections, as the SQLite store does on two readers).
 ///
 /// List statements are not kept prepared (`persistent(false)`): their text is built per
 /// request, and one text can come with differently typed values (`custom.age = 35` binds
@@ -683,21 +684,16 @@ async fn fetch_page<T>(
     page: PageRequest,
     map: fn(&PgRow) -> Result<T, sqlx::Error>,
 ) -> StoreResult<Page<T>> {
-    let total: i64 = sqlx::query_scalar_with(&list.count_sql(), bind_all(list.count_params())?)
-        .persistent(false)
-        .fetch_one(pool)
-        .await?;
-    if i64::from(page.index) * i64::from(page.size) >= total {
-        return Ok(Page {
-            items: Vec::new(),
-            total,
-        });
-    }
-    let text = list.page_sql(page);
-    let rows = sqlx::query_with(&text, bind_all(&list.params)?)
-        .persistent(false)
-        .fetch_all(pool)
-        .await?;
+    let count_sql = list.count_sql();
+    let page_sql = list.page_sql(page);
+    let (total, rows) = tokio::try_join!(
+        sqlx::query_scalar_with::<_, i64, _>(&count_sql, bind_all(list.count_params())?)
+            .persistent(false)
+            .fetch_one(pool),
+        sqlx::query_with(&page_sql, bind_all(&list.params)?)
+            .persistent(false)
+            .fetch_all(pool),
+    )?;
     let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
     Ok(Page { items, total })
 }
