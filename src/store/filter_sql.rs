@@ -113,6 +113,22 @@ pub trait Columns {
     fn is_folded(&self, _column: &str) -> bool {
         false
     }
+    /// A SQLite FTS5 trigram index over a column, if there is one: substring filters of
+    /// three or more characters then look it up instead of scanning every row.
+    fn fts(&self, _column: &str) -> Option<FtsIndex> {
+        None
+    }
+}
+
+/// Where a column's text is indexed for substring search (SQLite FTS5, trigram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FtsIndex {
+    /// The FTS5 table, e.g. `users_fts`.
+    pub table: &'static str,
+    /// The expression the FTS rowid equals, e.g. `u.seq`.
+    pub key: &'static str,
+    /// The FTS5 column holding this text, e.g. `email`.
+    pub column: &'static str,
 }
 
 /// The smallest string greater than every string that starts with `prefix` (in code
@@ -498,9 +514,26 @@ impl Writer<'_> {
         let pattern = self.like_pattern(s, prefix, suffix);
         match t {
             Target::Text(col) => {
+                // Through the trigram index when there is one: it finds every row holding
+                // the text anywhere; the LIKE then keeps the exact start/end semantics.
+                let fts = match self.dialect {
+                    Dialect::Sqlite if s.chars().count() >= 3 => self.cols.fts(col),
+                    _ => None,
+                };
+                let phrase = fts.map(|f| format!("{} : \"{}\"", f.column, s.replace('"', "\"\"")));
                 let p = self.bind(SqlValue::Text(pattern));
                 let folded = self.lower(col);
-                format!("({col} IS NOT NULL AND {folded} LIKE {p} ESCAPE '\\')")
+                let like = format!("({col} IS NOT NULL AND {folded} LIKE {p} ESCAPE '\\')");
+                match (fts, phrase) {
+                    (Some(f), Some(phrase)) => {
+                        let m = self.bind(SqlValue::Text(phrase));
+                        format!(
+                            "({} IN (SELECT rowid FROM {} WHERE {} MATCH {m}) AND {like})",
+                            f.key, f.table, f.table
+                        )
+                    }
+                    _ => like,
+                }
             }
             Target::Custom(key) => {
                 let guard = self.custom_is_string(key);
@@ -1498,6 +1531,13 @@ mod folded_tests {
         fn is_folded(&self, column: &str) -> bool {
             column == "u.username_lc"
         }
+        fn fts(&self, column: &str) -> Option<FtsIndex> {
+            (column == "u.username_lc").then_some(FtsIndex {
+                table: "users_fts",
+                key: "u.seq",
+                column: "username",
+            })
+        }
     }
 
     fn sql(dialect: Dialect, q: &str) -> (String, Vec<SqlValue>) {
@@ -1536,5 +1576,27 @@ mod folded_tests {
         );
         let (s, _) = sql(Dialect::Postgres, "username startsWith User01");
         assert!(s.contains("LIKE"), "{s}");
+    }
+
+    #[test]
+    fn substring_filters_use_the_trigram_index_on_sqlite_and_keep_like_for_exactness() {
+        let (s, p) = sql(Dialect::Sqlite, "username endsWith \"Den\"");
+        assert_eq!(
+            s,
+            "(u.seq IN (SELECT rowid FROM users_fts WHERE users_fts MATCH $2) AND \
+             (u.username_lc IS NOT NULL AND u.username_lc LIKE $1 ESCAPE '\\'))"
+        );
+        assert_eq!(
+            p,
+            vec![
+                SqlValue::Text("%den".into()),
+                SqlValue::Text("username : \"Den\"".into())
+            ]
+        );
+        // Too short for trigrams, or on PostgreSQL: a plain LIKE.
+        let (s, _) = sql(Dialect::Sqlite, "username ~ de");
+        assert!(!s.contains("MATCH"), "{s}");
+        let (s, _) = sql(Dialect::Postgres, "username ~ den");
+        assert!(!s.contains("MATCH"), "{s}");
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
 use crate::query::ast::{Expr, OrderBy};
-use filter_sql::{Columns, Ctx};
+use filter_sql::{Columns, Ctx, FtsIndex};
 
 /// What went wrong in the store, in terms the service layer can act on.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +166,21 @@ impl Columns for UserColumns {
             column,
             "u.id" | "u.username_lc" | "u.email_lc" | "u.first_name_lc" | "u.last_name_lc"
         )
+    }
+
+    fn fts(&self, column: &str) -> Option<FtsIndex> {
+        let fts_column = match column {
+            "u.username_lc" => "username",
+            "u.email_lc" => "email",
+            "u.first_name_lc" => "first_name",
+            "u.last_name_lc" => "last_name",
+            _ => return None,
+        };
+        Some(FtsIndex {
+            table: "users_fts",
+            key: "u.seq",
+            column: fts_column,
+        })
     }
 }
 
