@@ -4,7 +4,8 @@
 -- BOOLEAN, `custom` a JSON object as TEXT (queries cast it with `::jsonb`), keys BYTEA.
 --
 -- Not mirrored: SQLite's `users.seq` and `users_fts` exist only to serve `q` from its
--- FTS5 trigram index; here `q` is a `LIKE` over the `*_lc` columns.
+-- FTS5 trigram index; here `q` is a `LIKE` over the `*_lc` columns, served by pg_trgm
+-- GIN indexes (below).
 --
 -- Names that must be unique case-insensitively are stored beside a key folded in Rust
 -- (`name_key`, `user_identifiers.key`), so uniqueness does not depend on the database's
@@ -50,6 +51,16 @@ CREATE TABLE users (
 CREATE INDEX users_username_lc ON users ((username_lc COLLATE "C"));
 CREATE INDEX users_last_name_lc ON users ((last_name_lc COLLATE "C"));
 CREATE INDEX users_created ON users (created);
+
+-- Substring search (`q`, contains, startsWith, endsWith): trigram GIN indexes make
+-- `LIKE '%text%'` an index lookup instead of a scan. pg_trgm ships with PostgreSQL
+-- (contrib) and is a trusted extension since PostgreSQL 13. It is created in `public`,
+-- so that it outlives any one schema; its operator class is found through search_path.
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+CREATE INDEX users_username_trgm ON users USING gin (username_lc gin_trgm_ops);
+CREATE INDEX users_email_trgm ON users USING gin (email_lc gin_trgm_ops);
+CREATE INDEX users_first_name_trgm ON users USING gin (first_name_lc gin_trgm_ops);
+CREATE INDEX users_last_name_trgm ON users USING gin (last_name_lc gin_trgm_ops);
 
 -- Every name a user can be addressed by (username and email), normalised to lower case
 -- in Rust. One table makes "no username equals another user's email" a primary-key rule

@@ -331,7 +331,8 @@ async fn fresh_schema(server: &str) -> String {
         .expect("CREATE SCHEMA");
     let _ = conn.close().await;
     let sep = if server.contains('?') { '&' } else { '?' };
-    format!("{server}{sep}options=-c%20search_path%3D{name}")
+    // `public` second: where shared extensions (pg_trgm) live.
+    format!("{server}{sep}options=-c%20search_path%3D{name},public")
 }
 
 /// Drops the test schemas of runs that finished (or died) long ago.
