@@ -264,7 +264,7 @@ const GROUP_SEARCH: TextSearch = TextSearch {
 
 /// Quotes a search term as one FTS5 phrase (doubling any `"`), so no FTS5 syntax in the
 /// term is interpreted.
-fn fts_phrase(q: &str) -> String {
+pub(crate) fn fts_phrase(q: &str) -> String {
     format!("\"{}\"", q.replace('"', "\"\""))
 }
 
@@ -353,6 +353,17 @@ impl ListSql {
 
     /// The users a scope and query select.
     pub(crate) fn users(scope: &UserScope, query: &ListQuery, dialect: Dialect) -> Self {
+        Self::users_matching(scope, query, dialect, None)
+    }
+
+    /// Users, with `q` answered by a prepared FTS5 query (`fts_match`, SQLite) rather
+    /// than the phrase of the whole term; see `SqliteStore::trigram_plan`.
+    pub(crate) fn users_matching(
+        scope: &UserScope,
+        query: &ListQuery,
+        dialect: Dialect,
+        fts_match: Option<String>,
+    ) -> Self {
         let mut params = Vec::new();
         let mut wheres = Vec::new();
         let mut with = String::new();
@@ -400,6 +411,7 @@ impl ListSql {
             &UserColumns,
             dialect,
             &USER_SEARCH,
+            fts_match,
             "u.username_lc",
             "u.id",
             &mut wheres,
@@ -494,6 +506,7 @@ impl ListSql {
             &GroupColumns,
             dialect,
             &GROUP_SEARCH,
+            None,
             "lower(g.name)",
             "g.id",
             &mut wheres,
@@ -523,6 +536,7 @@ fn list_terms(
     cols: &dyn Columns,
     dialect: Dialect,
     search: &TextSearch,
+    fts_match: Option<String>,
     default_key: &str,
     tie: &str,
     wheres: &mut Vec<String>,
@@ -530,6 +544,21 @@ fn list_terms(
 ) -> (String, usize) {
     if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
         match (dialect, search.fts) {
+            // A prepared query over the term's rarest trigrams finds a superset of the
+            // matches cheaply; the LIKE keeps exactly those that contain the term.
+            (Dialect::Sqlite, Some((table, key))) if fts_match.is_some() => {
+                let m = push(params, SqlValue::Text(fts_match.unwrap_or_default()));
+                let p = push(params, SqlValue::Text(contains_pattern(q)));
+                let any: Vec<String> = search
+                    .columns
+                    .iter()
+                    .map(|c| format!("{c} LIKE {p} ESCAPE '\\'"))
+                    .collect();
+                wheres.push(format!(
+                    "{key} IN (SELECT rowid FROM {table} WHERE {table} MATCH {m}) AND ({})",
+                    any.join(" OR ")
+                ));
+            }
             // The trigram index is SQLite's; trigram matching needs three characters.
             (Dialect::Sqlite, Some((table, key))) if q.chars().count() >= 3 => {
                 let p = push(params, SqlValue::Text(fts_phrase(q)));

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -44,6 +46,82 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// How many users hold each trigram (capped at [`TRIGRAM_CAP`]), remembered for a
+    /// while: `q` searches pick their rarest trigrams from it.
+    trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
+}
+
+/// Trigram counts at or above this are "common": counting further would cost more than
+/// it tells.
+const TRIGRAM_CAP: i64 = 20_000;
+/// How long a trigram count is trusted.
+const TRIGRAM_TTL: Duration = Duration::from_secs(600);
+
+impl SqliteStore {
+    /// Plans a `q` search through the trigram index. FTS5 reads the posting list of
+    /// every trigram of a phrase, and a term made of trigrams that most users share (the
+    /// email domain, a common name prefix) then costs a pass over long lists. Instead,
+    /// pick the two rarest trigrams of the term — counted once, capped, and remembered —
+    /// and let the caller verify the candidates with `LIKE`. `None` keeps the phrase
+    /// query (short terms, or terms whose every trigram is common).
+    async fn trigram_plan(&self, q: &str) -> StoreResult<Option<String>> {
+        // ASCII only: then our lower-casing and FTS5's case folding agree on every
+        // trigram, so the candidates are a true superset of the matches.
+        if !q.is_ascii() {
+            return Ok(None);
+        }
+        let chars: Vec<char> = q.to_ascii_lowercase().chars().collect();
+        if chars.len() < 5 {
+            return Ok(None);
+        }
+        let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+        grams.sort();
+        grams.dedup();
+        let mut counted = Vec::with_capacity(grams.len());
+        for gram in grams {
+            let known = {
+                let cache = self
+                    .trigrams
+                    .lock()
+                    .expect("the trigram cache is never poisoned");
+                cache
+                    .get(&gram)
+                    .filter(|(_, at)| at.elapsed() < TRIGRAM_TTL)
+                    .map(|(n, _)| *n)
+            };
+            let n = match known {
+                Some(n) => n,
+                None => {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM users_fts WHERE users_fts MATCH $1 LIMIT $2)",
+                    )
+                    .bind(sql::fts_phrase(&gram))
+                    .bind(TRIGRAM_CAP)
+                    .fetch_one(&self.reader)
+                    .await?;
+                    let mut cache = self
+                        .trigrams
+                        .lock()
+                        .expect("the trigram cache is never poisoned");
+                    if cache.len() > 100_000 {
+                        cache.clear();
+                    }
+                    cache.insert(gram.clone(), (n, Instant::now()));
+                    n
+                }
+            };
+            counted.push((n, gram));
+        }
+        counted.sort();
+        match counted.as_slice() {
+            [(a, ga), (_, gb), ..] if *a < TRIGRAM_CAP => Ok(Some(format!(
+                "{} AND {}",
+                sql::fts_phrase(ga),
+                sql::fts_phrase(gb)
+            ))),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -74,7 +152,11 @@ impl SqliteStore {
                 .connect_with(options.read_only(true))
                 .await?
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            trigrams: Arc::default(),
+        })
     }
 
     /// Applies migrations only (for `gatehouse migrate`).
@@ -712,7 +794,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>> {
-        let list = ListSql::users(scope, query, Dialect::Sqlite);
+        let plan = match query.q.as_deref() {
+            Some(q) => self.trigram_plan(q).await?,
+            None => None,
+        };
+        let list = ListSql::users_matching(scope, query, Dialect::Sqlite, plan);
         fetch_page(&self.reader, list, query.page, user_from_row).await
     }
 

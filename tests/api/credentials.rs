@@ -657,19 +657,22 @@ async fn login_failure_timing_does_not_reveal_the_username() {
     password_grant(&app, "nobody", "Wrong-Pass-1").await;
     password_grant(&app, "timed", "Wrong-Pass-1").await;
 
-    async fn median(app: &TestApp, user: &str) -> Duration {
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let t = Instant::now();
-            let r = password_grant(app, user, "Wrong-Pass-1").await;
-            times.push(t.elapsed());
-            assert_grant_error(&r, "invalid_grant");
-        }
-        times.sort();
-        times[2]
+    async fn timed(app: &TestApp, user: &str) -> Duration {
+        let t = Instant::now();
+        let r = password_grant(app, user, "Wrong-Pass-1").await;
+        let elapsed = t.elapsed();
+        assert_grant_error(&r, "invalid_grant");
+        elapsed
     }
-    let unknown = median(&app, "nobody").await;
-    let wrong = median(&app, "timed").await;
+    // Interleaved, so that a change in machine load hits both sides alike.
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        unknown.push(timed(&app, "nobody").await);
+        wrong.push(timed(&app, "timed").await);
+    }
+    unknown.sort();
+    wrong.sort();
+    let (unknown, wrong) = (unknown[4], wrong[4]);
     let (fast, slow) = if unknown < wrong {
         (unknown, wrong)
     } else {
