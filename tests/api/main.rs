@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod backend_parity;
+mod crash;
 mod credentials;
 mod groups;
 mod import;

@@ -8,8 +8,6 @@
 //! concurrent requests to a single node keep the invariants, which is still worth
 //! knowing; the cross-process part runs with `GATEHOUSE_TEST_BACKEND=postgres`.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,86 +20,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-/// How long a node may take to answer `/ready`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One `gatehouse serve` process, killed when dropped.
-struct Node {
-    base: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    /// Starts a node on a free port over `database_url` and waits until it is ready.
-    async fn start(database_url: &str, dir: &tempfile::TempDir, name: &str) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let log = dir.path().join(format!("{name}.log"));
-        let stderr = std::fs::File::create(&log).expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["serve", "--listen", &listen, "--database", database_url])
-            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("the gatehouse binary starts");
-        let mut node = Node {
-            base: format!("http://{listen}"),
-            child,
-            log,
-        };
-        node.wait_ready().await;
-        node
-    }
-
-    /// Polls `GET /ready` until it answers 200, the process exits, or time runs out.
-    async fn wait_ready(&mut self) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("a client");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(r) = http.get(format!("{}/ready", self.base)).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "gatehouse at {} exited with {status} before it was ready:\n{}",
-                    self.base,
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gatehouse at {} was not ready within {START_TIMEOUT:?}:\n{}",
-                self.base,
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Two handles, `a` and `b`, on one service: two processes on one PostgreSQL schema, or
 /// one process on SQLite (see the module documentation).
