@@ -9,6 +9,7 @@ use argon2::password_hash::{
     PasswordHash as PhcHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::domain::user::PasswordHash;
 
@@ -52,29 +53,45 @@ fn dummy_hash() -> &'static PasswordHash {
     DUMMY.get_or_init(|| hash_blocking(&uuid::Uuid::new_v4().to_string()))
 }
 
-/// Hashes on the blocking pool.
-pub async fn hash(password: String) -> PasswordHash {
+/// At most this many argon2 computations run at once: one per core. Each takes 19 MiB
+/// and a core for ~20 ms, so running more at once only adds memory (a burst of logins
+/// could otherwise claim gigabytes) without finishing any sooner.
+fn hashing_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Semaphore::new(cores)
+    })
+}
+
+/// Runs one argon2 computation on the blocking pool, waiting for a free slot first.
+async fn run_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .expect("the hashing semaphore is never closed");
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| hash_blocking(&password)))
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .expect("the hashing task does not panic")
+}
+
+/// Hashes on the blocking pool.
+pub async fn hash(password: String) -> PasswordHash {
+    run_bounded(move || hash_blocking(&password)).await
 }
 
 /// Verifies on the blocking pool. With `None` it verifies against a dummy hash and
 /// returns false, taking the same time as a real check.
 pub async fn verify(password: String, hash: Option<PasswordHash>) -> bool {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        span.in_scope(|| match hash {
-            Some(h) => verify_blocking(&password, &h),
-            None => {
-                verify_blocking(&password, dummy_hash());
-                false
-            }
-        })
+    run_bounded(move || match hash {
+        Some(h) => verify_blocking(&password, &h),
+        None => {
+            verify_blocking(&password, dummy_hash());
+            false
+        }
     })
     .await
-    .expect("the verifying task does not panic")
 }
 
 /// Computes the dummy hash ahead of the first login, so that first unknown-user login
