@@ -158,6 +158,7 @@ async fn openapi_json() -> Response {
 #[expect(dead_code, reason = "documents the query; `Params` reads it")]
 pub struct PageParams {
     /// Zero-based page index (default 0).
+    #[param(format = Int64, maximum = 4_294_967_295_u32)]
     page_index: Option<u32>,
     /// Items per page, 1 to 1000 (default 25).
     #[param(minimum = 1, maximum = 1000)]

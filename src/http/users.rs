@@ -44,6 +44,7 @@ pub struct SearchInput {
     #[schema(value_type = Option<Vec<Value>>)]
     pub order_by: Value,
     /// Zero-based page.
+    #[schema(format = Int64, maximum = 4_294_967_295_u32)]
     pub page_index: Option<u32>,
     /// Page size, 1 to 1000.
     #[schema(minimum = 1, maximum = 1000)]
