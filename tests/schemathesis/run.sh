@@ -152,7 +152,8 @@ phase() {
     echo "run.sh: could not log in as admin" >&2
     return 1
   fi
-  NO_COLOR=1 "$st" run "$url/api/openapi.json" \
+  # From the work directory, so schemathesis's cache (.schemathesis/) goes with it.
+  (cd "$workdir" && NO_COLOR=1 "$st" run "$url/api/openapi.json" \
     --phases "$name" \
     --header "Authorization: Bearer $token" \
     --checks "$checks" \
@@ -161,7 +162,7 @@ phase() {
     --workers 2 \
     --request-timeout 30 \
     --suppress-health-check all \
-    --warnings off || rc=$?
+    --warnings off) || rc=$?
   if grep -qE "ERROR|panicked" "$log"; then
     echo "run.sh: the server logged errors during phase $name:" >&2
     grep -E "ERROR|panicked" "$log" | tail -n 20 >&2
