@@ -4,9 +4,39 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::service::Error;
+
+/// The error envelope of every 4xx/5xx with a body (spec §1).
+// Fields are in the byte order of their names, as `json!` used to emit them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What was missing or invalid, e.g. `{"group": "Admins"}` for a 404 or
+    /// `{"field": "email"}` for a 422; `null` when there is nothing to add.
+    #[schema(value_type = Option<Object>)]
+    pub data: Value,
+    /// Also written to the server log with the cause.
+    #[schema(value_type = String, format = "uuid")]
+    pub log_id: uuid::Uuid,
+    /// Human-readable text.
+    pub message: String,
+    /// Always `error`.
+    #[serde(rename = "type")]
+    pub kind: ErrorType,
+}
+
+/// The `type` of the error envelope: always `error`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorType {
+    /// The only value.
+    Error,
+}
 
 /// The message of every 401 (spec §1).
 pub const DENIED: &str = "Authorization has been denied for this request.";
@@ -84,12 +114,12 @@ impl IntoResponse for ApiError {
                 tracing::info!(log_id = %log_id, status = self.status.as_u16(), message = %self.message, "request refused");
             }
         }
-        let body = json!({
-            "logId": log_id,
-            "message": self.message,
-            "data": self.data,
-            "type": "error",
-        });
+        let body = ErrorBody {
+            data: self.data,
+            log_id,
+            message: self.message,
+            kind: ErrorType::Error,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response

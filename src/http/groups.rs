@@ -1,19 +1,56 @@
 //! `/groups`: group CRUD, user membership and child groups.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{AppJson, Auth, Field, Params, Schema, Segments, leaf};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, GroupChildPath, GroupPath, GroupUserPath, IncludeSelfParam,
+    InheritanceParams, ListParams, NotFound, PageParams, PayloadTooLarge, Unauthorized,
+    Unprocessable,
+};
 use super::users::list_query;
+use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
 use crate::domain::ids::{GroupRef, UserRef};
 use crate::query::ast::{GROUPS, USERS};
 use crate::service::groups::GroupInput;
+
+/// The documented shape of [`GroupInput`], the body of a create or update.
+#[derive(ToSchema)]
+#[schema(as = GroupInput)]
+#[expect(dead_code, reason = "documents the body; `GroupInput` is what is read")]
+struct GroupInputDoc {
+    /// Required on create; unique case-insensitively.
+    #[schema(max_length = 255)]
+    name: Option<String>,
+    /// Optional.
+    #[schema(max_length = 2000)]
+    description: Option<String>,
+    /// `contensis` (default) or `external` on create; ignored on update.
+    #[serde(rename = "type")]
+    kind: Option<GroupKindDoc>,
+    /// Free-form JSON object, at most 64 KiB serialized.
+    #[schema(value_type = Option<Object>)]
+    custom: Option<Value>,
+}
+
+/// The group types a client may create.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = GroupType)]
+#[expect(dead_code, reason = "documents the body; `GroupInput` is what is read")]
+enum GroupKindDoc {
+    Contensis,
+    External,
+}
 
 impl Schema for GroupInput {
     const FIELDS: &'static [Field] = &[
@@ -24,23 +61,30 @@ impl Schema for GroupInput {
     ];
 }
 
-/// The routes under `/groups`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups", get(list).post(create))
-        .route("/groups/{group}", get(read).put(update).delete(remove))
-        .route("/groups/{group}/users", get(members).post(add_members))
-        .route(
-            "/groups/{group}/users/{user}",
-            put(add_member).delete(remove_member).head(has_member),
-        )
-        .route("/groups/{group}/groups", get(children).post(add_children))
-        .route(
-            "/groups/{group}/groups/{child}",
-            put(add_child).delete(remove_child),
-        )
+/// The routes under `/groups`, with their documentation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(members, add_members))
+        .routes(routes!(add_member, remove_member, has_member))
+        .routes(routes!(children, add_children))
+        .routes(routes!(add_child, remove_child))
 }
 
+/// List groups.
+#[utoipa::path(
+    get,
+    path = "/groups",
+    tag = "groups",
+    operation_id = "listGroups",
+    params(ListParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of groups.", body = PageView<GroupView>),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+)]
 async fn list(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -51,6 +95,19 @@ async fn list(
     Ok(Json(views::page(&page, query.page, views::group)).into_response())
 }
 
+/// Create a group (type defaults to `contensis`).
+#[utoipa::path(
+    post,
+    path = "/groups",
+    tag = "groups",
+    operation_id = "createGroup",
+    request_body = GroupInputDoc,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new group.", body = GroupView),
+        BadRequest, Unauthorized, Forbidden, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn create(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -60,6 +117,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(views::group(&group))).into_response())
 }
 
+/// Get a group.
+#[utoipa::path(
+    get,
+    path = "/groups/{group}",
+    tag = "groups",
+    operation_id = "getGroup",
+    params(GroupPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The group.", body = GroupView),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+)]
 async fn read(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -69,6 +139,20 @@ async fn read(
     Ok(Json(views::group(&group)).into_response())
 }
 
+/// Update the name, description or custom data.
+#[utoipa::path(
+    put,
+    path = "/groups/{group}",
+    tag = "groups",
+    operation_id = "updateGroup",
+    params(GroupPath),
+    request_body = GroupInputDoc,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated group.", body = GroupView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn update(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -81,6 +165,19 @@ async fn update(
     Ok(Json(views::group(&group)).into_response())
 }
 
+/// Delete a group with its memberships and child links; users stay.
+#[utoipa::path(
+    delete,
+    path = "/groups/{group}",
+    tag = "groups",
+    operation_id = "deleteGroup",
+    params(GroupPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn remove(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -90,6 +187,19 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The group's members; `includeInherited` adds members of every descendant group.
+#[utoipa::path(
+    get,
+    path = "/groups/{group}/users",
+    tag = "groups",
+    operation_id = "listGroupUsers",
+    params(GroupPath, InheritanceParams, ListParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = PageView<UserView>),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+)]
 async fn members(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -110,6 +220,20 @@ async fn members(
     Ok(Json(views::page(&page, query.page, |u| views::user(u, now))).into_response())
 }
 
+/// Add users (ids or other identifiers, at most 10,000); all or nothing.
+#[utoipa::path(
+    post,
+    path = "/groups/{group}/users",
+    tag = "groups",
+    operation_id = "addGroupUsers",
+    params(GroupPath),
+    request_body(content = Vec<String>, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Added."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
+    ),
+)]
 async fn add_members(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -121,6 +245,19 @@ async fn add_members(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Add a user to a group; idempotent.
+#[utoipa::path(
+    put,
+    path = "/groups/{group}/users/{user}",
+    tag = "groups",
+    operation_id = "addGroupUser",
+    params(GroupUserPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user is a direct member."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn add_member(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -131,6 +268,19 @@ async fn add_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a direct member.
+#[utoipa::path(
+    delete,
+    path = "/groups/{group}/users/{user}",
+    tag = "groups",
+    operation_id = "removeGroupUser",
+    params(GroupUserPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn remove_member(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -141,6 +291,22 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Whether the user is a member, directly or through child groups.
+#[utoipa::path(
+    head,
+    path = "/groups/{group}/users/{user}",
+    tag = "groups",
+    operation_id = "groupHasUser",
+    params(GroupUserPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "A member."),
+        (status = 400, description = "A malformed identifier."),
+        (status = 401, description = "Missing, invalid or expired token."),
+        (status = 403, description = "Not allowed."),
+        (status = 404, description = "Not a member, or the group or user is unknown."),
+    ),
+)]
 async fn has_member(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -156,6 +322,19 @@ async fn has_member(
     })
 }
 
+/// The group's child groups; `includeInherited` lists every descendant.
+#[utoipa::path(
+    get,
+    path = "/groups/{group}/groups",
+    tag = "groups",
+    operation_id = "listChildGroups",
+    params(GroupPath, InheritanceParams, IncludeSelfParam, ListParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of groups.", body = PageView<GroupView>),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+)]
 async fn children(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -176,6 +355,20 @@ async fn children(
     Ok(Json(views::page(&page, query.page, views::group)).into_response())
 }
 
+/// Add child groups (ids or names, at most 10,000); all or nothing.
+#[utoipa::path(
+    post,
+    path = "/groups/{group}/groups",
+    tag = "groups",
+    operation_id = "addChildGroups",
+    params(GroupPath),
+    request_body(content = Vec<String>, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Added."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
+    ),
+)]
 async fn add_children(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -187,6 +380,19 @@ async fn add_children(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Add a child group; idempotent. A cycle is a 409.
+#[utoipa::path(
+    put,
+    path = "/groups/{group}/groups/{child}",
+    tag = "groups",
+    operation_id = "addChildGroup",
+    params(GroupChildPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The child link exists."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn add_child(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -197,6 +403,19 @@ async fn add_child(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a child link.
+#[utoipa::path(
+    delete,
+    path = "/groups/{group}/groups/{child}",
+    tag = "groups",
+    operation_id = "removeChildGroup",
+    params(GroupChildPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn remove_child(
     State(s): State<AppState>,
     Auth(caller): Auth,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod openapi;
 pub mod token;
 pub mod users;
 pub mod views;
@@ -36,17 +37,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
-/// (see `app.rs`) so trailing slashes are accepted.
+/// (see `app.rs`) so trailing slashes are accepted. The routes come from the table in
+/// [`openapi::router`], which also builds the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let security = Router::new()
-        .merge(users::router())
-        .merge(groups::router())
-        .merge(api_keys::router());
-    Router::new()
-        .nest("/api/security", security.clone())
-        .nest("/api/management/security", security)
-        .merge(token::router())
-        .merge(health::router())
+    let (routes, _) = openapi::router().split_for_parts();
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -2,32 +2,151 @@
 //! discovery document and the JWKS.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::ApiError;
-use crate::service::auth::{GrantError, TokenRequest};
+use super::error::{ApiError, ErrorBody};
+use crate::service::auth::{GrantError, TokenRequest, TokenResponse};
 
 /// The token endpoint path.
 pub const TOKEN_PATH: &str = "/authenticate/connect/token";
 /// The JWKS path.
 pub const JWKS_PATH: &str = "/authenticate/.well-known/jwks";
 
-/// The `/authenticate` routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(TOKEN_PATH, post(token))
-        .route(
-            "/authenticate/.well-known/openid-configuration",
-            get(discovery),
-        )
-        .route(JWKS_PATH, get(jwks))
+/// The `/authenticate` routes, with their documentation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(discovery))
+        .routes(routes!(jwks))
+}
+
+/// The documented form of a token request (`application/x-www-form-urlencoded`).
+#[derive(ToSchema)]
+#[schema(as = TokenRequest)]
+#[expect(dead_code, reason = "documents the form; `parse_form` reads it")]
+struct TokenRequestDoc {
+    /// `contensis_classic`, `contensis_classic_refresh_token` or `client_credentials`.
+    grant_type: String,
+    /// Username or email (`contensis_classic`).
+    username: Option<String>,
+    /// Password (`contensis_classic`).
+    password: Option<String>,
+    /// Refresh token (`contensis_classic_refresh_token`).
+    refresh_token: Option<String>,
+    /// API key client id (`client_credentials`).
+    client_id: Option<String>,
+    /// API key secret (`client_credentials`).
+    client_secret: Option<String>,
+    /// Echoed back; does not widen what the caller may do.
+    scope: Option<String>,
+}
+
+/// The token endpoint's success body (RFC 6749 §5.1), in the field order it always had.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TokenResponse)]
+pub struct TokenView {
+    /// The signed access token (a JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// A refresh token, for grants that issue one; it rotates on use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The scope asked for, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl From<TokenResponse> for TokenView {
+    fn from(t: TokenResponse) -> Self {
+        Self {
+            access_token: t.access_token,
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            scope: t.scope,
+            token_type: t.token_type,
+        }
+    }
+}
+
+/// The token endpoint's failure body (RFC 6749 §5.2). It never says whether a
+/// username exists.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OAuthError)]
+pub struct OAuthErrorView {
+    /// `invalid_grant`, `invalid_client`, `unsupported_grant_type` or `invalid_request`.
+    #[schema(
+        value_type = String,
+        pattern = "^(invalid_grant|invalid_client|unsupported_grant_type|invalid_request)$"
+    )]
+    pub error: &'static str,
+    /// Human-readable text.
+    pub error_description: &'static str,
+}
+
+/// The OpenID discovery document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Discovery)]
+pub struct DiscoveryView {
+    /// The grant types the token endpoint issues.
+    pub grant_types_supported: [&'static str; 3],
+    /// Always `["EdDSA"]`.
+    pub id_token_signing_alg_values_supported: [&'static str; 1],
+    /// The `iss` of every token.
+    pub issuer: String,
+    /// Where the signing keys are.
+    #[schema(format = "uri")]
+    pub jwks_uri: String,
+    /// Always `["token"]`.
+    pub response_types_supported: [&'static str; 1],
+    /// Always `["public"]`.
+    pub subject_types_supported: [&'static str; 1],
+    /// The token endpoint.
+    #[schema(format = "uri")]
+    pub token_endpoint: String,
+    /// Always `["client_secret_post"]`.
+    pub token_endpoint_auth_methods_supported: [&'static str; 1],
+}
+
+/// The documented shape of the JWKS.
+#[derive(ToSchema)]
+#[schema(as = Jwks)]
+#[expect(dead_code, reason = "documents the JWKS; the key ring builds it")]
+struct JwksDoc {
+    /// Every key that verifies tokens; the newest signs.
+    keys: Vec<JwkDoc>,
+}
+
+/// One Ed25519 public key (RFC 8037).
+#[derive(ToSchema)]
+#[schema(as = Jwk)]
+#[expect(dead_code, reason = "documents the JWKS; the key ring builds it")]
+struct JwkDoc {
+    /// `OKP`.
+    kty: String,
+    /// `Ed25519`.
+    crv: String,
+    /// `EdDSA`.
+    alg: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    usage: String,
+    /// The key id tokens name in their header.
+    kid: String,
+    /// The public key, base64url.
+    x: String,
 }
 
 fn parse_form(body: &[u8]) -> TokenRequest {
@@ -55,10 +174,35 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn token(State(s): State<AppState>, body: Bytes) -> Response {
+/// Get a token (spec §2). Failures are 400 with an RFC 6749 body.
+#[utoipa::path(
+    post,
+    path = "/authenticate/connect/token",
+    tag = "authentication",
+    operation_id = "token",
+    request_body(content = TokenRequestDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens (`Cache-Control: no-store`).", body = TokenView),
+        (status = 400, description = "The grant failed.", body = OAuthErrorView),
+        (status = 413, description = "The request body is larger than 1 MiB.", body = ErrorBody),
+    ),
+)]
+async fn token(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let status = e.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "The request body is larger than 1 MiB."
+            } else {
+                "The request body could not be read."
+            };
+            return no_store(ApiError::new(status, message).into_response());
+        }
+    };
     let result = s.token(parse_form(&body)).await;
     let response = match result {
-        Ok(tokens) => Json(tokens).into_response(),
+        Ok(tokens) => Json(TokenView::from(tokens)).into_response(),
         Err(GrantError::Internal(e)) => ApiError::from(e).into_response(),
         Err(e) => {
             let (error, description) = match &e {
@@ -78,7 +222,10 @@ async fn token(State(s): State<AppState>, body: Bytes) -> Response {
             tracing::info!(error, "token request refused");
             (
                 StatusCode::BAD_REQUEST,
-                Json(json!({"error": error, "error_description": description})),
+                Json(OAuthErrorView {
+                    error,
+                    error_description: description,
+                }),
             )
                 .into_response()
         }
@@ -100,21 +247,41 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
+/// The OpenID discovery document.
+#[utoipa::path(
+    get,
+    path = "/authenticate/.well-known/openid-configuration",
+    tag = "authentication",
+    operation_id = "discovery",
+    responses((status = 200, description = "The discovery document.", body = DiscoveryView)),
+)]
 async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let base = base_url(&headers);
-    Json(json!({
-        "issuer": s.keys().issuer(),
-        "token_endpoint": format!("{base}{TOKEN_PATH}"),
-        "jwks_uri": format!("{base}{JWKS_PATH}"),
-        "grant_types_supported": ["contensis_classic", "contensis_classic_refresh_token", "client_credentials"],
-        "response_types_supported": ["token"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
-        "subject_types_supported": ["public"],
-    }))
+    Json(DiscoveryView {
+        grant_types_supported: [
+            "contensis_classic",
+            "contensis_classic_refresh_token",
+            "client_credentials",
+        ],
+        id_token_signing_alg_values_supported: ["EdDSA"],
+        issuer: s.keys().issuer().to_owned(),
+        jwks_uri: format!("{base}{JWKS_PATH}"),
+        response_types_supported: ["token"],
+        subject_types_supported: ["public"],
+        token_endpoint: format!("{base}{TOKEN_PATH}"),
+        token_endpoint_auth_methods_supported: ["client_secret_post"],
+    })
     .into_response()
 }
 
+/// The public keys that verify tokens.
+#[utoipa::path(
+    get,
+    path = "/authenticate/.well-known/jwks",
+    tag = "authentication",
+    operation_id = "jwks",
+    responses((status = 200, description = "The JWKS.", body = JwksDoc)),
+)]
 async fn jwks(State(s): State<AppState>) -> Response {
     Json(s.keys().jwks().clone()).into_response()
 }

@@ -1,17 +1,23 @@
 //! `/users`: user CRUD, list, and the user's groups.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, head, post};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{
     AppJson, Auth, DEFAULT_PAGE_SIZE, Field, MAX_PAGE_SIZE, MaybeAuth, Params, Schema, Segments,
     leaf,
 };
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, InheritanceParams, ListParams, NotFound, PageParams,
+    PayloadTooLarge, Unauthorized, Unprocessable, UserPath,
+};
+use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
 use crate::clock::Millis;
 use crate::domain::ids::{GroupRef, UserRef};
@@ -26,17 +32,22 @@ use crate::store::filter_sql::Ctx;
 use serde_json::{Value, json};
 
 /// The body of `POST /users/search`.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SearchInput {
-    /// The JSON `where` array (spec §7).
+    /// The JSON `where` array (spec §7): items are ANDed; each is `{"field": F, OP: V}`,
+    /// `{"and": [...]}`, `{"or": [...]}` or `{"not": {...}}`.
     #[serde(rename = "where")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub filter: Value,
     /// `[{"asc": F} | {"desc": F}]` or a list of field names.
+    #[schema(value_type = Option<Vec<Value>>)]
     pub order_by: Value,
     /// Zero-based page.
+    #[schema(format = Int64, maximum = 4_294_967_295_u32)]
     pub page_index: Option<u32>,
     /// Page size, 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
 }
 
@@ -57,6 +68,138 @@ impl Schema for ActionInput {
     const FIELDS: &'static [Field] = &[leaf("type")];
 }
 
+/// The documented shape of [`UserInput`], the body of create, PUT and PATCH. Every
+/// property is optional on update; `null` clears a nullable field.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = UserInput)]
+#[expect(dead_code, reason = "documents the body; `UserInput` is what is read")]
+struct UserInputDoc {
+    /// Defaults to the email on create; `null` is refused.
+    #[schema(max_length = 255)]
+    username: Option<String>,
+    /// Required on create; `null` is refused.
+    #[schema(max_length = 255)]
+    email: Option<String>,
+    /// Optional profile field.
+    #[schema(max_length = 255)]
+    first_name: Option<String>,
+    /// Optional profile field.
+    #[schema(max_length = 255)]
+    last_name: Option<String>,
+    /// Optional profile field (an IANA zone name).
+    #[schema(max_length = 255)]
+    timezone: Option<String>,
+    /// Optional profile field (a language tag).
+    #[schema(max_length = 255)]
+    language: Option<String>,
+    /// Free-form JSON object, at most 64 KiB serialized. PATCH merges it (RFC 7396).
+    #[schema(value_type = Option<Object>)]
+    custom: Option<Value>,
+    /// The initial password (create only) and the change frequency.
+    credentials: Option<CredentialsInputDoc>,
+    /// RFC 3339 instant after which the account stops working; must be in the future.
+    #[schema(format = DateTime)]
+    expiry: Option<String>,
+    /// Opted out of notifications.
+    opt_out_of_notifications: Option<bool>,
+}
+
+/// The `credentials` object of a user body.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CredentialsInput)]
+#[expect(
+    dead_code,
+    reason = "documents the body; `CredentialsInput` is what is read"
+)]
+struct CredentialsInputDoc {
+    /// The initial password (create only; use the password endpoint to change it).
+    password: Option<String>,
+    /// Days before an expirable password must be changed; 0 = never.
+    #[schema(minimum = 0)]
+    password_change_frequency: Option<i64>,
+}
+
+/// The documented shape of [`PasswordInput`].
+#[derive(ToSchema)]
+#[schema(as = PasswordInput)]
+#[expect(
+    dead_code,
+    reason = "documents the body; `PasswordInput` is what is read"
+)]
+struct PasswordInputDoc {
+    /// The current password; required when changing one's own, or without a token.
+    existing: Option<String>,
+    /// The new password (at least 8 characters, three kinds of character).
+    new: String,
+}
+
+/// The documented shape of [`ActionInput`].
+#[derive(ToSchema)]
+#[schema(as = ActionInput)]
+#[expect(
+    dead_code,
+    reason = "documents the body; `ActionInput` is what is read"
+)]
+struct ActionInputDoc {
+    /// The action (matched case-insensitively).
+    #[serde(rename = "type")]
+    kind: Action,
+}
+
+/// A user action.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = UserAction)]
+#[expect(
+    dead_code,
+    reason = "documents the body; `ActionInput` is what is read"
+)]
+enum Action {
+    Suspend,
+    Unsuspend,
+    Unlock,
+    ForcePasswordReset,
+    SetPasswordToExpirable,
+}
+
+/// `POST /users` options.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[expect(dead_code, reason = "documents the query; `Params` reads it")]
+struct CreateParams {
+    /// Create the user suspended.
+    suspended: Option<bool>,
+    /// Require a password change at first login.
+    force_password_reset: Option<bool>,
+}
+
+/// `GET /users/search` parameters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[expect(dead_code, reason = "documents the query; `Params` reads it")]
+struct SearchParams {
+    /// The JSON `where` array (spec §7), as JSON text.
+    #[param(rename = "where")]
+    filter: Option<String>,
+    /// `orderBy` as JSON text, or comma-separated fields like `lastName,-created`.
+    order_by: Option<String>,
+}
+
+/// The user and a comma-separated list of groups.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "documents the path; `Segments` reads it")]
+struct UserGroupsPath {
+    /// A user id, username or email, or `@current`.
+    #[param(min_length = 1)]
+    user: String,
+    /// Comma-separated group ids or names.
+    #[param(min_length = 1)]
+    groups: String,
+}
+
 impl Schema for UserInput {
     const FIELDS: &'static [Field] = &[
         leaf("username"),
@@ -75,19 +218,16 @@ impl Schema for UserInput {
     ];
 }
 
-/// The routes under `/users`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list).post(create))
-        .route("/users/search", get(search_get).post(search_post))
-        .route(
-            "/users/{user}",
-            get(read).put(update).patch(patch).delete(remove),
-        )
-        .route("/users/{user}/groups", get(groups))
-        .route("/users/{user}/groups/{groups}", head(in_groups))
-        .route("/users/{user}/credentials/password", post(password))
-        .route("/users/{user}/actions", post(action))
+/// The routes under `/users`, with their documentation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(search_get, search_post))
+        .routes(routes!(read, update, patch, remove))
+        .routes(routes!(groups))
+        .routes(routes!(in_groups))
+        .routes(routes!(password))
+        .routes(routes!(action))
 }
 
 /// Reads `q`, `zenql`, `order` and paging for a list of `fields`.
@@ -126,6 +266,19 @@ pub fn query_error(parameter: &str, e: &QueryError) -> ApiError {
     }))
 }
 
+/// List users.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    operation_id = "listUsers",
+    params(ListParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = PageView<UserView>),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+)]
 async fn list(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -137,6 +290,20 @@ async fn list(
     Ok(Json(views::page(&page, query.page, |u| views::user(u, now))).into_response())
 }
 
+/// Create a user; `username` defaults to the email.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "createUser",
+    params(CreateParams),
+    request_body = UserInputDoc,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new user.", body = UserView),
+        BadRequest, Unauthorized, Forbidden, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn create(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -151,6 +318,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(views::user(&user, s.now()))).into_response())
 }
 
+/// Get a user.
+#[utoipa::path(
+    get,
+    path = "/users/{user}",
+    tag = "users",
+    operation_id = "getUser",
+    params(UserPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+)]
 async fn read(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -160,6 +340,20 @@ async fn read(
     Ok(Json(views::user(&user, s.now())).into_response())
 }
 
+/// Update the profile fields given.
+#[utoipa::path(
+    put,
+    path = "/users/{user}",
+    tag = "users",
+    operation_id = "updateUser",
+    params(UserPath),
+    request_body = UserInputDoc,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated user.", body = UserView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn update(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -172,6 +366,25 @@ async fn update(
     Ok(Json(views::user(&user, s.now())).into_response())
 }
 
+/// Apply a JSON merge patch (`application/merge-patch+json` or `application/json`).
+#[utoipa::path(
+    patch,
+    path = "/users/{user}",
+    tag = "users",
+    operation_id = "patchUser",
+    params(UserPath),
+    request_body(
+        content(
+            (UserInputDoc = "application/merge-patch+json"),
+            (UserInputDoc = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated user.", body = UserView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn patch(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -189,6 +402,19 @@ async fn patch(
     Ok(Json(views::user(&user, s.now())).into_response())
 }
 
+/// Delete a user with its memberships and tokens.
+#[utoipa::path(
+    delete,
+    path = "/users/{user}",
+    tag = "users",
+    operation_id = "deleteUser",
+    params(UserPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+)]
 async fn remove(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -198,6 +424,19 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The user's groups; `includeInherited` adds every ancestor group.
+#[utoipa::path(
+    get,
+    path = "/users/{user}/groups",
+    tag = "users",
+    operation_id = "listUserGroups",
+    params(UserPath, InheritanceParams, ListParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of groups.", body = PageView<GroupView>),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+)]
 async fn groups(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -217,6 +456,22 @@ async fn groups(
     Ok(Json(views::page(&page, query.page, views::group)).into_response())
 }
 
+/// Whether the user is in any of the groups, directly or through child groups.
+#[utoipa::path(
+    head,
+    path = "/users/{user}/groups/{groups}",
+    tag = "users",
+    operation_id = "userInAnyGroup",
+    params(UserGroupsPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "A member of at least one of the groups."),
+        (status = 400, description = "A malformed identifier."),
+        (status = 401, description = "Missing, invalid or expired token."),
+        (status = 403, description = "Not allowed."),
+        (status = 404, description = "Not a member, or the user or every group is unknown."),
+    ),
+)]
 async fn in_groups(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -238,6 +493,20 @@ async fn in_groups(
     })
 }
 
+/// Set a password. Without a token, `existing` must prove the current one.
+#[utoipa::path(
+    post,
+    path = "/users/{user}/credentials/password",
+    tag = "users",
+    operation_id = "setPassword",
+    params(UserPath),
+    request_body = PasswordInputDoc,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed (empty body)."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn password(
     State(s): State<AppState>,
     MaybeAuth(caller): MaybeAuth,
@@ -249,6 +518,20 @@ async fn password(
     Ok(StatusCode::OK)
 }
 
+/// Suspend, unsuspend, unlock, force a password reset or make the password expirable.
+#[utoipa::path(
+    post,
+    path = "/users/{user}/actions",
+    tag = "users",
+    operation_id = "userAction",
+    params(UserPath),
+    request_body = ActionInputDoc,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Done."),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+    ),
+)]
 async fn action(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -305,6 +588,19 @@ fn json_param(params: &Params, name: &str) -> Result<Value, ApiError> {
     }
 }
 
+/// Search users with the JSON query in the query string (spec §7).
+#[utoipa::path(
+    get,
+    path = "/users/search",
+    tag = "users",
+    operation_id = "searchUsersGet",
+    params(SearchParams, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = PageView<UserView>),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+)]
 async fn search_get(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -332,6 +628,19 @@ async fn search_get(
     search(&s, &caller, input).await
 }
 
+/// Search users with the JSON query (spec §7).
+#[utoipa::path(
+    post,
+    path = "/users/search",
+    tag = "users",
+    operation_id = "searchUsers",
+    request_body = SearchInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = PageView<UserView>),
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge,
+    ),
+)]
 async fn search_post(
     State(s): State<AppState>,
     Auth(caller): Auth,

@@ -12,5 +12,6 @@ mod groups;
 mod import;
 mod membership;
 mod multinode;
+mod openapi;
 mod query;
 mod users;
