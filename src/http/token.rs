@@ -1,14 +1,16 @@
 //! `/authenticate`: the token endpoint (form-encoded, RFC 6749 errors), the OpenID
 //! discovery document and the JWKS.
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
 
 use super::AppState;
 use super::error::ApiError;
@@ -55,11 +57,59 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn token(State(s): State<AppState>, body: Bytes) -> Response {
-    let result = s.token(parse_form(&body)).await;
+/// The client's address: the TCP peer, or with `--trust-forwarded-for` the last
+/// address in `X-Forwarded-For` (the one our own proxy appended).
+fn client_addr(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
+}
+
+async fn token(
+    State(s): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut req = parse_form(&body);
+    req.client_addr = client_addr(
+        peer.map(|Extension(ConnectInfo(p))| p),
+        &headers,
+        s.settings().trust_forwarded_for,
+    );
+    let result = s.token(req).await;
     let response = match result {
         Ok(tokens) => Json(tokens).into_response(),
         Err(GrantError::Internal(e)) => ApiError::from(e).into_response(),
+        Err(GrantError::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({
+                    "error": "slow_down",
+                    "error_description": "Too many token requests; retry after the number of seconds in Retry-After.",
+                })),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            r
+        }
         Err(e) => {
             let (error, description) = match &e {
                 GrantError::InvalidGrant => (
@@ -73,7 +123,9 @@ async fn token(State(s): State<AppState>, body: Bytes) -> Response {
                     ("unsupported_grant_type", "The grant type is not supported.")
                 }
                 GrantError::InvalidRequest(what) => ("invalid_request", *what),
-                GrantError::Internal(_) => unreachable!("handled above"),
+                GrantError::Internal(_) | GrantError::RateLimited { .. } => {
+                    unreachable!("handled above")
+                }
             };
             tracing::info!(error, "token request refused");
             (

@@ -75,6 +75,12 @@ impl TestApp {
         init_logging();
         let mut config = Config::for_database(database_url.clone());
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        // Every test logs in from 127.0.0.1, many times: limits high enough never to
+        // trip, but on, so the limiter's path runs. Rate-limit tests lower them.
+        config.login_rate_per_ip = 1_000_000;
+        config.login_burst_per_ip = 1_000_000;
+        config.login_rate_per_user = 1_000_000;
+        config.login_burst_per_user = 1_000_000;
         tweak(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (running, handle) = gatehouse::app::start(&config, Arc::new(clock.clone()), async {
