@@ -347,6 +347,75 @@ pub fn test_backend() -> Result<TestBackend, String> {
 mod tests {
     use super::*;
 
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    /// The `serve` settings for a command line, with the file it names.
+    fn serve(args: &[&str]) -> (Config, Vec<String>) {
+        let mut argv: Vec<OsString> = vec!["gatehouse".into(), "serve".into()];
+        argv.extend(args.iter().map(OsString::from));
+        let (matches, warnings) =
+            matches_with_file(&crate::cli::Cli::command(), argv).expect("valid settings");
+        match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
+            crate::cli::Command::Serve(c) => (c, warnings),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_at_their_defaults() {
+        let f = file(
+            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\nmetrics = false\n\
+             listen = \"0.0.0.0:9000\"\nlogin-burst-per-ip = 3\nnot-a-key = 1\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let (c, warnings) = serve(&["--config", path, "--issuer", "flag"]);
+        assert_eq!(c.issuer, "flag", "a flag wins over the file");
+        assert_eq!(c.lockout_threshold, 9, "`_` stands for `-`");
+        assert!(c.log_json);
+        assert!(!c.metrics);
+        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.login_burst_per_ip, 3);
+        assert_eq!(c.token_ttl_secs, 3600, "neither: the default");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("not-a-key"));
+        assert_eq!(c.config.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn without_a_file_the_defaults_match_for_database() {
+        let (c, warnings) = serve(&["--database", "sqlite::memory:"]);
+        assert!(warnings.is_empty());
+        let d = Config::for_database("sqlite::memory:");
+        assert_eq!(c.settings().login_limits, d.settings().login_limits);
+        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.lockout_threshold, d.lockout_threshold);
+    }
+
+    #[test]
+    fn file_values_are_checked_like_flags() {
+        let f = file("token-ttl-secs = 5\n");
+        let argv: Vec<OsString> = ["gatehouse", "serve", "--config"]
+            .into_iter()
+            .map(OsString::from)
+            .chain([f.path().as_os_str().to_owned()])
+            .collect();
+        let err = matches_with_file(&crate::cli::Cli::command(), argv).unwrap_err();
+        assert!(err.to_string().contains("token-ttl-secs"), "{err}");
+        let f = file("listen = [1, 2]\n");
+        let argv: Vec<OsString> = ["gatehouse", "serve", "--config"]
+            .into_iter()
+            .map(OsString::from)
+            .chain([f.path().as_os_str().to_owned()])
+            .collect();
+        assert!(matches_with_file(&crate::cli::Cli::command(), argv).is_err());
+    }
+
     #[test]
     fn secrets_are_redacted() {
         let mut c = Config::for_database("sqlite::memory:");

@@ -170,3 +170,23 @@ async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
 async fn jwks(State(s): State<AppState>) -> Response {
     Json(s.keys().jwks().clone()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_forwarded_for_is_trusted() {
+        let peer = Some(SocketAddr::from(([10, 1, 2, 3], 5555)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
+        assert_eq!(client_addr(peer, &h, false), Some([10, 1, 2, 3].into()));
+        assert_eq!(client_addr(peer, &h, true), Some([2, 2, 2, 2].into()));
+        h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_addr(peer, &h, true), Some([10, 1, 2, 3].into()));
+        assert_eq!(client_addr(None, &HeaderMap::new(), true), None);
+    }
+}

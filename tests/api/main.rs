@@ -11,5 +11,7 @@ mod groups;
 mod import;
 mod membership;
 mod multinode;
+mod ops;
+mod process;
 mod query;
 mod users;
