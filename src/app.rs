@@ -172,7 +172,8 @@ pub async fn start(
     let router = crate::http::router(services.clone());
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
     let handle = tokio::spawn(async move {
-        axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
+        let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     });

@@ -1,11 +1,20 @@
-//! Configuration: one typed tree with defaults in code, overridden by `GATEHOUSE_*`
-//! environment variables and then by command-line flags (clap reads both). This is the
-//! only module that reads the environment. Secrets are redacted from `Debug`.
+//! Configuration: one typed tree with defaults in code, overridden by an optional TOML
+//! file (`--config`), then by `GATEHOUSE_*` environment variables, then by command-line
+//! flags. Clap reads flags and the environment; [`matches_with_file`] adds the file's
+//! values for the settings neither set. This is the only module that reads the
+//! environment. Secrets are redacted from `Debug`. Every setting is documented in
+//! `docs/configuration.md`.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use anyhow::Context as _;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args};
+
+use crate::service::rate_limit::{LoginLimitSettings, RateLimit};
 
 /// A secret string whose `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,6 +41,15 @@ impl fmt::Debug for Secret {
 /// Settings of `gatehouse serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// A TOML file with settings, keyed by flag name (`listen = "0.0.0.0:8080"`,
+    /// `lockout-threshold = 10`). Flags and environment variables win over it.
+    #[arg(long, env = "GATEHOUSE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective settings (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Address to listen on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -69,10 +87,40 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
 
+    /// Serve Prometheus metrics at `GET /metrics`, without authentication (`false`: 404).
+    #[arg(long, env = "GATEHOUSE_METRICS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub metrics: bool,
+
+    /// Token requests per minute from one client address, sustained (0 = unlimited).
+    #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_IP", default_value_t = 60)]
+    pub login_rate_per_ip: u32,
+
+    /// Token requests one client address may send at once before the rate applies.
+    #[arg(long, env = "GATEHOUSE_LOGIN_BURST_PER_IP", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_burst_per_ip: u32,
+
+    /// Password-grant requests per minute for one username, from any address (0 =
+    /// unlimited).
+    #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_USER", default_value_t = 20)]
+    pub login_rate_per_user: u32,
+
+    /// Password-grant requests for one username at once before the rate applies.
+    #[arg(long, env = "GATEHOUSE_LOGIN_BURST_PER_USER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_burst_per_user: u32,
+
+    /// Take the client address for rate limits from the last `X-Forwarded-For` entry.
+    /// Only behind a reverse proxy that appends it; otherwise clients choose their own.
+    #[arg(long, env = "GATEHOUSE_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
     /// Password of the bootstrap `admin` user, read from `GATEHOUSE_ADMIN_PASSWORD` only
     /// (never a flag, so it does not show in process listings).
     #[arg(skip)]
     pub admin_password: Option<Secret>,
+
+    /// Problems found while loading (unknown keys and variables), logged at start-up.
+    #[arg(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -84,12 +132,16 @@ impl Config {
         )]
         let admin = std::env::var("GATEHOUSE_ADMIN_PASSWORD").ok();
         self.admin_password = admin.filter(|p| !p.is_empty()).map(Secret::new);
+        self.warnings.extend(unknown_variables());
         self
     }
 
     /// The defaults, as for `gatehouse serve` with no flags or environment.
     pub fn for_database(database_url: impl Into<String>) -> Self {
+        let limits = LoginLimitSettings::default();
         Self {
+            config: None,
+            print_config: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             database_pool_size: 10,
@@ -98,7 +150,14 @@ impl Config {
             lockout_threshold: 5,
             issuer: "gatehouse".into(),
             log_json: false,
+            metrics: true,
+            login_rate_per_ip: limits.per_ip.per_minute,
+            login_burst_per_ip: limits.per_ip.burst,
+            login_rate_per_user: limits.per_user.per_minute,
+            login_burst_per_user: limits.per_user.burst,
+            trust_forwarded_for: false,
             admin_password: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -109,8 +168,132 @@ impl Config {
             token_ttl_secs: self.token_ttl_secs,
             lockout_threshold: self.lockout_threshold,
             refresh_ttl_secs: self.refresh_ttl_secs,
+            login_limits: LoginLimitSettings {
+                per_ip: RateLimit {
+                    per_minute: self.login_rate_per_ip,
+                    burst: self.login_burst_per_ip,
+                },
+                per_user: RateLimit {
+                    per_minute: self.login_rate_per_user,
+                    burst: self.login_burst_per_user,
+                },
+            },
+            metrics_endpoint: self.metrics,
+            trust_forwarded_for: self.trust_forwarded_for,
         }
     }
+}
+
+/// Flags that make no sense in a file.
+const NOT_IN_FILES: &[&str] = &["config", "print-config", "help", "version"];
+
+/// Variables that are read but are not flags.
+const OTHER_VARIABLES: &[&str] = &["GATEHOUSE_ADMIN_PASSWORD", "GATEHOUSE_TEST_BACKEND"];
+
+/// Parses `args` (program name first) with `cmd`, exiting on usage errors, `--help` and
+/// `--version` as clap does. When the `serve` subcommand names a config file (flag or
+/// `GATEHOUSE_CONFIG`), its values are added for every setting that neither a flag nor
+/// an environment variable set, so the order of precedence is flags, environment, file,
+/// defaults. Returns the matches and warnings about unknown keys in the file.
+pub fn matches_with_file(
+    cmd: &clap::Command,
+    args: Vec<OsString>,
+) -> anyhow::Result<(ArgMatches, Vec<String>)> {
+    let matches = cmd.clone().get_matches_from(args.clone());
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok((matches, Vec::new()));
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config").cloned() else {
+        return Ok((matches, Vec::new()));
+    };
+    let serve_cmd = cmd
+        .find_subcommand("serve")
+        .context("the command line has a serve subcommand")?;
+    let (extra, warnings) = file_args(serve_cmd, serve, &path)?;
+    let mut all = args;
+    all.extend(extra);
+    let matches = cmd
+        .clone()
+        .try_get_matches_from(all)
+        .map_err(|e| anyhow::anyhow!("in {}: {}", path.display(), e.render()))?;
+    Ok((matches, warnings))
+}
+
+/// Reads a TOML settings file and turns each of its keys that `matches` did not get from
+/// a flag or the environment into a flag (`--key=value`), so clap parses and checks file
+/// values exactly as it does flags. Keys are flag names; `_` may stand for `-`.
+pub fn file_args(
+    cmd: &clap::Command,
+    matches: &ArgMatches,
+    path: &Path,
+) -> anyhow::Result<(Vec<OsString>, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing the config file {}", path.display()))?;
+    let mut args = Vec::new();
+    let mut warnings = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()))
+            .filter(|_| !NOT_IN_FILES.contains(&flag.as_str()));
+        let Some(arg) = arg else {
+            warnings.push(format!(
+                "{}: unknown setting {key:?} ignored",
+                path.display()
+            ));
+            continue;
+        };
+        if matches!(
+            matches.value_source(arg.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) if matches!(arg.get_action(), ArgAction::SetTrue) => {
+                if b {
+                    args.push(OsString::from(format!("--{flag}")));
+                }
+                continue;
+            }
+            toml::Value::Boolean(b) => b.to_string(),
+            other => anyhow::bail!(
+                "{}: {key} must be a string, number or boolean, not {}",
+                path.display(),
+                other.type_str()
+            ),
+        };
+        args.push(OsString::from(format!("--{flag}={text}")));
+    }
+    Ok((args, warnings))
+}
+
+/// Warnings for `GATEHOUSE_*` variables that no setting reads (likely typos).
+fn unknown_variables() -> Vec<String> {
+    use clap::CommandFactory as _;
+    let cmd = crate::cli::Cli::command();
+    let mut known: Vec<String> = OTHER_VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+    let mut stack = vec![&cmd];
+    while let Some(c) = stack.pop() {
+        known.extend(
+            c.get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned()),
+        );
+        stack.extend(c.get_subcommands());
+    }
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("GATEHOUSE_") && !known.contains(k))
+        .map(|k| format!("environment variable {k} is not a gatehouse setting; ignored"))
+        .collect()
 }
 
 /// Whether `TEST_LOG` asks tests to show logs.
@@ -163,6 +346,75 @@ pub fn test_backend() -> Result<TestBackend, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    /// The `serve` settings for a command line, with the file it names.
+    fn serve(args: &[&str]) -> (Config, Vec<String>) {
+        let mut argv: Vec<OsString> = vec!["gatehouse".into(), "serve".into()];
+        argv.extend(args.iter().map(OsString::from));
+        let (matches, warnings) =
+            matches_with_file(&crate::cli::Cli::command(), argv).expect("valid settings");
+        match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
+            crate::cli::Command::Serve(c) => (c, warnings),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_at_their_defaults() {
+        let f = file(
+            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\nmetrics = false\n\
+             listen = \"0.0.0.0:9000\"\nlogin-burst-per-ip = 3\nnot-a-key = 1\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let (c, warnings) = serve(&["--config", path, "--issuer", "flag"]);
+        assert_eq!(c.issuer, "flag", "a flag wins over the file");
+        assert_eq!(c.lockout_threshold, 9, "`_` stands for `-`");
+        assert!(c.log_json);
+        assert!(!c.metrics);
+        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.login_burst_per_ip, 3);
+        assert_eq!(c.token_ttl_secs, 3600, "neither: the default");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("not-a-key"));
+        assert_eq!(c.config.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn without_a_file_the_defaults_match_for_database() {
+        let (c, warnings) = serve(&["--database", "sqlite::memory:"]);
+        assert!(warnings.is_empty());
+        let d = Config::for_database("sqlite::memory:");
+        assert_eq!(c.settings().login_limits, d.settings().login_limits);
+        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.lockout_threshold, d.lockout_threshold);
+    }
+
+    #[test]
+    fn file_values_are_checked_like_flags() {
+        let f = file("token-ttl-secs = 5\n");
+        let argv: Vec<OsString> = ["gatehouse", "serve", "--config"]
+            .into_iter()
+            .map(OsString::from)
+            .chain([f.path().as_os_str().to_owned()])
+            .collect();
+        let err = matches_with_file(&crate::cli::Cli::command(), argv).unwrap_err();
+        assert!(err.to_string().contains("token-ttl-secs"), "{err}");
+        let f = file("listen = [1, 2]\n");
+        let argv: Vec<OsString> = ["gatehouse", "serve", "--config"]
+            .into_iter()
+            .map(OsString::from)
+            .chain([f.path().as_os_str().to_owned()])
+            .collect();
+        assert!(matches_with_file(&crate::cli::Cli::command(), argv).is_err());
+    }
 
     #[test]
     fn secrets_are_redacted() {

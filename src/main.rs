@@ -1,7 +1,5 @@
 //! The `gatehouse` binary: parse arguments and hand over to the library.
 
-use clap::Parser as _;
-
 fn main() -> anyhow::Result<()> {
-    gatehouse::cli::run(gatehouse::cli::Cli::parse())
+    gatehouse::cli::main_from(std::env::args_os().collect())
 }

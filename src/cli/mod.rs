@@ -4,7 +4,9 @@ pub mod admin;
 pub mod import;
 pub mod serve;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// gatehouse: a users-and-groups security server speaking the Contensis Security API.
 #[derive(Debug, Parser)]
@@ -38,6 +40,17 @@ pub enum Command {
         )]
         database_url: String,
     },
+}
+
+/// Parses a command line (program name first), reading `serve`'s config file when one
+/// is named, and runs it.
+pub fn main_from(args: Vec<OsString>) -> anyhow::Result<()> {
+    let (matches, warnings) = crate::config::matches_with_file(&Cli::command(), args)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| anyhow::anyhow!(e.render()))?;
+    if let Command::Serve(config) = &mut cli.command {
+        config.warnings.extend(warnings);
+    }
+    run(cli)
 }
 
 /// Runs the parsed command line.

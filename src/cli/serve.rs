@@ -46,6 +46,13 @@ async fn shutdown_signal() {
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_json);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if config.print_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
     let (running, handle) =
         crate::app::start(&config, Arc::new(SystemClock), shutdown_signal()).await?;
     tracing::info!(addr = %running.addr, database = %redact_url(&config.database_url), "gatehouse listening");

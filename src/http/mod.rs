@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod token;
 pub mod users;
@@ -43,9 +44,10 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

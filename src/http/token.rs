@@ -1,13 +1,15 @@
 //! `/authenticate`: the token endpoint (form-encoded, RFC 6749 errors), the OpenID
 //! discovery document and the JWKS.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -86,10 +88,10 @@ impl From<TokenResponse> for TokenView {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = OAuthError)]
 pub struct OAuthErrorView {
-    /// `invalid_grant`, `invalid_client`, `unsupported_grant_type` or `invalid_request`.
+    /// `invalid_grant`, `invalid_client`, `unsupported_grant_type`, `invalid_request`, or `slow_down` (429).
     #[schema(
         value_type = String,
-        pattern = "^(invalid_grant|invalid_client|unsupported_grant_type|invalid_request)$"
+        pattern = "^(invalid_grant|invalid_client|unsupported_grant_type|invalid_request|slow_down)$"
     )]
     pub error: &'static str,
     /// Human-readable text.
@@ -174,7 +176,30 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// Get a token (spec §2). Failures are 400 with an RFC 6749 body.
+/// The client's address: the TCP peer, or with `--trust-forwarded-for` the last
+/// address in `X-Forwarded-For` (the one our own proxy appended).
+fn client_addr(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
+}
+
+/// Get a token (spec §2). Failures are 400 with an RFC 6749 body; too many attempts
+/// from one address or for one username are 429 with `Retry-After`.
 #[utoipa::path(
     post,
     path = "/authenticate/connect/token",
@@ -185,9 +210,15 @@ fn no_store(mut response: Response) -> Response {
         (status = 200, description = "Tokens (`Cache-Control: no-store`).", body = TokenView),
         (status = 400, description = "The grant failed.", body = OAuthErrorView),
         (status = 413, description = "The request body is larger than 1 MiB.", body = ErrorBody),
+        (status = 429, description = "Too many token requests (`Retry-After` gives the seconds to wait).", body = OAuthErrorView),
     ),
 )]
-async fn token(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn token(
+    State(s): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(e) => {
@@ -200,10 +231,31 @@ async fn token(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -
             return no_store(ApiError::new(status, message).into_response());
         }
     };
-    let result = s.token(parse_form(&body)).await;
+    let mut req = parse_form(&body);
+    req.client_addr = client_addr(
+        peer.map(|Extension(ConnectInfo(p))| p),
+        &headers,
+        s.settings().trust_forwarded_for,
+    );
+    let result = s.token(req).await;
     let response = match result {
         Ok(tokens) => Json(TokenView::from(tokens)).into_response(),
         Err(GrantError::Internal(e)) => ApiError::from(e).into_response(),
+        Err(GrantError::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(OAuthErrorView {
+                    error: "slow_down",
+                    error_description: "Too many token requests; retry after the number of seconds in Retry-After.",
+                }),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            r
+        }
         Err(e) => {
             let (error, description) = match &e {
                 GrantError::InvalidGrant => (
@@ -217,7 +269,9 @@ async fn token(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -
                     ("unsupported_grant_type", "The grant type is not supported.")
                 }
                 GrantError::InvalidRequest(what) => ("invalid_request", *what),
-                GrantError::Internal(_) => unreachable!("handled above"),
+                GrantError::Internal(_) | GrantError::RateLimited { .. } => {
+                    unreachable!("handled above")
+                }
             };
             tracing::info!(error, "token request refused");
             (
@@ -284,4 +338,24 @@ async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
 )]
 async fn jwks(State(s): State<AppState>) -> Response {
     Json(s.keys().jwks().clone()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_forwarded_for_is_trusted() {
+        let peer = Some(SocketAddr::from(([10, 1, 2, 3], 5555)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
+        assert_eq!(client_addr(peer, &h, false), Some([10, 1, 2, 3].into()));
+        assert_eq!(client_addr(peer, &h, true), Some([2, 2, 2, 2].into()));
+        h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_addr(peer, &h, true), Some([10, 1, 2, 3].into()));
+        assert_eq!(client_addr(None, &HeaderMap::new(), true), None);
+    }
 }

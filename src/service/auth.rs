@@ -28,6 +28,10 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     /// Echoed back; does not widen what the caller may do.
     pub scope: Option<String>,
+    /// The client's address, for the per-address rate limit (none: not limited by
+    /// address).
+    #[serde(skip)]
+    pub client_addr: Option<std::net::IpAddr>,
 }
 
 /// The token endpoint's success body (RFC 6749 §5.1).
@@ -62,15 +66,67 @@ pub enum GrantError {
     /// A required parameter is missing.
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
+    /// Too many token requests from this address or for this username.
+    #[error("rate limited ({limit}); retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Which limit: `ip` or `user`.
+        limit: &'static str,
+        /// Whole seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// A real fault.
     #[error("internal error")]
     Internal(#[from] Error),
 }
 
+impl GrantError {
+    /// The outcome label of the `gatehouse_logins_total` metric.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "error",
+        }
+    }
+}
+
 impl Services {
-    /// Runs a grant and issues tokens.
+    /// Runs a grant and issues tokens, after the rate limits; counts the outcome in
+    /// `gatehouse_logins_total`.
     #[tracing::instrument(skip_all, fields(grant_type = req.grant_type.as_deref()))]
     pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        let grant_type = req.grant_type.clone();
+        let result = self.limited_token(req).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(e) => e.outcome(),
+        };
+        self.metrics().login(grant_type.as_deref(), outcome);
+        result
+    }
+
+    async fn limited_token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
+        let password_grant = matches!(
+            req.grant_type.as_deref(),
+            Some("contensis_classic" | "password")
+        );
+        let username = req.username.as_deref().filter(|_| password_grant);
+        if let Err(refused) = self.login_limiter.check(req.client_addr, username) {
+            self.metrics().rate_limited(refused.limit);
+            tracing::warn!(
+                limit = refused.limit,
+                client = ?req.client_addr,
+                retry_after_secs = refused.retry_after_secs,
+                "token request rate-limited"
+            );
+            return Err(GrantError::RateLimited {
+                limit: refused.limit,
+                retry_after_secs: refused.retry_after_secs,
+            });
+        }
         match req.grant_type.as_deref() {
             Some("contensis_classic") | Some("password") => self.password_grant(req).await,
             Some("contensis_classic_refresh_token") | Some("refresh_token") => {
@@ -118,6 +174,7 @@ impl Services {
                     .await
                     .map_err(Error::from)?;
                 if after.locked && !user.locked {
+                    self.metrics().lockout();
                     tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
                 }
             }

@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod groups;
+pub mod rate_limit;
 pub mod users;
 
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,7 @@ use crate::domain::group::Group;
 use crate::domain::ids::{GroupId, GroupRef, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
 use crate::domain::names::{FieldError, name_key};
 use crate::domain::user::User;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, UniqueField};
 
 /// An outcome the client can act on, one variant per status the API uses.
@@ -150,6 +152,12 @@ pub struct Settings {
     pub lockout_threshold: u32,
     /// Refresh-token lifetime in seconds.
     pub refresh_ttl_secs: i64,
+    /// Rate limits of the token endpoint.
+    pub login_limits: rate_limit::LoginLimitSettings,
+    /// Whether `GET /metrics` answers (404 when off).
+    pub metrics_endpoint: bool,
+    /// Whether the token endpoint takes the client address from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -159,6 +167,9 @@ impl Default for Settings {
             token_ttl_secs: 3600,
             lockout_threshold: 5,
             refresh_ttl_secs: 14 * 86_400,
+            login_limits: rate_limit::LoginLimitSettings::default(),
+            metrics_endpoint: true,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -169,6 +180,8 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     keys: RwLock<Arc<KeyRing>>,
     settings: Settings,
+    metrics: Metrics,
+    login_limiter: rate_limit::LoginLimiter,
 }
 
 impl std::fmt::Debug for Services {
@@ -193,7 +206,9 @@ impl Services {
             store,
             clock,
             keys: RwLock::new(Arc::new(keys)),
+            login_limiter: rate_limit::LoginLimiter::new(settings.login_limits),
             settings,
+            metrics: Metrics::new(),
         })
     }
 
@@ -210,6 +225,16 @@ impl Services {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics as OpenMetrics text, with the pool gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.store.pool_stats())
     }
 
     /// The current key ring.

@@ -343,6 +343,29 @@ pub struct ImportStats {
     pub children: u64,
 }
 
+/// How full one connection pool is, for the `gatehouse_db_pool_*` metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's name: `writer` and `reader` on SQLite, `main` on PostgreSQL.
+    pub pool: &'static str,
+    /// Open connections, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+/// Reads a sqlx pool's counters.
+pub(crate) fn pool_stats<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+    PoolStats {
+        pool,
+        size: p.size(),
+        idle: p.num_idle(),
+        max: p.options().get_max_connections(),
+    }
+}
+
 /// A token-signing key as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -376,6 +399,9 @@ impl std::fmt::Debug for StoredKey {
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The state of each connection pool (no database round trip).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// Creates the System Administrators group if missing.
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()>;

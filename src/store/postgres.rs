@@ -78,8 +78,9 @@ use super::sql::{
     self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
 };
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PageRequest, RefreshToken,
-    RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PageRequest, PoolStats,
+    RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField,
+    UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -703,6 +704,10 @@ impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![super::pool_stats("main", &self.pool)]
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {

@@ -23,8 +23,8 @@ use super::sql::{
     self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
 };
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, RefreshToken, RefreshUse,
-    StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PoolStats, RefreshToken,
+    RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -440,6 +440,13 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            super::pool_stats("writer", &self.writer),
+            super::pool_stats("reader", &self.reader),
+        ]
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {

@@ -78,6 +78,12 @@ impl TestApp {
         init_logging();
         let mut config = Config::for_database(database_url.clone());
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        // Every test logs in from 127.0.0.1, many times: limits high enough never to
+        // trip, but on, so the limiter's path runs. Rate-limit tests lower them.
+        config.login_rate_per_ip = 1_000_000;
+        config.login_burst_per_ip = 1_000_000;
+        config.login_rate_per_user = 1_000_000;
+        config.login_burst_per_user = 1_000_000;
         tweak(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (running, handle) = gatehouse::app::start(&config, Arc::new(clock.clone()), async {
@@ -457,6 +463,9 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--listen", &listen, "--database", database_url])
             .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            // Tests log in many times from one address: no rate limits.
+            .env("GATEHOUSE_LOGIN_RATE_PER_IP", "0")
+            .env("GATEHOUSE_LOGIN_RATE_PER_USER", "0")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

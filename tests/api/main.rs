@@ -13,5 +13,7 @@ mod import;
 mod membership;
 mod multinode;
 mod openapi;
+mod ops;
+mod process;
 mod query;
 mod users;

@@ -1,0 +1,59 @@
+//! `GET /metrics` (Prometheus/OpenMetrics text, no authentication; off with
+//! `--metrics false`) and the middleware that counts and times every request by its
+//! matched route template.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The metrics route, with its documentation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
+
+/// Prometheus metrics: requests by route template and status, logins, lockouts, pools.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Metrics in the Prometheus/OpenMetrics text format.", content_type = "application/openmetrics-text", body = String),
+        (status = 404, description = "Metrics are turned off (`--metrics false`).", body = super::error::ErrorBody),
+    ),
+)]
+async fn metrics(State(s): State<AppState>) -> Response {
+    if !s.settings().metrics_endpoint {
+        return ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.").into_response();
+    }
+    let mut response = s.render_metrics().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    response
+}
+
+/// Counts and times a request under its route template (`/api/security/users/{user}`),
+/// or `unmatched` when no route matched: raw paths would make a series per id.
+pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    s.metrics().request(
+        method.as_str(),
+        route.as_ref().map(MatchedPath::as_str),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

@@ -1,0 +1,349 @@
+//! The real `gatehouse` binary as an operator runs it: JSON logs that carry the request
+//! id and the error's `logId`, graceful shutdown on SIGTERM, and the precedence of
+//! flags, environment variables and the config file.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Variables of the test's own environment that would change what the binary does.
+const CLEARED: &[&str] = &[
+    "GATEHOUSE_LISTEN",
+    "GATEHOUSE_DATABASE_URL",
+    "GATEHOUSE_CONFIG",
+    "GATEHOUSE_ISSUER",
+    "GATEHOUSE_LOCKOUT_THRESHOLD",
+    "GATEHOUSE_TOKEN_TTL_SECS",
+    "GATEHOUSE_LOG_JSON",
+    "GATEHOUSE_METRICS",
+    "RUST_LOG",
+];
+
+fn gatehouse() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    for v in CLEARED {
+        cmd.env_remove(v);
+    }
+    cmd.env("NO_COLOR", "1").stdin(Stdio::null());
+    cmd
+}
+
+/// A `gatehouse serve --log-json` process on a free port, its stderr in a file.
+struct Server {
+    base: String,
+    addr: String,
+    child: Child,
+    log: PathBuf,
+    _dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let (dir, database_url) = fresh_database().await;
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .to_string();
+        let log = dir.path().join("server.log");
+        let child = gatehouse()
+            .args(["serve", "--log-json", "--listen", &addr])
+            .args(["--database", &database_url])
+            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the gatehouse binary starts");
+        let mut server = Server {
+            base: format!("http://{addr}"),
+            addr,
+            child,
+            log,
+            _dir: dir,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/ready", self.base)).await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gatehouse exited with {status}:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "not ready:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log's JSON lines.
+    fn log_lines(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Sends SIGTERM (through kill(1): the crate has no unsafe code for libc).
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (at most 20 s) for the process to exit.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `request_id` of the span a JSON log line was written in.
+fn span_request_id(line: &Value) -> Option<&str> {
+    line["span"]["request_id"].as_str().or_else(|| {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find_map(|s| s["request_id"].as_str())
+    })
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_the_error_log_id() {
+    let server = Server::start().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/api/security/users/someone", server.base))
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-7");
+    let body: Value = r.json().await.unwrap();
+    let log_id = body["logId"].as_str().expect("a logId").to_owned();
+    // A generated request id, on a 404 this time.
+    let r = http
+        .get(format!("{}/no/such/endpoint", server.base))
+        .send()
+        .await
+        .unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    let log_id_404 = body["logId"].as_str().unwrap().to_owned();
+
+    // The log is written as it happens; give the writer a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (line, line_404) = loop {
+        let lines = server.log_lines();
+        let find = |id: &str| lines.iter().find(|l| l["fields"]["log_id"] == id).cloned();
+        if let (Some(a), Some(b)) = (find(&log_id), find(&log_id_404)) {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with logId {log_id} / {log_id_404}:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(span_request_id(&line), Some("trace-me-7"), "{line}");
+    assert_eq!(line["fields"]["status"], 401, "{line}");
+    assert_eq!(
+        span_request_id(&line_404),
+        Some(generated.as_str()),
+        "{line_404}"
+    );
+    // Every line written inside a request has its request id.
+    let lines = server.log_lines();
+    let in_requests: Vec<&Value> = lines.iter().filter(|l| l.get("span").is_some()).collect();
+    assert!(!in_requests.is_empty());
+    for l in in_requests {
+        assert!(span_request_id(l).is_some(), "{l}");
+    }
+}
+
+/// Reads an HTTP/1.1 response from a raw socket until the peer closes or the body is
+/// complete (the server sends `content-length`).
+fn read_response(stream: &mut TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("reading the response: {e}"),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(usize::MAX);
+            if body.len() >= len {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    let mut server = Server::start().await;
+    let body = format!(
+        "grant_type=contensis_classic&username=admin&password={}",
+        enc(ADMIN_PASSWORD)
+    );
+    let (first, rest) = body.split_at(10);
+    // A request whose body is still arriving when the signal comes: in flight.
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /authenticate/connect/token HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{first}",
+        server.addr,
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server waits for the request in flight"
+    );
+    // New connections are no longer accepted.
+    assert!(
+        TcpStream::connect(&server.addr).is_err(),
+        "the listener is closed once shutdown starts"
+    );
+    stream.write_all(rest.as_bytes()).unwrap();
+    let response = read_response(&mut stream);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"), "{response}");
+    let status = server.wait_exit();
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+/// Runs `gatehouse serve --print-config` with extra arguments and environment.
+fn print_config(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let mut cmd = gatehouse();
+    cmd.args(["serve", "--print-config"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the gatehouse binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+fn write_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("gatehouse.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn flags_beat_environment_beats_config_file_beats_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        r#"
+issuer = "from-file"
+lockout-threshold = 7
+token_ttl_secs = 999
+log-json = false
+login-rate-per-ip = 5
+bogus-setting = 1
+"#,
+    );
+    let (out, err) = print_config(
+        &["--config", &file, "--token-ttl-secs", "120"],
+        &[
+            ("GATEHOUSE_ISSUER", "from-env"),
+            ("GATEHOUSE_TOKEN_TTL_SECS", "300"),
+            ("GATEHOUSE_NOT_A_SETTING", "x"),
+        ],
+    );
+    assert!(out.contains(r#"issuer: "from-env""#), "{out}");
+    assert!(out.contains("token_ttl_secs: 120,"), "{out}");
+    assert!(out.contains("lockout_threshold: 7,"), "{out}");
+    assert!(out.contains("login_rate_per_ip: 5,"), "{out}");
+    assert!(out.contains("listen: 127.0.0.1:8080,"), "{out}");
+    assert!(out.contains("login_rate_per_user: 20,"), "{out}");
+    assert!(
+        err.contains("bogus-setting"),
+        "unknown keys are warned about: {err}"
+    );
+    assert!(err.contains("GATEHOUSE_NOT_A_SETTING"), "{err}");
+
+    // GATEHOUSE_CONFIG names the file too.
+    let (out, _) = print_config(&[], &[("GATEHOUSE_CONFIG", &file)]);
+    assert!(out.contains(r#"issuer: "from-file""#), "{out}");
+    assert!(out.contains("token_ttl_secs: 999,"), "{out}");
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "lockout-threshold = \"many\"\n");
+    let out = gatehouse()
+        .args(["serve", "--print-config", "--config", &file])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&file) && err.contains("many"), "{err}");
+}
