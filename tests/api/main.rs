@@ -8,6 +8,7 @@ mod auth;
 mod backend_parity;
 mod crash;
 mod credentials;
+mod docs;
 mod groups;
 mod import;
 mod membership;

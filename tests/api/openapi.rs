@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 
 /// Every endpoint of spec §4–§6, after the prefix.
-const SECURITY: &[(&str, &str)] = &[
+pub(crate) const SECURITY: &[(&str, &str)] = &[
     ("GET", "/users"),
     ("POST", "/users"),
     ("GET", "/users/search"),
@@ -48,7 +48,7 @@ const SECURITY: &[(&str, &str)] = &[
 ];
 
 /// The endpoints outside the two prefixes (spec §2, §8, metrics, and the document).
-const OTHER: &[(&str, &str)] = &[
+pub(crate) const OTHER: &[(&str, &str)] = &[
     ("POST", "/authenticate/connect/token"),
     ("GET", "/authenticate/.well-known/openid-configuration"),
     ("GET", "/authenticate/.well-known/jwks"),
