@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ids::SYSTEM_ADMINISTRATORS_ID;
 use crate::domain::password_policy;
-use crate::domain::user::{Provider, User};
+use crate::domain::user::User;
 use crate::service::Services;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -73,34 +73,9 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     password_policy::check(&password, &[])
         .map_err(|e| anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", e.reason))?;
     let now = services.now();
-    let admin = User {
-        id: crate::domain::ids::UserId::new(),
-        username: "admin".into(),
-        email: "admin@localhost".into(),
-        first_name: None,
-        last_name: None,
-        timezone: None,
-        language: None,
-        custom: serde_json::Map::new(),
-        provider: Provider::Contensis,
-        password_change_frequency: 0,
-        password_expirable: false,
-        suspended: false,
-        locked: false,
-        password_reset_flag: false,
-        opt_out_of_notifications: false,
-        created: now,
-        modified: now,
-        last_login: None,
-        last_failed_login: None,
-        expiry: None,
-        password_changed: Some(now),
-        failed_login_attempts: 0,
-        failed_since_success: 0,
-        successful_login_attempts: 0,
-        token_version: 0,
-        password_hash: Some(crate::auth::password::hash(password.clone()).await),
-    };
+    let hash = crate::auth::password::hash(password.clone()).await;
+    let admin =
+        User::new("admin".into(), "admin@localhost".into(), now).with_password(Some(hash), now);
     match store.create_user(&admin, &[SYSTEM_ADMINISTRATORS_ID]).await {
         // Another node bootstrapped the same empty database at the same moment.
         Err(StoreError::Unique(_)) => return Ok(()),

@@ -11,7 +11,7 @@ use gatehouse::clock::SystemClock;
 use gatehouse::config::{Config, Secret};
 use gatehouse::domain::group::{Group, GroupType};
 use gatehouse::domain::ids::{GroupId, UserId};
-use gatehouse::domain::user::{Provider, User};
+use gatehouse::domain::user::User;
 use gatehouse::service::Services;
 use gatehouse::service::auth::TokenRequest;
 use gatehouse::store::ImportBatch;
@@ -56,32 +56,14 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 
 fn user(i: usize, now: i64) -> User {
     User {
-        id: UserId::new(),
-        username: format!("user{i:07}"),
-        email: format!("user{i:07}@example.com"),
         first_name: Some(format!("First{}", i % 5000)),
         last_name: Some(format!("Last{}", i % 7919)),
-        timezone: None,
-        language: None,
-        custom: serde_json::Map::new(),
-        provider: Provider::Contensis,
-        password_change_frequency: 0,
-        password_expirable: false,
-        suspended: false,
-        locked: false,
-        password_reset_flag: false,
-        opt_out_of_notifications: false,
         created: now - (i as i64) * 60_000,
-        modified: now,
-        last_login: None,
-        last_failed_login: None,
-        expiry: None,
-        password_changed: None,
-        failed_login_attempts: 0,
-        failed_since_success: 0,
-        successful_login_attempts: 0,
-        token_version: 0,
-        password_hash: None,
+        ..User::new(
+            format!("user{i:07}"),
+            format!("user{i:07}@example.com"),
+            now,
+        )
     }
 }
 

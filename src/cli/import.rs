@@ -23,7 +23,7 @@ use crate::clock::SystemClock;
 use crate::domain::group::{Group, GroupType};
 use crate::domain::ids::{GroupId, UserId};
 use crate::domain::names::{self, name_key};
-use crate::domain::user::{PasswordHash, Provider, User};
+use crate::domain::user::{PasswordHash, User};
 use crate::service::Services;
 use crate::store::{ImportBatch, ImportStats};
 
@@ -225,32 +225,13 @@ impl Importer {
                     (None, None) => None,
                 };
                 let user = User {
-                    id: UserId::new(),
-                    username: username.clone(),
-                    email: u.email.clone(),
                     first_name: u.first_name,
                     last_name: u.last_name,
                     timezone: u.timezone,
                     language: u.language,
                     custom: u.custom,
-                    provider: Provider::Contensis,
-                    password_change_frequency: 0,
-                    password_expirable: false,
-                    suspended: false,
-                    locked: false,
-                    password_reset_flag: false,
-                    opt_out_of_notifications: false,
-                    created: self.now,
-                    modified: self.now,
-                    last_login: None,
-                    last_failed_login: None,
-                    expiry: None,
-                    password_changed: hash.as_ref().map(|_| self.now),
-                    failed_login_attempts: 0,
-                    failed_since_success: 0,
-                    successful_login_attempts: 0,
-                    token_version: 0,
-                    password_hash: hash,
+                    ..User::new(username.clone(), u.email.clone(), self.now)
+                        .with_password(hash, self.now)
                 };
                 let id = user.id;
                 self.batch_users.entry(name_key(&username)).or_insert(id);

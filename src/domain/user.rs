@@ -106,6 +106,46 @@ pub struct User {
 }
 
 impl User {
+    /// A new, active gatehouse-managed user created at `now`, with no profile fields, no
+    /// password and fresh counters; callers set the rest with struct update syntax.
+    pub fn new(username: String, email: String, now: Millis) -> Self {
+        Self {
+            id: UserId::new(),
+            username,
+            email,
+            first_name: None,
+            last_name: None,
+            timezone: None,
+            language: None,
+            custom: Map::new(),
+            provider: Provider::Contensis,
+            password_change_frequency: 0,
+            password_expirable: false,
+            suspended: false,
+            locked: false,
+            password_reset_flag: false,
+            opt_out_of_notifications: false,
+            created: now,
+            modified: now,
+            last_login: None,
+            last_failed_login: None,
+            expiry: None,
+            password_changed: None,
+            failed_login_attempts: 0,
+            failed_since_success: 0,
+            successful_login_attempts: 0,
+            token_version: 0,
+            password_hash: None,
+        }
+    }
+
+    /// Sets a password hash, recording `now` as when it was set.
+    pub fn with_password(mut self, hash: Option<PasswordHash>, now: Millis) -> Self {
+        self.password_changed = hash.as_ref().map(|_| now);
+        self.password_hash = hash;
+        self
+    }
+
     /// Whether the account has passed its expiry.
     pub fn is_expired(&self, now: Millis) -> bool {
         self.expiry.is_some_and(|e| e <= now)
@@ -136,32 +176,8 @@ mod tests {
 
     fn user() -> User {
         User {
-            id: UserId::new(),
-            username: "u".into(),
-            email: "u@x".into(),
-            first_name: None,
-            last_name: None,
-            timezone: None,
-            language: None,
-            custom: Map::new(),
-            provider: Provider::Contensis,
-            password_change_frequency: 0,
-            password_expirable: false,
-            suspended: false,
-            locked: false,
-            password_reset_flag: false,
-            opt_out_of_notifications: false,
-            created: 0,
-            modified: 0,
-            last_login: None,
-            last_failed_login: None,
-            expiry: None,
             password_changed: Some(0),
-            failed_login_attempts: 0,
-            failed_since_success: 0,
-            successful_login_attempts: 0,
-            token_version: 0,
-            password_hash: None,
+            ..User::new("u".into(), "u@x".into(), 0)
         }
     }
 

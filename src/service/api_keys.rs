@@ -89,33 +89,16 @@ impl Services {
         let client_id = uuid::Uuid::new_v4().to_string();
         let secret = new_secret();
         let user = User {
-            id: UserId::new(),
-            username: client_id.clone(),
-            // `.invalid` is reserved (RFC 2606): this address can never receive mail.
-            email: format!("{client_id}@apikey.invalid"),
             first_name: Some(name.clone()),
-            last_name: None,
-            timezone: None,
-            language: None,
-            custom: serde_json::Map::new(),
             provider: Provider::ApiKey,
-            password_change_frequency: 0,
-            password_expirable: false,
-            suspended: false,
-            locked: false,
-            password_reset_flag: false,
             opt_out_of_notifications: true,
-            created: now,
-            modified: now,
-            last_login: None,
-            last_failed_login: None,
-            expiry: None,
-            password_changed: None,
-            failed_login_attempts: 0,
-            failed_since_success: 0,
-            successful_login_attempts: 0,
-            token_version: 0,
-            password_hash: None,
+            // Username: the client id. Email: under `.invalid`, reserved by RFC 2606, so
+            // it can never receive mail.
+            ..User::new(
+                client_id.clone(),
+                format!("{client_id}@apikey.invalid"),
+                now,
+            )
         };
         let key = ApiKey {
             id: ApiKeyId::new(),

@@ -7,7 +7,7 @@ use super::{Caller, Error, Patch, Result, Services};
 use crate::auth::password;
 use crate::clock::parse_rfc3339;
 use crate::domain::group::Group;
-use crate::domain::ids::{GroupRef, UserId, UserRef};
+use crate::domain::ids::{GroupRef, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
@@ -188,40 +188,25 @@ impl Services {
             None => None,
         };
         let user = User {
-            id: UserId::new(),
-            username,
-            email,
             first_name,
             last_name,
             timezone: input.timezone.value().cloned(),
             language: input.language.value().cloned(),
             custom,
-            provider: Provider::Contensis,
             password_change_frequency: creds
                 .password_change_frequency
                 .value()
                 .copied()
                 .unwrap_or(0),
-            password_expirable: false,
             suspended: opts.suspended,
-            locked: false,
             password_reset_flag: opts.force_password_reset,
             opt_out_of_notifications: input
                 .opt_out_of_notifications
                 .value()
                 .copied()
                 .unwrap_or(false),
-            created: now,
-            modified: now,
-            last_login: None,
-            last_failed_login: None,
             expiry: expiry.value().copied(),
-            password_changed: password_hash.as_ref().map(|_| now),
-            failed_login_attempts: 0,
-            failed_since_success: 0,
-            successful_login_attempts: 0,
-            token_version: 0,
-            password_hash,
+            ..User::new(username, email, now).with_password(password_hash, now)
         };
         self.store().create_user(&user, &[]).await?;
         tracing::info!(user_id = %user.id, username = %user.username, "user created");
