@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_TOKEN_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(60..=86_400))]
     pub token_ttl_secs: i64,
 
+    /// How long, in milliseconds, an authenticated caller is reused before its user is
+    /// read again (0..=2000; 0 = every request reads it). This node's own changes take
+    /// effect at once regardless; this bounds how late another node's are seen.
+    #[arg(long, env = "GATEHOUSE_CALLER_CACHE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=2000))]
+    pub caller_cache_ms: u64,
+
     /// Refresh-token lifetime in seconds.
     #[arg(long, env = "GATEHOUSE_REFRESH_TTL_SECS", default_value_t = 14 * 86_400, value_parser = clap::value_parser!(i64).range(60..))]
     pub refresh_ttl_secs: i64,
@@ -146,6 +152,7 @@ impl Config {
             database_url: database_url.into(),
             database_pool_size: 10,
             token_ttl_secs: 3600,
+            caller_cache_ms: 1000,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
             issuer: "gatehouse".into(),
@@ -166,6 +173,7 @@ impl Config {
         crate::service::Settings {
             issuer: self.issuer.clone(),
             token_ttl_secs: self.token_ttl_secs,
+            caller_cache_ttl: std::time::Duration::from_millis(self.caller_cache_ms),
             lockout_threshold: self.lockout_threshold,
             refresh_ttl_secs: self.refresh_ttl_secs,
             login_limits: LoginLimitSettings {

@@ -171,6 +171,7 @@ impl Services {
         key.modified = self.now();
         key.modified_by = Some(caller.user.id);
         self.store().update_api_key(&key).await?;
+        self.callers_changed_all();
         Ok(key)
     }
 
@@ -184,6 +185,7 @@ impl Services {
         {
             return Err(not_found(id));
         }
+        self.callers_changed_all();
         tracing::info!(api_key_id = %id, "API key deleted");
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Caller, Error, Result, Services};
+use super::{Caller, Error, Result, Services, caller_cache};
 use crate::auth::password;
 use crate::auth::token::{Claims, TokenError};
 use crate::domain::ids::UserId;
@@ -173,6 +173,7 @@ impl Services {
                     .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
                     .await
                     .map_err(Error::from)?;
+                self.callers_changed(&[user.id]);
                 if after.locked && !user.locked {
                     self.metrics().lockout();
                     tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
@@ -192,6 +193,7 @@ impl Services {
             .record_login(user.id, LoginOutcome::Success, now)
             .await
             .map_err(Error::from)?;
+        self.callers_changed(&[user.id]);
         let refresh = self
             .new_refresh_token(&user, req.scope.as_deref(), None)
             .await?;
@@ -286,6 +288,7 @@ impl Services {
             .record_login(user.id, LoginOutcome::Success, now)
             .await
             .map_err(Error::from)?;
+        self.callers_changed(&[user.id]);
         Ok(self.issue(&user, req.scope))
     }
 
@@ -341,8 +344,16 @@ impl Services {
     /// Turns a bearer token into a caller, or 401. A token stops working as soon as its
     /// user is deleted, suspended, locked or expired, or changed password after it was
     /// issued: all of that is read from the user's row on every request.
+    ///
+    /// The answer is cached for a moment ([`caller_cache`](super::caller_cache)): this
+    /// node's own changes invalidate it at once, other nodes' within the cache's TTL.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
         let now = self.now();
+        let key = caller_cache::digest(token);
+        if let Some(caller) = self.callers.get(&key, now) {
+            return Ok(caller);
+        }
+        let tick = self.callers.begin();
         let claims = match self.keys().verify(token, now) {
             Ok(c) => c,
             Err(TokenError::UnknownKey) => {
@@ -377,6 +388,9 @@ impl Services {
             }
         }
         let is_admin = self.is_admin(id).await?;
-        Ok(Caller { user, is_admin })
+        let caller = Caller { user, is_admin };
+        self.callers
+            .put(key, &caller, tick, claims.exp.saturating_mul(1000));
+        Ok(caller)
     }
 }

@@ -139,7 +139,9 @@ impl Services {
                 "The System Administrators group cannot be deleted.".into(),
             ));
         }
-        if !self.store().delete_group(group.id, self.now()).await? {
+        let deleted = self.store().delete_group(group.id, self.now()).await?;
+        self.callers_changed_all();
+        if !deleted {
             return Err(super::group_not_found(&r.name));
         }
         tracing::info!(group_id = %group.id, "group deleted");
@@ -159,6 +161,7 @@ impl Services {
         let group = self.resolve_group_id(g).await?;
         let user = self.resolve_user_id(Some(caller), u).await?;
         self.store().add_members(group, &[user]).await?;
+        self.callers_changed(&[user]);
         Ok(())
     }
 
@@ -189,6 +192,7 @@ impl Services {
         ids.sort();
         ids.dedup();
         self.store().add_members(group, &ids).await?;
+        self.callers_changed(&ids);
         Ok(())
     }
 
@@ -198,7 +202,9 @@ impl Services {
         caller.require_admin()?;
         let group = self.resolve_group_id(g).await?;
         let user = self.resolve_user_id(Some(caller), u).await?;
-        if !self.store().remove_member(group, user, self.now()).await? {
+        let removed = self.store().remove_member(group, user, self.now()).await?;
+        self.callers_changed(&[user]);
+        if !removed {
             return Err(Error::Conflict(
                 "The user is not a direct member of the group.".into(),
             ));
@@ -242,6 +248,7 @@ impl Services {
         let parent = self.resolve_group_id(g).await?;
         let child = self.resolve_group_id(child).await?;
         self.store().add_children(parent, &[child]).await?;
+        self.callers_changed_all();
         Ok(())
     }
 
@@ -276,6 +283,7 @@ impl Services {
         ids.sort();
         ids.dedup();
         self.store().add_children(parent, &ids).await?;
+        self.callers_changed_all();
         Ok(())
     }
 
@@ -290,7 +298,9 @@ impl Services {
         caller.require_admin()?;
         let parent = self.resolve_group_id(g).await?;
         let child = self.resolve_group_id(child).await?;
-        if !self.store().remove_child(parent, child, self.now()).await? {
+        let removed = self.store().remove_child(parent, child, self.now()).await?;
+        self.callers_changed_all();
+        if !removed {
             return Err(Error::Conflict(
                 "The group is not a direct child of that group.".into(),
             ));

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod caller_cache;
 pub mod groups;
 pub mod rate_limit;
 pub mod users;
@@ -158,6 +159,8 @@ pub struct Settings {
     pub metrics_endpoint: bool,
     /// Whether the token endpoint takes the client address from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
+    /// How long an authenticated caller is reused (at most 2 s; zero: never).
+    pub caller_cache_ttl: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -170,6 +173,7 @@ impl Default for Settings {
             login_limits: rate_limit::LoginLimitSettings::default(),
             metrics_endpoint: true,
             trust_forwarded_for: false,
+            caller_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -182,6 +186,7 @@ pub struct Services {
     settings: Settings,
     metrics: Metrics,
     login_limiter: rate_limit::LoginLimiter,
+    callers: caller_cache::CallerCache,
 }
 
 impl std::fmt::Debug for Services {
@@ -207,9 +212,22 @@ impl Services {
             clock,
             keys: RwLock::new(Arc::new(keys)),
             login_limiter: rate_limit::LoginLimiter::new(settings.login_limits),
+            callers: caller_cache::CallerCache::new(settings.caller_cache_ttl),
             settings,
             metrics: Metrics::new(),
         })
+    }
+
+    /// Call after a change to these users' rows, memberships or keys has committed:
+    /// their cached callers are read again.
+    fn callers_changed(&self, users: &[UserId]) {
+        self.callers.invalidate_users(users);
+    }
+
+    /// Call after a change that may alter anyone's administrator status (the group
+    /// graph, API keys) has committed.
+    fn callers_changed_all(&self) {
+        self.callers.invalidate_all();
     }
 
     /// The current time.

@@ -304,6 +304,7 @@ impl Services {
         user.password_change_frequency = new_frequency;
         user.modified = now;
         self.store().update_user_profile(&user).await?;
+        self.callers_changed(&[user.id]);
         Ok(user)
     }
 
@@ -316,6 +317,7 @@ impl Services {
         if !self.store().delete_user(id, self.now()).await? {
             return Err(super::user_not_found(&id.to_string()));
         }
+        self.callers_changed(&[id]);
         tracing::info!(user_id = %id, "user deleted");
         Ok(())
     }
@@ -392,6 +394,7 @@ impl Services {
         };
         let id = self.resolve_user_id(Some(caller), r).await?;
         self.store().set_user_state(id, change, self.now()).await?;
+        self.callers_changed(&[id]);
         tracing::info!(user_id = %id, "user status changed");
         Ok(())
     }
@@ -461,6 +464,7 @@ impl Services {
         }
         let hash = password::hash(input.new).await;
         self.store().set_password(user.id, &hash, now).await?;
+        self.callers_changed(&[user.id]);
         tracing::info!(user_id = %user.id, "password changed; earlier tokens revoked");
         Ok(())
     }
@@ -474,6 +478,7 @@ impl Services {
             self.store()
                 .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
                 .await?;
+            self.callers_changed(&[user.id]);
         }
         Ok(ok)
     }

@@ -11,6 +11,7 @@ pub mod filter_sql;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_direct;
 
 use async_trait::async_trait;
 

@@ -89,7 +89,7 @@ use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
 };
 use crate::domain::names::name_key;
-use crate::domain::user::{PasswordHash, Provider, User};
+use crate::domain::user::{PasswordHash, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -437,37 +437,26 @@ fn bind_all(params: &[SqlValue]) -> Result<PgArguments, sqlx::Error> {
     Ok(args)
 }
 
+impl sql::RowColumns for PgRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
 fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: parse_uuid(row.try_get("id")?, UserId::from_uuid)?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        timezone: row.try_get("timezone")?,
-        language: row.try_get("language")?,
-        custom: parse_custom(row.try_get("custom")?),
-        provider: Provider::from_stored(row.try_get("provider_type")?),
-        password_hash: row
-            .try_get::<Option<String>, _>("password_hash")?
-            .map(PasswordHash),
-        password_change_frequency: row.try_get("password_change_frequency")?,
-        password_expirable: row.try_get("password_expirable")?,
-        suspended: row.try_get("suspended")?,
-        locked: row.try_get("locked")?,
-        password_reset_flag: row.try_get("password_reset_required")?,
-        opt_out_of_notifications: row.try_get("opt_out_of_notifications")?,
-        created: row.try_get("created")?,
-        modified: row.try_get("modified")?,
-        last_login: row.try_get("last_login")?,
-        last_failed_login: row.try_get("last_failed_login")?,
-        expiry: row.try_get("expiry")?,
-        password_changed: row.try_get("password_changed")?,
-        failed_login_attempts: row.try_get("failed_login_attempts")?,
-        failed_since_success: row.try_get("failed_since_success")?,
-        successful_login_attempts: row.try_get("successful_login_attempts")?,
-        token_version: row.try_get("token_version")?,
-    })
+    sql::user_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn group_from_row(row: &PgRow) -> Result<Group, sqlx::Error> {

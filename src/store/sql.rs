@@ -14,10 +14,11 @@ use serde_json::{Map, Value};
 
 use super::filter_sql::{self, Columns, Dialect, SqlValue};
 use super::{
-    GroupColumns, GroupScope, ListQuery, PageRequest, StoreError, UniqueField, UserColumns,
-    UserScope,
+    GroupColumns, GroupScope, ListQuery, PageRequest, StoreError, StoreResult, UniqueField,
+    UserColumns, UserScope,
 };
-use crate::domain::ids::GroupId;
+use crate::domain::ids::{GroupId, UserId};
+use crate::domain::user::{PasswordHash, Provider, User};
 
 /// The user columns every user read selects (table alias `u`).
 pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.first_name, u.last_name, \
@@ -213,6 +214,55 @@ pub(crate) fn fk_or(e: sqlx::Error) -> StoreError {
         }
     }
     e.into()
+}
+
+/// The columns of one fetched row, whichever driver fetched it: lets every store map a
+/// user row with the one [`user_from`].
+pub(crate) trait RowColumns {
+    /// A text column.
+    fn text(&self, column: &str) -> StoreResult<String>;
+    /// A nullable text column.
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
+    /// An integer column.
+    fn int(&self, column: &str) -> StoreResult<i64>;
+    /// A nullable integer column.
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
+    /// A boolean column.
+    fn flag(&self, column: &str) -> StoreResult<bool>;
+}
+
+/// Maps a row selected with [`USER_COLUMNS`].
+pub(crate) fn user_from(row: &impl RowColumns) -> StoreResult<User> {
+    let id = row.text("id")?;
+    Ok(User {
+        id: UserId::parse(&id)
+            .ok_or_else(|| StoreError::Other(format!("a stored user id is not a uuid: {id}").into()))?,
+        username: row.text("username")?,
+        email: row.text("email")?,
+        first_name: row.opt_text("first_name")?,
+        last_name: row.opt_text("last_name")?,
+        timezone: row.opt_text("timezone")?,
+        language: row.opt_text("language")?,
+        custom: parse_custom(&row.text("custom")?),
+        provider: Provider::from_stored(&row.text("provider_type")?),
+        password_hash: row.opt_text("password_hash")?.map(PasswordHash),
+        password_change_frequency: row.int("password_change_frequency")?,
+        password_expirable: row.flag("password_expirable")?,
+        suspended: row.flag("suspended")?,
+        locked: row.flag("locked")?,
+        password_reset_flag: row.flag("password_reset_required")?,
+        opt_out_of_notifications: row.flag("opt_out_of_notifications")?,
+        created: row.int("created")?,
+        modified: row.int("modified")?,
+        last_login: row.opt_int("last_login")?,
+        last_failed_login: row.opt_int("last_failed_login")?,
+        expiry: row.opt_int("expiry")?,
+        password_changed: row.opt_int("password_changed")?,
+        failed_login_attempts: row.int("failed_login_attempts")?,
+        failed_since_success: row.int("failed_since_success")?,
+        successful_login_attempts: row.int("successful_login_attempts")?,
+        token_version: row.int("token_version")?,
+    })
 }
 
 /// Parses a stored id.

@@ -18,7 +18,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+use rusqlite::OptionalExtension as _;
+
 use super::filter_sql::{Dialect, SqlValue};
+use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers};
 use super::sql::{
     self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
 };
@@ -33,7 +36,7 @@ use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
 };
 use crate::domain::names::name_key;
-use crate::domain::user::{PasswordHash, Provider, User};
+use crate::domain::user::{PasswordHash, User};
 
 /// Rows per multi-row statement in imports (24 values a user row: well under SQLite's
 /// 32,766 bound parameters).
@@ -46,6 +49,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Point lookups on the calling thread.
+    direct: Arc<Readers>,
+    /// Membership changes, committed in groups.
+    batch: Arc<BatchWriter>,
     /// How many users hold each trigram (capped at [`TRIGRAM_CAP`]), remembered for a
     /// while: `q` searches pick their rarest trigrams from it.
     trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
@@ -132,9 +139,14 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Other(
+                "gatehouse needs a database file (sqlite://path), not an in-memory database".into(),
+            ));
+        }
+        let path = options.get_filename().to_owned();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -143,18 +155,15 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
-        let reader = if in_memory {
-            // Each in-memory connection is its own database: share the writer.
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.read_only(true))
-                .await?
-        };
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
         Ok(Self {
             writer,
             reader,
+            direct: Arc::new(Readers::new(&path)),
+            batch: Arc::new(BatchWriter::start(&path)?),
             trigrams: Arc::default(),
         })
     }
@@ -180,37 +189,26 @@ fn bind_all(params: &[SqlValue]) -> SqliteArguments<'_> {
     args
 }
 
+impl sql::RowColumns for SqliteRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
 fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: parse_uuid(row.try_get("id")?, UserId::from_uuid)?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        timezone: row.try_get("timezone")?,
-        language: row.try_get("language")?,
-        custom: parse_custom(row.try_get("custom")?),
-        provider: Provider::from_stored(row.try_get("provider_type")?),
-        password_hash: row
-            .try_get::<Option<String>, _>("password_hash")?
-            .map(PasswordHash),
-        password_change_frequency: row.try_get("password_change_frequency")?,
-        password_expirable: row.try_get("password_expirable")?,
-        suspended: row.try_get("suspended")?,
-        locked: row.try_get("locked")?,
-        password_reset_flag: row.try_get("password_reset_required")?,
-        opt_out_of_notifications: row.try_get("opt_out_of_notifications")?,
-        created: row.try_get("created")?,
-        modified: row.try_get("modified")?,
-        last_login: row.try_get("last_login")?,
-        last_failed_login: row.try_get("last_failed_login")?,
-        expiry: row.try_get("expiry")?,
-        password_changed: row.try_get("password_changed")?,
-        failed_login_attempts: row.try_get("failed_login_attempts")?,
-        failed_since_success: row.try_get("failed_since_success")?,
-        successful_login_attempts: row.try_get("successful_login_attempts")?,
-        token_version: row.try_get("token_version")?,
-    })
+    sql::user_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn group_from_row(row: &SqliteRow) -> Result<Group, sqlx::Error> {
@@ -490,21 +488,19 @@ impl Store for SqliteStore {
     }
 
     async fn user_exists(&self, id: UserId) -> StoreResult<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-                .bind(id.to_string())
-                .fetch_one(&self.reader)
-                .await?,
-        )
+        let id = id.to_string();
+        self.direct.read(|c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")?
+                .query_row([&id], |r| r.get(0))
+        })
     }
 
     async fn group_exists(&self, id: GroupId) -> StoreResult<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)")
-                .bind(id.to_string())
-                .fetch_one(&self.reader)
-                .await?,
-        )
+        let id = id.to_string();
+        self.direct.read(|c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)")?
+                .query_row([&id], |r| r.get(0))
+        })
     }
 
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
@@ -654,19 +650,21 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
-        let row = sqlx::query(&text)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.as_ref().map(user_from_row).transpose()?)
+        let id = id.to_string();
+        let row = self.direct.read(|c| {
+            c.prepare_cached(&text)?
+                .query_row([&id], |r| Ok(sql::user_from(r)))
+                .optional()
+        })?;
+        row.transpose()
     }
 
     async fn find_user_by_key(&self, key: &str) -> StoreResult<Option<UserId>> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM user_identifiers WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await?;
+        let id: Option<String> = self.direct.read(|c| {
+            c.prepare_cached("SELECT user_id FROM user_identifiers WHERE key = $1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })?;
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
@@ -844,10 +842,11 @@ impl Store for SqliteStore {
     }
 
     async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>> {
-        let id: Option<String> = sqlx::query_scalar("SELECT id FROM groups WHERE name_key = $1")
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?;
+        let id: Option<String> = self.direct.read(|c| {
+            c.prepare_cached("SELECT id FROM groups WHERE name_key = $1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })?;
         Ok(id.and_then(|s| GroupId::parse(&s)))
     }
 
@@ -897,35 +896,46 @@ impl Store for SqliteStore {
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let g = group.to_string();
-        for u in users {
-            sqlx::query(sql::INSERT_MEMBER)
-                .bind(&g)
-                .bind(u.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let users: Vec<String> = users.iter().map(UserId::to_string).collect();
+        self.batch
+            .write(move |c| {
+                let mut insert = c.prepare_cached(sql::INSERT_MEMBER)?;
+                for u in &users {
+                    insert.execute([&g, u])?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
-            .bind(group.to_string())
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if is_under_admins(&mut tx, group).await? {
-            admin_guard(&mut tx, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let (g, u) = (group.to_string(), user.to_string());
+        self.batch
+            .write(move |c| {
+                let removed = c
+                    .prepare_cached(
+                        "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
+                    )?
+                    .execute([&g, &u])?;
+                if removed == 0 {
+                    return Ok(false);
+                }
+                let admins = SYSTEM_ADMINISTRATORS_ID.to_string();
+                let under_admins: bool = c
+                    .prepare_cached(sql::IS_UNDER)?
+                    .query_row([&admins, &g], |r| r.get(0))?;
+                if under_admins {
+                    let left: bool = c
+                        .prepare_cached(sql::ADMIN_LEFT)?
+                        .query_row(rusqlite::params![&admins, now], |r| r.get(0))?;
+                    if !left {
+                        return Err(StoreError::LastAdmin);
+                    }
+                }
+                Ok(true)
+            })
+            .await
     }
 
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool> {
@@ -938,9 +948,17 @@ impl Store for SqliteStore {
             "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
              ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
         );
-        Ok(sqlx::query_scalar_with(&text, bind_all(&params))
-            .fetch_one(&self.reader)
-            .await?)
+        let values: Vec<String> = params
+            .into_iter()
+            .map(|p| match p {
+                SqlValue::Text(t) => t,
+                other => unreachable!("member checks bind ids only, not {other:?}"),
+            })
+            .collect();
+        self.direct.read(|c| {
+            c.prepare_cached(&text)?
+                .query_row(rusqlite::params_from_iter(&values), |r| r.get(0))
+        })
     }
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {

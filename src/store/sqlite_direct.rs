@@ -1,0 +1,248 @@
+//! Direct SQLite access for the hot paths, beside sqlx.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every statement to
+//! it over a channel, so each statement costs two thread switches. Under load that was
+//! more than half of the server's CPU time (a `perf` profile of the nested membership
+//! check: futex waits and wake-ups around sqlx's channel). Two things here avoid it:
+//!
+//! - [`Readers`]: read-only rusqlite connections used *on the calling thread* for point
+//!   lookups by a primary or unique key: one B-tree descent, a few microseconds, cheaper
+//!   than the switch to another thread would be. Anything that scans (lists, searches,
+//!   counts over many rows) stays on sqlx's pool, off the async threads.
+//! - [`BatchWriter`]: one thread with one connection that commits membership changes in
+//!   groups. It takes every change waiting in its queue, runs each in a savepoint of one
+//!   transaction, commits once — one fsync for the batch, with `synchronous=FULL` — and
+//!   only then answers each request. A change that fails rolls back to its savepoint
+//!   alone. While a batch commits, the next one queues: under load, many requests share
+//!   an fsync; alone, a request waits for just its own.
+//!
+//! Both open the same database file as the sqlx pools. WAL lets the readers run beside
+//! any writer; the batch writer and sqlx's writer take SQLite's write lock in turn
+//! (`BEGIN IMMEDIATE`, with the same busy timeout).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::{StoreError, StoreResult};
+
+/// How long a connection waits for SQLite's write lock (the sqlx pools use the same).
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle read connections kept for reuse; more are opened under a burst and closed after.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Changes committed together at most: bounds the time a batch holds the write lock.
+const MAX_BATCH: usize = 256;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => Self::NotFound,
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                Self::NotFound
+            }
+            other => Self::Other(Box::new(other)),
+        }
+    }
+}
+
+/// Read-only connections for point lookups on the calling thread.
+#[derive(Debug)]
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Readers of the database file at `path` (opened lazily).
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
+    /// Runs `f` on an idle read connection. Each statement is its own read transaction,
+    /// so it sees every commit made before it started, by any connection.
+    ///
+    /// Only for lookups by a key: `f` runs on the caller's (async) thread.
+    pub(super) fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> StoreResult<R> {
+        let taken = self.idle.lock().expect("the reader list is never poisoned").pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().expect("the reader list is never poisoned");
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        Ok(result?)
+    }
+}
+
+/// One change of a batch: runs inside the batch's transaction, answers after the commit.
+trait Job: Send {
+    /// Runs the change; `false` if it failed (its savepoint is rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the request: the change's result, or the commit's failure.
+    fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>);
+}
+
+struct Change<R, F> {
+    work: Option<F>,
+    result: Option<StoreResult<R>>,
+    reply: oneshot::Sender<StoreResult<R>>,
+}
+
+impl<R, F> Job for Change<R, F>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> StoreResult<R> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a change runs once");
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>) {
+        let result = match (committed, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Other("the change did not run".into())),
+            // The commit failed: nothing of the batch is stored, whatever the change said.
+            (Err(e), _) => Err(StoreError::Other(
+                format!("the batch's commit failed: {e}").into(),
+            )),
+        };
+        // The request may have gone away (client hung up): the change stands anyway.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The group-commit writer: one thread, one connection, a queue of changes.
+#[derive(Debug)]
+pub(super) struct BatchWriter {
+    queue: Mutex<mpsc::Sender<Box<dyn Job>>>,
+}
+
+impl BatchWriter {
+    /// Opens the writer's connection and starts its thread. The thread ends when the
+    /// writer is dropped (its queue closes).
+    pub(super) fn start(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Per-connection settings: the same durability and integrity as sqlx's writer.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("gatehouse-batch-writer".into())
+            .spawn(move || run_batches(&conn, &jobs))
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self {
+            queue: Mutex::new(queue),
+        })
+    }
+
+    /// Runs `work` in the next batch and returns its result once the batch is durable.
+    pub(super) async fn write<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Change {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.queue
+            .lock()
+            .expect("the writer queue is never poisoned")
+            .send(job)
+            .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?
+    }
+}
+
+fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_batch(conn, &mut batch);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, changes = batch.len(), "a batch of changes failed to commit");
+        }
+        for job in batch {
+            job.answer(committed.as_ref().map(|_| ()));
+        }
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let ran = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT change")?;
+            if job.run(conn) {
+                conn.execute_batch("RELEASE change")?;
+            } else {
+                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+            }
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if ran.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    ran
+}
+
+impl super::sql::RowColumns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.get(column)?)
+    }
+}
