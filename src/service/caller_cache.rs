@@ -87,7 +87,9 @@ impl CallerCache {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("the caller cache is never poisoned")
+        self.inner
+            .lock()
+            .expect("the caller cache is never poisoned")
     }
 
     /// Whether the cache is on.

@@ -6,9 +6,9 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Error, Patch, Result, Services};
 use crate::domain::group::{Group, GroupType};
 use crate::domain::ids::{GroupId, GroupRef, UserId, UserRef};
-use crate::domain::names::{self, FieldError, MAX_DESCRIPTION};
+use crate::domain::names::{self, FieldError, MAX_DESCRIPTION, name_key};
 use crate::domain::user::User;
-use crate::store::{GroupScope, ListQuery, Page, UserScope};
+use crate::store::{GroupScope, ListQuery, Named, Page, UserScope};
 
 /// The body of a group create or update.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -215,10 +215,32 @@ impl Services {
     /// `HEAD /groups/{group}/users/{user}`: member directly or through child groups.
     pub async fn has_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<bool> {
         caller.require_may_address(u)?;
-        let group = self.resolve_group_id(g).await?;
-        let user = self.resolve_user_id(Some(caller), u).await?;
+        let group_key = name_key(&g.name);
+        let (user_id, user_key) = match u {
+            UserRef::Current => (Some(caller.user.id), String::new()),
+            UserRef::Key(k) => (k.id, name_key(&k.name)),
+        };
+        let found = self
+            .store()
+            .check_member(
+                Named {
+                    id: g.id,
+                    key: &group_key,
+                },
+                Named {
+                    id: user_id,
+                    key: &user_key,
+                },
+            )
+            .await?;
+        found.group.ok_or_else(|| super::group_not_found(&g.name))?;
+        let user = match (found.user, u) {
+            (Some(id), _) => id,
+            (None, UserRef::Current) => return Err(Error::Unauthenticated),
+            (None, UserRef::Key(k)) => return Err(super::user_not_found(&k.name)),
+        };
         caller.require_self_or_admin(user)?;
-        Ok(self.store().is_member(user, &[group]).await?)
+        Ok(found.member)
     }
 
     /// `GET /groups/{group}/users`.

@@ -58,6 +58,27 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+/// A row named the way a path segment names it: by id when the segment parses as one,
+/// else (or when no row has that id) by its folded name key (`name_key`).
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a, Id> {
+    /// The segment as an id, if it parses as one.
+    pub id: Option<Id>,
+    /// The segment folded with `name_key`.
+    pub key: &'a str,
+}
+
+/// What [`Store::check_member`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberCheck {
+    /// The group, if it exists.
+    pub group: Option<GroupId>,
+    /// The user, if they exist.
+    pub user: Option<UserId>,
+    /// Whether both exist and the user is in the group.
+    pub member: bool,
+}
+
 /// Which uniqueness rule a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UniqueField {
@@ -482,6 +503,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether `user` is in any of `groups`, directly or through child groups.
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
+
+    /// Resolves a group and a user as path segments name them and tells whether the user
+    /// is in the group, directly or through child groups: the membership check in one
+    /// call (a store may answer it in one read).
+    async fn check_member(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        let group = match group.id {
+            Some(id) if self.group_exists(id).await? => Some(id),
+            _ => self.find_group_by_key(group.key).await?,
+        };
+        let user = match user.id {
+            Some(id) if self.user_exists(id).await? => Some(id),
+            _ => self.find_user_by_key(user.key).await?,
+        };
+        let member = match (group, user) {
+            (Some(g), Some(u)) => self.is_member(u, &[g]).await?,
+            _ => false,
+        };
+        Ok(MemberCheck {
+            group,
+            user,
+            member,
+        })
+    }
 
     /// Adds child groups (existing links are left as they are), all or nothing; refuses
     /// with [`StoreError::Cycle`] if any would make a group contain itself.

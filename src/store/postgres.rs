@@ -74,9 +74,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Arguments, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter_sql::{Dialect, SqlValue};
-use super::sql::{
-    self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
-};
+use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PageRequest, PoolStats,
     RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField,
@@ -84,7 +82,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
-use crate::domain::group::{Group, GroupType};
+use crate::domain::group::Group;
 use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
 };
@@ -460,35 +458,11 @@ fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
 }
 
 fn group_from_row(row: &PgRow) -> Result<Group, sqlx::Error> {
-    let kind: String = row.try_get("type")?;
-    Ok(Group {
-        id: parse_uuid(row.try_get("id")?, GroupId::from_uuid)?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        kind: GroupType::parse(&kind).unwrap_or(GroupType::Contensis),
-        custom: parse_custom(row.try_get("custom")?),
-        created: row.try_get("created")?,
-        modified: row.try_get("modified")?,
-        user_count: row.try_get("user_count")?,
-        child_group_count: row.try_get("child_group_count")?,
-    })
+    sql::group_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn api_key_from_row(row: &PgRow) -> Result<ApiKey, sqlx::Error> {
-    let opt_user = |v: Option<String>| v.and_then(|s| UserId::parse(&s));
-    Ok(ApiKey {
-        id: parse_uuid(row.try_get("id")?, ApiKeyId::from_uuid)?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        enabled: row.try_get("enabled")?,
-        client_id: row.try_get("client_id")?,
-        secret_hash: row.try_get("secret_hash")?,
-        user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
-        created: row.try_get("created")?,
-        created_by: opt_user(row.try_get("created_by")?),
-        modified: row.try_get("modified")?,
-        modified_by: opt_user(row.try_get("modified_by")?),
-    })
+    sql::api_key_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Inserts the identifier keys of a user, naming which field collided.

@@ -17,7 +17,9 @@ use super::{
     GroupColumns, GroupScope, ListQuery, PageRequest, StoreError, StoreResult, UniqueField,
     UserColumns, UserScope,
 };
-use crate::domain::ids::{GroupId, UserId};
+use crate::domain::api_key::ApiKey;
+use crate::domain::group::{Group, GroupType};
+use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, Provider, User};
 
 /// The user columns every user read selects (table alias `u`).
@@ -137,6 +139,17 @@ pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m 
     JOIN group_closure c ON c.descendant_id = m.group_id \
     WHERE m.user_id = $1 AND c.ancestor_id = $2)";
 
+/// `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL), `$4` user key:
+/// the group and user they name (id first) and whether the user is in the group through
+/// the closure. One row; NULL where nothing is named.
+pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM group_members m \
+    JOIN group_closure c ON c.descendant_id = m.group_id \
+    WHERE m.user_id = u.id AND c.ancestor_id = g.id) \
+    FROM (SELECT COALESCE((SELECT id FROM groups WHERE id = $1), \
+    (SELECT id FROM groups WHERE name_key = $2)) AS id) AS g, \
+    (SELECT COALESCE((SELECT id FROM users WHERE id = $3), \
+    (SELECT user_id FROM user_identifiers WHERE key = $4)) AS id) AS u";
+
 /// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
     WHERE ancestor_id = $1 AND descendant_id = $2)";
@@ -233,10 +246,8 @@ pub(crate) trait RowColumns {
 
 /// Maps a row selected with [`USER_COLUMNS`].
 pub(crate) fn user_from(row: &impl RowColumns) -> StoreResult<User> {
-    let id = row.text("id")?;
     Ok(User {
-        id: UserId::parse(&id)
-            .ok_or_else(|| StoreError::Other(format!("a stored user id is not a uuid: {id}").into()))?,
+        id: stored_id(&row.text("id")?, UserId::parse)?,
         username: row.text("username")?,
         email: row.text("email")?,
         first_name: row.opt_text("first_name")?,
@@ -262,6 +273,44 @@ pub(crate) fn user_from(row: &impl RowColumns) -> StoreResult<User> {
         failed_since_success: row.int("failed_since_success")?,
         successful_login_attempts: row.int("successful_login_attempts")?,
         token_version: row.int("token_version")?,
+    })
+}
+
+fn stored_id<T>(text: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    parse(text)
+        .ok_or_else(|| StoreError::Other(format!("a stored id is not a uuid: {text}").into()))
+}
+
+/// Maps a row selected with [`GROUP_COLUMNS`].
+pub(crate) fn group_from(row: &impl RowColumns) -> StoreResult<Group> {
+    Ok(Group {
+        id: stored_id(&row.text("id")?, GroupId::parse)?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        kind: GroupType::parse(&row.text("type")?).unwrap_or(GroupType::Contensis),
+        custom: parse_custom(&row.text("custom")?),
+        created: row.int("created")?,
+        modified: row.int("modified")?,
+        user_count: row.int("user_count")?,
+        child_group_count: row.int("child_group_count")?,
+    })
+}
+
+/// Maps a row selected with [`API_KEY_COLUMNS`].
+pub(crate) fn api_key_from(row: &impl RowColumns) -> StoreResult<ApiKey> {
+    let opt_user = |v: Option<String>| v.and_then(|s| UserId::parse(&s));
+    Ok(ApiKey {
+        id: stored_id(&row.text("id")?, ApiKeyId::parse)?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        enabled: row.flag("enabled")?,
+        client_id: row.text("client_id")?,
+        secret_hash: row.text("secret_hash")?,
+        user_id: stored_id(&row.text("user_id")?, UserId::parse)?,
+        created: row.int("created")?,
+        created_by: opt_user(row.opt_text("created_by")?),
+        modified: row.int("modified")?,
+        modified_by: opt_user(row.opt_text("modified_by")?),
     })
 }
 
@@ -353,6 +402,11 @@ impl ListSql {
     /// more values than it has placeholders, so the ordering's are left out.
     pub(crate) fn count_params(&self) -> &[SqlValue] {
         &self.params[..self.where_params]
+    }
+
+    /// Whether the list is every row of its table (no scope, filter or search).
+    pub(crate) fn is_everything(&self) -> bool {
+        self.with.is_empty() && self.wheres.is_empty()
     }
 
     /// `SELECT COUNT(*)` over the matches; bind [`ListSql::count_params`].

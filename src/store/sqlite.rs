@@ -13,25 +13,23 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Arguments, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
+use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers};
-use super::sql::{
-    self, ListSql, custom_text, fk_or, parse_custom, parse_uuid, push_ids, unique_or,
-};
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PoolStats, RefreshToken,
-    RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
+    PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
+    UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
-use crate::domain::group::{Group, GroupType};
+use crate::domain::group::Group;
 use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
 };
@@ -174,21 +172,6 @@ impl SqliteStore {
     }
 }
 
-fn bind_all(params: &[SqlValue]) -> SqliteArguments<'_> {
-    let mut args = SqliteArguments::default();
-    for p in params {
-        // Adding a plain value argument to SQLite cannot fail.
-        let _ = match p {
-            SqlValue::Null => args.add(None::<i64>),
-            SqlValue::Bool(b) => args.add(*b),
-            SqlValue::Int(i) => args.add(*i),
-            SqlValue::Real(r) => args.add(*r),
-            SqlValue::Text(s) => args.add(s.as_str()),
-        };
-    }
-    args
-}
-
 impl sql::RowColumns for SqliteRow {
     fn text(&self, column: &str) -> StoreResult<String> {
         Ok(self.try_get(column)?)
@@ -209,21 +192,6 @@ impl sql::RowColumns for SqliteRow {
 
 fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
     sql::user_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn group_from_row(row: &SqliteRow) -> Result<Group, sqlx::Error> {
-    let kind: String = row.try_get("type")?;
-    Ok(Group {
-        id: parse_uuid(row.try_get("id")?, GroupId::from_uuid)?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        kind: GroupType::parse(&kind).unwrap_or(GroupType::Contensis),
-        custom: parse_custom(row.try_get("custom")?),
-        created: row.try_get("created")?,
-        modified: row.try_get("modified")?,
-        user_count: row.try_get("user_count")?,
-        child_group_count: row.try_get("child_group_count")?,
-    })
 }
 
 /// Inserts the identifier keys of a user, naming which field collided.
@@ -281,23 +249,6 @@ async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()
     insert_identifiers(conn, user).await
 }
 
-fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
-    let opt_user = |v: Option<String>| v.and_then(|s| UserId::parse(&s));
-    Ok(ApiKey {
-        id: parse_uuid(row.try_get("id")?, ApiKeyId::from_uuid)?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        enabled: row.try_get("enabled")?,
-        client_id: row.try_get("client_id")?,
-        secret_hash: row.try_get("secret_hash")?,
-        user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
-        created: row.try_get("created")?,
-        created_by: opt_user(row.try_get("created_by")?),
-        modified: row.try_get("modified")?,
-        modified_by: opt_user(row.try_get("modified_by")?),
-    })
-}
-
 impl SqliteStore {
     /// Reads one API key by a unique column (a fixed name, never client input).
     async fn api_key_where(
@@ -309,11 +260,12 @@ impl SqliteStore {
             "SELECT {} FROM api_keys WHERE {column} = $1",
             sql::API_KEY_COLUMNS
         );
-        let row = sqlx::query(&text)
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.as_ref().map(api_key_from_row).transpose()?)
+        let row = self.direct.read(|c| {
+            c.prepare_cached(&text)?
+                .query_row([value], |r| Ok(sql::api_key_from(r)))
+                .optional()
+        })?;
+        row.transpose()
     }
 }
 
@@ -413,23 +365,84 @@ async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> S
     Ok(())
 }
 
-/// Counts the matches of a list and fetches one page of them, concurrently.
-async fn fetch_page<T>(
-    pool: &SqlitePool,
+fn values(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Null => Value::Null,
+            SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
+            SqlValue::Int(i) => Value::Integer(*i),
+            SqlValue::Real(r) => Value::Real(*r),
+            SqlValue::Text(s) => Value::Text(s.clone()),
+        })
+        .collect()
+}
+
+/// Binds `$N` placeholders to `params[N - 1]`. (SQLite numbers named parameters by
+/// first appearance, and a list's text may name `$3` before `$1` or name one twice.)
+fn bind_numbered(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[rusqlite::types::Value],
+) -> StoreResult<()> {
+    for index in 1..=stmt.parameter_count() {
+        let value = stmt
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| params.get(n.checked_sub(1)?))
+            .ok_or_else(|| {
+                StoreError::Other(format!("parameter {index} of a list query has no value").into())
+            })?;
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
+}
+
+/// Counts the matches of a list (unless `total` is known) and fetches one page of them,
+/// concurrently on two read connections of the blocking pool: a search's cost is then
+/// the slower of the two, not their sum. (On rusqlite rather than sqlx: sqlx hands each
+/// row to the async side over a channel, which cost more than the query.)
+async fn fetch_page<T: Send + 'static>(
+    readers: &Arc<Readers>,
     mut list: ListSql,
     page: super::PageRequest,
-    map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    total: Option<i64>,
+    map: fn(&rusqlite::Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Page<T>> {
     let count_sql = list.count_sql();
+    let count_params = values(list.count_params());
     let page_sql = list.page_sql(page);
-    // The count and the page run at once on two read connections: a search's cost is
-    // then the slower of the two, not their sum.
-    let (total, rows) = tokio::try_join!(
-        sqlx::query_scalar_with::<_, i64, _>(&count_sql, bind_all(list.count_params()))
-            .fetch_one(pool),
-        sqlx::query_with(&page_sql, bind_all(&list.params)).fetch_all(pool),
-    )?;
-    let items = rows.iter().map(map).collect::<Result<Vec<_>, _>>()?;
+    let page_params = values(&list.params);
+    let count = async {
+        match total {
+            Some(n) => Ok(n),
+            None => {
+                readers
+                    .read_blocking(move |c| {
+                        let mut stmt = c.prepare_cached(&count_sql)?;
+                        bind_numbered(&mut stmt, &count_params)?;
+                        let mut rows = stmt.raw_query();
+                        match rows.next()? {
+                            Some(row) => Ok(row.get(0)?),
+                            None => Err(StoreError::NotFound),
+                        }
+                    })
+                    .await
+            }
+        }
+    };
+    let rows = readers.read_blocking(move |c| {
+        let mut stmt = c.prepare_cached(&page_sql)?;
+        bind_numbered(&mut stmt, &page_params)?;
+        let mut rows = stmt.raw_query();
+        let mut items = Vec::new();
+        while let Some(row) = rows.next()? {
+            items.push(map(row)?);
+        }
+        Ok(items)
+    });
+    let (total, items) = tokio::try_join!(count, rows)?;
     Ok(Page { items, total })
 }
 
@@ -804,7 +817,16 @@ impl Store for SqliteStore {
             None => None,
         };
         let list = ListSql::users_matching(scope, query, Dialect::Sqlite, plan);
-        fetch_page(&self.reader, list, query.page, user_from_row).await
+        // Every user: the total is kept by triggers (migration 0002), not counted.
+        let total = if list.is_everything() {
+            Some(self.direct.read(|c| {
+                c.prepare_cached("SELECT n FROM row_counts WHERE name = 'users'")?
+                    .query_row([], |r| r.get(0))
+            })?)
+        } else {
+            None
+        };
+        fetch_page(&self.direct, list, query.page, total, |r| sql::user_from(r)).await
     }
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
@@ -834,11 +856,17 @@ impl Store for SqliteStore {
             "SELECT {} FROM groups g WHERE g.id = $1",
             sql::GROUP_COLUMNS
         );
-        let row = sqlx::query(&text)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
+        let id = id.to_string();
+        // On the blocking pool: the member counts read a range per group.
+        let row = self
+            .direct
+            .read_blocking(move |c| {
+                Ok(c.prepare_cached(&text)?
+                    .query_row([&id], |r| Ok(sql::group_from(r)))
+                    .optional()?)
+            })
             .await?;
-        Ok(row.as_ref().map(group_from_row).transpose()?)
+        row.transpose()
     }
 
     async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>> {
@@ -892,7 +920,7 @@ impl Store for SqliteStore {
 
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>> {
         let list = ListSql::groups(scope, query, Dialect::Sqlite);
-        fetch_page(&self.reader, list, query.page, group_from_row).await
+        fetch_page(&self.direct, list, query.page, None, |r| sql::group_from(r)).await
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
@@ -948,16 +976,31 @@ impl Store for SqliteStore {
             "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
              ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
         );
-        let values: Vec<String> = params
-            .into_iter()
-            .map(|p| match p {
-                SqlValue::Text(t) => t,
-                other => unreachable!("member checks bind ids only, not {other:?}"),
-            })
-            .collect();
         self.direct.read(|c| {
             c.prepare_cached(&text)?
-                .query_row(rusqlite::params_from_iter(&values), |r| r.get(0))
+                .query_row(rusqlite::params_from_iter(values(&params)), |r| r.get(0))
+        })
+    }
+
+    async fn check_member(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        let (gid, uid) = (
+            group.id.map(|g| g.to_string()),
+            user.id.map(|u| u.to_string()),
+        );
+        let (g, u, member): (Option<String>, Option<String>, bool) = self.direct.read(|c| {
+            c.prepare_cached(sql::MEMBER_CHECK)?
+                .query_row(rusqlite::params![gid, group.key, uid, user.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+        })?;
+        Ok(MemberCheck {
+            group: g.as_deref().and_then(GroupId::parse),
+            user: u.as_deref().and_then(UserId::parse),
+            member,
         })
     }
 
@@ -1102,7 +1145,10 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, page: super::PageRequest) -> StoreResult<Page<ApiKey>> {
-        fetch_page(&self.reader, ListSql::api_keys(), page, api_key_from_row).await
+        fetch_page(&self.direct, ListSql::api_keys(), page, None, |r| {
+            sql::api_key_from(r)
+        })
+        .await
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {

@@ -21,8 +21,8 @@
 //! (`BEGIN IMMEDIATE`, with the same busy timeout).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -34,7 +34,11 @@ use super::{StoreError, StoreResult};
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Idle read connections kept for reuse; more are opened under a burst and closed after.
-const MAX_IDLE_READERS: usize = 8;
+/// Lookups never wait while holding one, so about one per async worker thread is in use.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Page cache of each read connection, in KiB.
+const READER_CACHE_KIB: i64 = 8 * 1024;
 
 /// Changes committed together at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -75,6 +79,9 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // A larger page cache than the 2 MiB default: these connections serve the
+        // hottest lookups, and a page they miss costs a read(2).
+        conn.pragma_update(None, "cache_size", READER_CACHE_KIB.saturating_neg())?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
@@ -83,11 +90,15 @@ impl Readers {
     /// so it sees every commit made before it started, by any connection.
     ///
     /// Only for lookups by a key: `f` runs on the caller's (async) thread.
-    pub(super) fn read<R>(
+    pub(super) fn read<R, E: Into<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+        f: impl FnOnce(&Connection) -> Result<R, E>,
     ) -> StoreResult<R> {
-        let taken = self.idle.lock().expect("the reader list is never poisoned").pop();
+        let taken = self
+            .idle
+            .lock()
+            .expect("the reader list is never poisoned")
+            .pop();
         let conn = match taken {
             Some(c) => c,
             None => self.connect()?,
@@ -97,7 +108,20 @@ impl Readers {
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
         }
-        Ok(result?)
+        result.map_err(Into::into)
+    }
+
+    /// Runs `f` on a read connection on tokio's blocking pool: for reads that may scan
+    /// (lists, searches, counts), which must not hold an async thread.
+    pub(super) async fn read_blocking<R, F>(self: &Arc<Self>, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || readers.read(f))
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))?
     }
 }
 

@@ -131,3 +131,44 @@ async fn a_bad_record_stops_the_import_naming_its_line_and_writes_nothing_of_its
     assert!(!ok);
     assert!(err.contains("Nowhere"), "{err}");
 }
+
+/// The unfiltered user list's `totalCount` is kept by triggers on SQLite rather than
+/// counted: it must follow every way users come and go.
+#[tokio::test]
+async fn the_user_total_follows_creates_deletes_imports_and_api_keys() {
+    let app = TestApp::spawn().await;
+    let total = |r: &Resp| r.body["totalCount"].as_i64().unwrap();
+    let listed = |r: &Resp| r.body["items"].as_array().unwrap().len() as i64;
+    let start = app.get("/api/security/users?pageSize=1000").await;
+    assert_eq!(total(&start), listed(&start), "the admin alone");
+
+    for i in 0..5 {
+        app.create_user(&format!("counted{i}"), &format!("counted{i}@example.com"))
+            .await;
+    }
+    // A refused duplicate must not count.
+    app.post(
+        "/api/security/users",
+        json!({"username": "counted0", "email": "other@example.com"}),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    app.delete("/api/security/users/counted3")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.post("/api/security/apiKeys", json!({"name": "counted key"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let file = app.dir.path().join("more.jsonl");
+    let lines: String = (0..7)
+        .map(|i| format!("{}\n", json!({"type": "user", "username": format!("imported{i}"), "email": format!("imported{i}@example.com")})))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let (ok, _, err) = import(&app, &file);
+    assert!(ok, "{err}");
+    import(&app, &file); // a rerun skips them all
+
+    let all = app.get("/api/security/users?pageSize=1000").await;
+    assert_eq!(total(&all), listed(&all));
+    assert_eq!(total(&all), total(&start) + 5 - 1 + 1 + 7);
+}
