@@ -34,8 +34,13 @@ use super::{StoreError, StoreResult};
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Idle read connections kept for reuse; more are opened under a burst and closed after.
-/// Lookups never wait while holding one, so about one per async worker thread is in use.
-const MAX_IDLE_READERS: usize = 4;
+/// Lookups never wait while holding one, so about one per async worker thread is in use,
+/// plus at most [`BLOCKING_READS`] on the blocking pool.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Reads that may scan (lists, searches) running at once. Each holds a connection whose
+/// page cache fills as it reads: unbounded, a burst of 32 lists opened 64 connections.
+const BLOCKING_READS: usize = 4;
 
 /// Page cache of each read connection, in KiB.
 const READER_CACHE_KIB: i64 = 8 * 1024;
@@ -62,6 +67,7 @@ impl From<rusqlite::Error> for StoreError {
 pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    blocking: tokio::sync::Semaphore,
 }
 
 impl Readers {
@@ -70,6 +76,7 @@ impl Readers {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            blocking: tokio::sync::Semaphore::new(BLOCKING_READS),
         }
     }
 
@@ -118,6 +125,11 @@ impl Readers {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
+        let _slot = self
+            .blocking
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
         let readers = Arc::clone(self);
         tokio::task::spawn_blocking(move || readers.read(f))
             .await
