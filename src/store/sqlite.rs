@@ -21,7 +21,7 @@ use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
-use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers};
+use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Checkpointer, Readers};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
     PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -51,6 +51,8 @@ pub struct SqliteStore {
     direct: Arc<Readers>,
     /// Membership changes, committed in groups.
     batch: Arc<BatchWriter>,
+    /// Copies the WAL into the database file in the background.
+    _checkpointer: Arc<Checkpointer>,
     /// How many users hold each trigram (capped at [`TRIGRAM_CAP`]), remembered for a
     /// while: `q` searches pick their rarest trigrams from it.
     trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
@@ -138,7 +140,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // The checkpointer thread does this off the request path.
+            .pragma("wal_autocheckpoint", "0");
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::Other(
                 "gatehouse needs a database file (sqlite://path), not an in-memory database".into(),
@@ -162,6 +166,7 @@ impl SqliteStore {
             reader,
             direct: Arc::new(Readers::new(&path)),
             batch: Arc::new(BatchWriter::start(&path)?),
+            _checkpointer: Arc::new(Checkpointer::start(&path)?),
             trigrams: Arc::default(),
         })
     }

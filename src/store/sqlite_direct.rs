@@ -16,7 +16,13 @@
 //!   alone. While a batch commits, the next one queues: under load, many requests share
 //!   an fsync; alone, a request waits for just its own.
 //!
-//! Both open the same database file as the sqlx pools. WAL lets the readers run beside
+//! - [`Checkpointer`]: a thread that copies the WAL back into the database file a few
+//!   times a second (a passive checkpoint: it never blocks readers or writers). The
+//!   writers' own automatic checkpoints are off: one ran inside whichever commit crossed
+//!   the WAL's size threshold and stalled every request of that batch (p99 14 ms for
+//!   adds into a fresh database, 2 ms without).
+//!
+//! All open the same database file as the sqlx pools. WAL lets the readers run beside
 //! any writer; the batch writer and sqlx's writer take SQLite's write lock in turn
 //! (`BEGIN IMMEDIATE`, with the same busy timeout).
 
@@ -47,6 +53,9 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 
 /// Changes committed together at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -193,6 +202,7 @@ impl BatchWriter {
         // Per-connection settings: the same durability and integrity as sqlx's writer.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.set_prepared_statement_cache_capacity(32);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
@@ -224,6 +234,37 @@ impl BatchWriter {
         answer
             .await
             .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?
+    }
+}
+
+/// Checkpoints the WAL in the background until dropped.
+#[derive(Debug)]
+pub(super) struct Checkpointer {
+    _stop: Mutex<mpsc::Sender<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path`.
+    pub(super) fn start(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("gatehouse-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self {
+            _stop: Mutex::new(stop),
+        })
     }
 }
 

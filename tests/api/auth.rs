@@ -1343,3 +1343,107 @@ async fn a_second_direct_admin_can_manage_users_and_the_first_admin() {
         .await;
     r.expect(StatusCode::NOT_FOUND);
 }
+
+/// The authenticated caller is cached for a moment; every change made through this node
+/// must still take effect on the very next request: admin rights granted and taken away
+/// directly, through a child group, and by removing that child link.
+#[tokio::test]
+async fn admin_rights_change_at_the_next_request_despite_the_caller_cache() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("rising").await;
+    let as_user = |path: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move { app.send(Method::GET, path, Some(&token), None).await.status }
+    };
+    // Warm the cache with the user as a non-admin.
+    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
+    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
+
+    app.put(
+        "/api/security/groups/System%20Administrators/users/rising",
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        as_user("/api/security/users").await,
+        StatusCode::OK,
+        "granted"
+    );
+
+    app.delete("/api/security/groups/System%20Administrators/users/rising")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        as_user("/api/security/users").await,
+        StatusCode::FORBIDDEN,
+        "revoked"
+    );
+
+    // Through a child group: the user's own memberships do not change, the graph does.
+    app.create_group("Deputies").await;
+    app.put("/api/security/groups/Deputies/users/rising", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
+    app.put(
+        "/api/security/groups/System%20Administrators/groups/Deputies",
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        as_user("/api/security/users").await,
+        StatusCode::OK,
+        "via the child"
+    );
+    app.delete("/api/security/groups/System%20Administrators/groups/Deputies")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        as_user("/api/security/users").await,
+        StatusCode::FORBIDDEN,
+        "link removed"
+    );
+}
+
+/// With the cache off, nothing is remembered between requests; the setting is capped at
+/// the spec's two seconds.
+#[tokio::test]
+async fn the_caller_cache_can_be_turned_off_and_is_capped() {
+    let app = TestApp::spawn_with(|c| c.caller_cache_ms = 0).await;
+    let (_, token) = app.user_with_token("plain").await;
+    let me = app
+        .send(
+            Method::GET,
+            "/api/security/users/@current",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    app.post(
+        "/api/security/users/plain/actions",
+        json!({"type": "suspend"}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let me = app
+        .send(
+            Method::GET,
+            "/api/security/users/@current",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--print-config", "--caller-cache-ms", "2001"])
+        .output()
+        .expect("gatehouse runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("caller-cache-ms"), "{err}");
+}
