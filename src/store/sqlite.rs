@@ -21,7 +21,7 @@ use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
-use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Checkpointer, Readers};
+use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Checkpointer, Readers, WAL_SIZE_LIMIT};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
     PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -146,7 +146,8 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // The checkpointer thread does this off the request path.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::Other(
                 "gatehouse needs a database file (sqlite://path), not an in-memory database".into(),

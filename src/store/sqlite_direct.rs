@@ -57,6 +57,13 @@ const MAX_BATCH: usize = 256;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// WAL frames (pages) past which the checkpointer makes the WAL start over: 16,384
+/// frames of 4 KiB is 64 MiB.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// What a writer truncates the WAL file to when it starts over (bytes).
+pub(super) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
@@ -203,6 +210,7 @@ impl BatchWriter {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.set_prepared_statement_cache_capacity(32);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
@@ -255,8 +263,7 @@ impl Checkpointer {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = done {
+                    if let Err(e) = checkpoint(&conn) {
                         tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
                     }
                 }
@@ -266,6 +273,20 @@ impl Checkpointer {
             _stop: Mutex::new(stop),
         })
     }
+}
+
+/// One round: a passive checkpoint, which never waits; and if the WAL has grown past
+/// [`WAL_RESTART_FRAMES`] anyway (a passive checkpoint cannot finish while a writer
+/// keeps appending, and SQLite only starts the WAL over once one has), a restarting one,
+/// which holds new writers back until the WAL is copied and can start over.
+/// Returns whether it restarted.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if frames <= WAL_RESTART_FRAMES {
+        return Ok(false);
+    }
+    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    Ok(true)
 }
 
 fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
@@ -321,5 +342,43 @@ impl super::sql::RowColumns for rusqlite::Row<'_> {
     }
     fn flag(&self, column: &str) -> StoreResult<bool> {
         Ok(self.get(column)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_frames(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap()
+    }
+
+    /// A writer that never stops appending must not grow the WAL without bound: once it
+    /// is past the limit, a checkpoint round makes it start over.
+    #[test]
+    fn a_checkpoint_round_starts_an_oversized_wal_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
+                 PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);",
+            )
+            .unwrap();
+        let checkpointer = Connection::open(&path).unwrap();
+        let page = vec![7u8; 4000];
+        let mut insert = writer.prepare("INSERT INTO t (x) VALUES (?1)").unwrap();
+        insert.execute([&page]).unwrap();
+        assert!(!checkpoint(&checkpointer).unwrap(), "a small WAL is left alone");
+
+        for _ in 0..(WAL_RESTART_FRAMES + 500) {
+            insert.execute([&page]).unwrap();
+        }
+        assert!(checkpoint(&checkpointer).unwrap(), "past the limit: restart");
+        insert.execute([&page]).unwrap(); // the next write starts the WAL over
+        let frames = wal_frames(&checkpointer);
+        assert!(frames < 100, "the WAL started over: {frames} frames");
     }
 }
