@@ -74,7 +74,8 @@ run "GET first page of users" list_users.lua
 run "POST token (argon2id)" token.lua
 
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
-python3 - "$work/results.tsv" "$peak_kb" "$USER_COUNT" "$CONNECTIONS" <<'PY'
+wal_bytes=$(stat -c %s "$work/load.db-wal" 2>/dev/null || echo 0)
+python3 - "$work/results.tsv" "$peak_kb" "$USER_COUNT" "$CONNECTIONS" "$wal_bytes" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 base = float(rows[0][1]) or 1.0
@@ -84,4 +85,5 @@ print(f"|{'-'*34}|{'-'*11}|{'-'*11}|{'-'*11}|{'-'*13}|")
 for label, rps, p50, p99 in rows:
     print(f"| {label:<32} | {float(rps):>9.0f} | {p50:>9} | {p99:>9} | {float(rps)/base:>10.1%} |")
 print(f"\nserver peak memory (VmHWM): {int(sys.argv[2]) / 1024:.0f} MiB")
+print(f"WAL file at the end: {int(sys.argv[5]) / 1048576:.0f} MiB")
 PY

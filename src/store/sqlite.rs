@@ -145,8 +145,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
-            // The checkpointer thread does this off the request path.
-            .pragma("wal_autocheckpoint", "0")
+            // sqlx's writer keeps SQLite's automatic checkpoints (a bulk import then keeps
+            // its WAL to about one transaction); the group-commit writer, on the hot
+            // path, leaves them to the checkpointer thread.
             .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::Other(
