@@ -211,7 +211,7 @@ impl Params {
 
 /// The authenticated caller; requests without a valid bearer token get 401.
 #[derive(Debug, Clone)]
-pub struct Auth(pub Caller);
+pub struct Auth(pub std::sync::Arc<Caller>);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -328,7 +328,7 @@ mod tests {
 
 /// The caller if a bearer token was sent (it must then be valid), or `None`.
 #[derive(Debug, Clone)]
-pub struct MaybeAuth(pub Option<Caller>);
+pub struct MaybeAuth(pub Option<std::sync::Arc<Caller>>);
 
 impl FromRequestParts<AppState> for MaybeAuth {
     type Rejection = ApiError;

@@ -513,7 +513,7 @@ async fn password(
     Segments(user): Segments<String>,
     AppJson(input): AppJson<PasswordInput>,
 ) -> Result<StatusCode, ApiError> {
-    s.change_password(caller.as_ref(), &UserRef::parse(&user), input)
+    s.change_password(caller.as_deref(), &UserRef::parse(&user), input)
         .await?;
     Ok(StatusCode::OK)
 }

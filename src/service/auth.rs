@@ -1,5 +1,7 @@
 //! Logging in (the token endpoint's grants) and authenticating bearer tokens.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{Caller, Error, Result, Services, caller_cache};
@@ -347,7 +349,7 @@ impl Services {
     ///
     /// The answer is cached for a moment ([`caller_cache`](super::caller_cache)): this
     /// node's own changes invalidate it at once, other nodes' within the cache's TTL.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
         let now = self.now();
         let key = caller_cache::digest(token);
         if let Some(caller) = self.callers.get(&key, now) {
@@ -388,7 +390,7 @@ impl Services {
             }
         }
         let is_admin = self.is_admin(id).await?;
-        let caller = Caller { user, is_admin };
+        let caller = Arc::new(Caller { user, is_admin });
         self.callers
             .put(key, &caller, tick, claims.exp.saturating_mul(1000));
         Ok(caller)

@@ -103,7 +103,7 @@ impl CallerCache {
     }
 
     /// The cached caller for a token, if fresh, unexpired and not invalidated.
-    pub fn get(&self, key: &TokenDigest, now: Millis) -> Option<Caller> {
+    pub fn get(&self, key: &TokenDigest, now: Millis) -> Option<Arc<Caller>> {
         if !self.enabled() {
             return None;
         }
@@ -118,18 +118,18 @@ impl CallerCache {
         if caller.user.is_expired(now) {
             return None;
         }
-        Some(Caller::clone(&caller))
+        Some(caller)
     }
 
     /// Remembers a caller read after [`begin`](Self::begin) returned `tick`; a change
     /// that committed since then makes this a no-op.
-    pub fn put(&self, key: TokenDigest, caller: &Caller, tick: u64, token_expires: Millis) {
+    pub fn put(&self, key: TokenDigest, caller: &Arc<Caller>, tick: u64, token_expires: Millis) {
         if !self.enabled() {
             return;
         }
         let mut inner = self.inner();
         let entry = Entry {
-            caller: Arc::new(caller.clone()),
+            caller: Arc::clone(caller),
             tick,
             stored: Instant::now(),
             token_expires,
@@ -198,11 +198,11 @@ mod tests {
     use super::*;
     use crate::domain::user::User;
 
-    fn caller(name: &str) -> Caller {
-        Caller {
+    fn caller(name: &str) -> Arc<Caller> {
+        Arc::new(Caller {
             user: User::new(name.into(), format!("{name}@example.com"), 0),
             is_admin: false,
-        }
+        })
     }
 
     const LATER: Millis = 1_000_000;
