@@ -108,12 +108,12 @@ async fn run_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
     answer.await.expect("a hashing job always answers")
 }
 
-/// Hashes on the blocking pool.
+/// Hashes on a hashing thread.
 pub async fn hash(password: String) -> PasswordHash {
     run_bounded(move || hash_blocking(&password)).await
 }
 
-/// Verifies on the blocking pool. With `None` it verifies against a dummy hash and
+/// Verifies on a hashing thread. With `None` it verifies against a dummy hash and
 /// returns false, taking the same time as a real check.
 pub async fn verify(password: String, hash: Option<PasswordHash>) -> bool {
     run_bounded(move || match hash {
