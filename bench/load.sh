@@ -10,7 +10,8 @@
 #   USER_COUNT=1000000 bash bench/load.sh
 #
 # Knobs (environment): USER_COUNT, GROUP_COUNT, PER_USER (memberships per user), DEPTH,
-# DURATION (wrk seconds per case), CONNECTIONS, THREADS.
+# DURATION (wrk seconds per case), WARMUP (unmeasured seconds before each), CONNECTIONS,
+# THREADS.
 set -euo pipefail
 
 USER_COUNT=${USER_COUNT:-100000}
@@ -18,6 +19,7 @@ GROUP_COUNT=${GROUP_COUNT:-10000}
 PER_USER=${PER_USER:-10}
 DEPTH=${DEPTH:-20}
 DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 
@@ -42,7 +44,8 @@ db="sqlite://$work/load.db"
 password='Load-Admin-42'
 
 echo "generating $USER_COUNT users, $GROUP_COUNT groups, $((USER_COUNT * PER_USER)) memberships, chains $DEPTH deep" >&2
-python3 "$here/seed.py" "$work" "$USER_COUNT" "$GROUP_COUNT" "$PER_USER" "$DEPTH"
+python3 "$here/seed.py" "$work" "$USER_COUNT" "$GROUP_COUNT" "$PER_USER" "$DEPTH" \
+  "$(( (DURATION + 6) * 50000 ))"
 
 GATEHOUSE_ADMIN_PASSWORD="$password" RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" \
   --database "$db" --login-rate-per-ip 0 --login-rate-per-user 0 2>"$work/server.log" &
@@ -63,12 +66,15 @@ curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "
 
 export GATEHOUSE_TOKEN="$token" GATEHOUSE_PATHS="$work" GATEHOUSE_LUA_DIR="$here"
 run() { # label, lua script
+  # Warm-up (not measured): fills the page caches and the caller cache, as on a server
+  # that has been up for a while.
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$here/$2" "$base" >/dev/null 2>&1 || true
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$here/$2" "$base" >"$work/$2.out" 2>&1 || true
   python3 "$here/wrk_summary.py" "$1" "$work/$2.out" >>"$work/results.tsv"
 }
 run "GET /health (baseline)" health.lua
 run "HEAD nested membership check" member_check.lua
-run "PUT add user to group" add_member.lua
+WARMUP=0 run "PUT add user to group" add_member.lua # no warm-up: it would spend adds
 run "GET a user" get_user.lua
 run "GET first page of users" list_users.lua
 run "POST token (argon2id)" token.lua

@@ -21,7 +21,7 @@ use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
-use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Checkpointer, Readers, WAL_SIZE_LIMIT};
+use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers, WAL_SIZE_LIMIT};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
     PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -55,8 +55,6 @@ pub struct SqliteStore {
     direct: Arc<Readers>,
     /// Membership changes, committed in groups.
     batch: Arc<BatchWriter>,
-    /// Copies the WAL into the database file in the background.
-    _checkpointer: Arc<Checkpointer>,
     /// How many users hold each trigram (capped at [`TRIGRAM_CAP`]), remembered for a
     /// while: `q` searches pick their rarest trigrams from it.
     trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
@@ -172,7 +170,6 @@ impl SqliteStore {
             reader,
             direct: Arc::new(Readers::new(&path)),
             batch: Arc::new(BatchWriter::start(&path)?),
-            _checkpointer: Arc::new(Checkpointer::start(&path)?),
             trigrams: Arc::default(),
         })
     }

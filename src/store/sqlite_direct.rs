@@ -27,6 +27,7 @@
 //! (`BEGIN IMMEDIATE`, with the same busy timeout).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,11 +202,12 @@ where
 #[derive(Debug)]
 pub(super) struct BatchWriter {
     queue: Mutex<mpsc::Sender<Box<dyn Job>>>,
+    _checkpointer: Checkpointer,
 }
 
 impl BatchWriter {
-    /// Opens the writer's connection and starts its thread. The thread ends when the
-    /// writer is dropped (its queue closes).
+    /// Opens the writer's connection and starts its thread, and the checkpointer that
+    /// copies what it writes. Both end when the writer is dropped.
     pub(super) fn start(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -216,12 +218,15 @@ impl BatchWriter {
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.set_prepared_statement_cache_capacity(32);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
+        let wrote = Arc::new(AtomicBool::new(false));
+        let checkpointer = Checkpointer::start(path, Arc::clone(&wrote))?;
         std::thread::Builder::new()
             .name("gatehouse-batch-writer".into())
-            .spawn(move || run_batches(&conn, &jobs))
+            .spawn(move || run_batches(&conn, &jobs, &wrote))
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self {
             queue: Mutex::new(queue),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -248,15 +253,17 @@ impl BatchWriter {
     }
 }
 
-/// Checkpoints the WAL in the background until dropped.
+/// Checkpoints the WAL in the background, after the batch writer has written, until
+/// dropped. (sqlx's writer keeps SQLite's own automatic checkpoints: a process that never
+/// uses the batch writer, such as `gatehouse import`, needs no thread for it.)
 #[derive(Debug)]
-pub(super) struct Checkpointer {
+struct Checkpointer {
     _stop: Mutex<mpsc::Sender<()>>,
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path`.
-    pub(super) fn start(path: &Path) -> StoreResult<Self> {
+    /// Starts checkpointing the database at `path` whenever `wrote` was set.
+    fn start(path: &Path, wrote: Arc<AtomicBool>) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let (stop, stopped) = mpsc::channel::<()>();
@@ -266,7 +273,11 @@ impl Checkpointer {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
+                    if !wrote.swap(false, Ordering::AcqRel) {
+                        continue;
+                    }
                     if let Err(e) = checkpoint(&conn) {
+                        wrote.store(true, Ordering::Release); // try again next round
                         tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
                     }
                 }
@@ -292,7 +303,7 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(true)
 }
 
-fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, wrote: &AtomicBool) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -302,6 +313,9 @@ fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let committed = commit_batch(conn, &mut batch);
+        if committed.is_ok() {
+            wrote.store(true, Ordering::Release);
+        }
         if let Err(e) = &committed {
             tracing::error!(error = %e, changes = batch.len(), "a batch of changes failed to commit");
         }
