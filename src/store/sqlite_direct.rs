@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -58,12 +58,13 @@ const MAX_BATCH: usize = 256;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// WAL frames (pages) past which the checkpointer makes the WAL start over, holding
-/// writers back meanwhile: 65,536 frames of 4 KiB is 256 MiB. Under writes that never
-/// pause, a passive checkpoint never catches the WAL's end and SQLite only starts the
-/// WAL over once one has; any pause longer than a checkpoint round lets it happen
-/// without holding anyone back.
-const WAL_RESTART_FRAMES: i64 = 65_536;
+/// WAL frames (pages) past which the WAL is made to start over: 262,144 frames of 4 KiB
+/// is 1 GiB. Each restart holds writers back for about 80 ms on the benchmark machine
+/// (measured; most of it is not copying, which the checkpointer has done by then), so it
+/// should be rare: at the fastest sustained add rate measured (about 100 MB of WAL a
+/// second) this is once every ten seconds. Any pause in writes longer than a checkpoint
+/// round lets the WAL start over without a restart.
+const WAL_RESTART_FRAMES: i64 = 262_144;
 
 /// What a writer truncates the WAL file to when it starts over (bytes).
 pub(super) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
@@ -210,7 +211,10 @@ impl BatchWriter {
     /// copies what it writes. Both end when the writer is dropped.
     pub(super) fn start(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Retry every 100 µs rather than on SQLite's default back-off (1, 2, 5, 10 … ms):
+        // a restarting checkpoint waits for readers that finish in microseconds, and
+        // spent 80 ms in the back-off every time.
+        conn.busy_handler(Some(retry_busy))?;
         // Per-connection settings: the same durability and integrity as sqlx's writer.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -219,10 +223,12 @@ impl BatchWriter {
         conn.set_prepared_statement_cache_capacity(32);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let wrote = Arc::new(AtomicBool::new(false));
-        let checkpointer = Checkpointer::start(path, Arc::clone(&wrote))?;
+        let restart_wanted = Arc::new(AtomicBool::new(false));
+        let checkpointer =
+            Checkpointer::start(path, Arc::clone(&wrote), Arc::clone(&restart_wanted))?;
         std::thread::Builder::new()
             .name("gatehouse-batch-writer".into())
-            .spawn(move || run_batches(&conn, &jobs, &wrote))
+            .spawn(move || run_batches(&conn, &jobs, &wrote, &restart_wanted))
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self {
             queue: Mutex::new(queue),
@@ -262,8 +268,13 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path` whenever `wrote` was set.
-    fn start(path: &Path, wrote: Arc<AtomicBool>) -> StoreResult<Self> {
+    /// Starts checkpointing the database at `path` whenever `wrote` was set; sets
+    /// `restart_wanted` when the WAL should start over.
+    fn start(
+        path: &Path,
+        wrote: Arc<AtomicBool>,
+        restart_wanted: Arc<AtomicBool>,
+    ) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let (stop, stopped) = mpsc::channel::<()>();
@@ -276,9 +287,19 @@ impl Checkpointer {
                     if !wrote.swap(false, Ordering::AcqRel) {
                         continue;
                     }
-                    if let Err(e) = checkpoint(&conn) {
-                        wrote.store(true, Ordering::Release); // try again next round
-                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    match checkpoint(&conn, WAL_RESTART_FRAMES) {
+                        Ok(oversized) => {
+                            if oversized {
+                                // Catch up once more right away: the writer's restart
+                                // then copies and syncs only the last few milliseconds.
+                                let _ = checkpoint(&conn, WAL_RESTART_FRAMES);
+                                restart_wanted.store(true, Ordering::Release);
+                            }
+                        }
+                        Err(e) => {
+                            wrote.store(true, Ordering::Release); // try again next round
+                            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                        }
                     }
                 }
             })
@@ -289,21 +310,56 @@ impl Checkpointer {
     }
 }
 
-/// One round: a passive checkpoint, which never waits; and if the WAL has grown past
-/// [`WAL_RESTART_FRAMES`] anyway (a passive checkpoint cannot finish while a writer
-/// keeps appending, and SQLite only starts the WAL over once one has), a restarting one,
-/// which holds new writers back until the WAL is copied and can start over.
-/// Returns whether it restarted.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
-    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
-    if frames <= WAL_RESTART_FRAMES {
-        return Ok(false);
+/// The batch writer's busy handler: wait 100 µs and retry, for up to [`BUSY_TIMEOUT`].
+fn retry_busy(attempt: i32) -> bool {
+    const PAUSE: Duration = Duration::from_micros(100);
+    let waited = PAUSE.saturating_mul(u32::try_from(attempt).unwrap_or(u32::MAX));
+    if waited >= BUSY_TIMEOUT {
+        return false;
     }
-    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-    Ok(true)
+    std::thread::sleep(PAUSE);
+    true
 }
 
-fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, wrote: &AtomicBool) {
+/// One round of the checkpointer: a passive checkpoint, which never waits. Returns
+/// whether the WAL has grown past `restart_past` frames ([`WAL_RESTART_FRAMES`]) and
+/// should start over.
+///
+/// Under writes that never pause, a passive checkpoint copies the frames it saw, but
+/// more have been appended by the time it ends, and SQLite starts the WAL over only
+/// once every frame is copied. So the batch writer, asked by this, runs a restarting
+/// checkpoint itself between two batches ([`restart`]): just after this round it has
+/// only the last few milliseconds' frames to copy. (Run from here, a restarting
+/// checkpoint waited on the busy handler for the writer's lock: up to seconds.)
+fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<bool> {
+    let started = Instant::now();
+    let (frames, copied): (i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })?;
+    tracing::debug!(frames, copied, took = ?started.elapsed(), "passive WAL checkpoint");
+    Ok(frames > restart_past)
+}
+
+/// A restarting checkpoint: copies what is left of the WAL, waits for readers of it to
+/// finish, so the next write starts the WAL over (and truncates the file to
+/// [`WAL_SIZE_LIMIT`]).
+fn restart(conn: &Connection) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let (busy, frames, copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    tracing::debug!(busy, frames, copied, took = ?started.elapsed(), "WAL restarted");
+    Ok(())
+}
+
+fn run_batches(
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    wrote: &AtomicBool,
+    restart_wanted: &AtomicBool,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -321,6 +377,12 @@ fn run_batches(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, wrote: &A
         }
         for job in batch {
             job.answer(committed.as_ref().map(|_| ()));
+        }
+        // Between batches, after answering: see `checkpoint`.
+        if restart_wanted.swap(false, Ordering::AcqRel) {
+            if let Err(e) = restart(conn) {
+                tracing::warn!(error = %e, "WAL restart failed; the checkpointer will ask again");
+            }
         }
     }
 }
@@ -366,15 +428,12 @@ impl super::sql::RowColumns for rusqlite::Row<'_> {
 mod tests {
     use super::*;
 
-    fn wal_frames(conn: &Connection) -> i64 {
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .unwrap()
-    }
-
     /// A writer that never stops appending must not grow the WAL without bound: once it
-    /// is past the limit, a checkpoint round makes it start over.
+    /// is past the limit, a checkpoint round asks for a restart, and after the writer's
+    /// restart its next write starts the WAL over.
     #[test]
     fn a_checkpoint_round_starts_an_oversized_wal_over() {
+        const LIMIT: i64 = 2_000;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.db");
         let writer = Connection::open(&path).unwrap();
@@ -389,19 +448,30 @@ mod tests {
         let mut insert = writer.prepare("INSERT INTO t (x) VALUES (?1)").unwrap();
         insert.execute([&page]).unwrap();
         assert!(
-            !checkpoint(&checkpointer).unwrap(),
+            !checkpoint(&checkpointer, LIMIT).unwrap(),
             "a small WAL is left alone"
         );
 
-        for _ in 0..(WAL_RESTART_FRAMES + 500) {
+        for _ in 0..(LIMIT + 500) {
             insert.execute([&page]).unwrap();
         }
         assert!(
-            checkpoint(&checkpointer).unwrap(),
+            checkpoint(&checkpointer, LIMIT).unwrap(),
             "past the limit: restart"
         );
-        insert.execute([&page]).unwrap(); // the next write starts the WAL over
-        let frames = wal_frames(&checkpointer);
-        assert!(frames < 100, "the WAL started over: {frames} frames");
+        // Frames appended after the passive round, as under load; then the writer's
+        // restart, after which its next write starts the WAL over.
+        for _ in 0..50 {
+            insert.execute([&page]).unwrap();
+        }
+        restart(&writer).unwrap();
+        insert.execute([&page]).unwrap();
+        let frames: i64 = checkpointer
+            .query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1))
+            .unwrap_or(-1);
+        assert!(
+            (0..20).contains(&frames),
+            "the WAL started over: {frames} frames"
+        );
     }
 }
