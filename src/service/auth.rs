@@ -345,10 +345,10 @@ impl Services {
 
     /// Turns a bearer token into a caller, or 401. A token stops working as soon as its
     /// user is deleted, suspended, locked or expired, or changed password after it was
-    /// issued: all of that is read from the user's row on every request.
+    /// issued: all of that is read from the user's row.
     ///
-    /// The answer is cached for a moment ([`caller_cache`](super::caller_cache)): this
-    /// node's own changes invalidate it at once, other nodes' within the cache's TTL.
+    /// The answer is cached for a moment ([`caller_cache`]): this node's own changes
+    /// invalidate it at once, other nodes' show within the cache's TTL.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
         let now = self.now();
         let key = caller_cache::digest(token);
