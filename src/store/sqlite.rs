@@ -49,9 +49,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// sqlx's single writer connection: every write but memberships.
     writer: SqlitePool,
-    reader: SqlitePool,
-    /// Point lookups on the calling thread.
+    /// Every read: point lookups on the calling thread, scans on the blocking pool.
     direct: Arc<Readers>,
     /// Membership changes, committed in groups.
     batch: Arc<BatchWriter>,
@@ -101,13 +101,17 @@ impl SqliteStore {
             let n = match known {
                 Some(n) => n,
                 None => {
-                    let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM users_fts WHERE users_fts MATCH $1 LIMIT $2)",
-                    )
-                    .bind(sql::fts_phrase(&gram))
-                    .bind(TRIGRAM_CAP)
-                    .fetch_one(&self.reader)
-                    .await?;
+                    let phrase = sql::fts_phrase(&gram);
+                    let n: i64 = self
+                        .direct
+                        .read_blocking(move |c| {
+                            Ok(c.prepare_cached(
+                                "SELECT COUNT(*) FROM (SELECT 1 FROM users_fts \
+                                 WHERE users_fts MATCH $1 LIMIT $2)",
+                            )?
+                            .query_row(rusqlite::params![phrase, TRIGRAM_CAP], |r| r.get(0))?)
+                        })
+                        .await?;
                     let mut cache = self
                         .trigrams
                         .lock()
@@ -134,8 +138,17 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path` or
-    /// `sqlite::memory:`) and applies pending migrations.
+    /// How many users exist: a row kept by triggers (migration 0002), not a count.
+    fn user_total(&self) -> StoreResult<i64> {
+        self.direct.read(|c| {
+            c.prepare_cached("SELECT n FROM row_counts WHERE name = 'users'")?
+                .query_row([], |r| r.get(0))
+        })
+    }
+
+    /// Opens (creating if missing) the database file at `url` (`sqlite://path`) and
+    /// applies pending migrations. In-memory databases are refused: the readers and the
+    /// batch writer open the file on connections of their own.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -161,13 +174,8 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
         Ok(Self {
             writer,
-            reader,
             direct: Arc::new(Readers::new(&path)),
             batch: Arc::new(BatchWriter::start(&path)?),
             trigrams: Arc::default(),
@@ -465,15 +473,12 @@ async fn fetch_page<T: Send + 'static>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.direct
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
-        vec![
-            super::pool_stats("writer", &self.writer),
-            super::pool_stats("reader", &self.reader),
-        ]
+        vec![super::pool_stats("writer", &self.writer)]
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
@@ -496,9 +501,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?)
+        self.user_total()
     }
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
@@ -836,11 +839,7 @@ impl Store for SqliteStore {
         if !list.is_everything() {
             return fetch_page(&self.direct, list, query.page, None, |r| sql::user_from(r)).await;
         }
-        // Every user: the total is kept by triggers (migration 0002), not counted.
-        let total = self.direct.read(|c| {
-            c.prepare_cached("SELECT n FROM row_counts WHERE name = 'users'")?
-                .query_row([], |r| r.get(0))
-        })?;
+        let total = self.user_total()?;
         let page = query.page;
         let walked = (u64::from(page.index) + 1) * u64::from(page.size);
         if !query.order.0.is_empty() || walked > INLINE_WALK {
@@ -1229,24 +1228,22 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, algorithm, private_key, public_key, created FROM signing_keys \
-             ORDER BY created DESC, kid",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.direct.read(|c| {
+            c.prepare_cached(
+                "SELECT kid, algorithm, private_key, public_key, created FROM signing_keys \
+                 ORDER BY created DESC, kid",
+            )?
+            .query_map([], |r| {
                 Ok(StoredKey {
-                    kid: r.try_get("kid")?,
-                    algorithm: r.try_get("algorithm")?,
-                    private_key: r.try_get("private_key")?,
-                    public_key: r.try_get("public_key")?,
-                    created: r.try_get("created")?,
+                    kid: r.get("kid")?,
+                    algorithm: r.get("algorithm")?,
+                    private_key: r.get("private_key")?,
+                    public_key: r.get("public_key")?,
+                    created: r.get("created")?,
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {

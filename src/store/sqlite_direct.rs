@@ -3,24 +3,25 @@
 //! sqlx runs each SQLite connection on a thread of its own and hands every statement to
 //! it over a channel, so each statement costs two thread switches. Under load that was
 //! more than half of the server's CPU time (a `perf` profile of the nested membership
-//! check: futex waits and wake-ups around sqlx's channel). Two things here avoid it:
+//! check: futex waits and wake-ups around sqlx's channel). So every read, and the hot
+//! writes, use rusqlite connections of their own; sqlx keeps the other writes.
 //!
-//! - [`Readers`]: read-only rusqlite connections used *on the calling thread* for point
-//!   lookups by a primary or unique key: one B-tree descent, a few microseconds, cheaper
-//!   than the switch to another thread would be. Anything that scans (lists, searches,
-//!   counts over many rows) stays on sqlx's pool, off the async threads.
+//! - [`Readers`]: read-only connections. Point lookups by a primary or unique key run
+//!   *on the calling thread* (one B-tree descent, a few microseconds, cheaper than a
+//!   switch to another thread); anything that scans (lists, searches, counts over many
+//!   rows) runs on tokio's blocking pool, a few at a time.
 //! - [`BatchWriter`]: one thread with one connection that commits membership changes in
 //!   groups. It takes every change waiting in its queue, runs each in a savepoint of one
 //!   transaction, commits once — one fsync for the batch, with `synchronous=FULL` — and
 //!   only then answers each request. A change that fails rolls back to its savepoint
 //!   alone. While a batch commits, the next one queues: under load, many requests share
 //!   an fsync; alone, a request waits for just its own.
-//!
-//! - [`Checkpointer`]: a thread that copies the WAL back into the database file a few
-//!   times a second (a passive checkpoint: it never blocks readers or writers). The
+//! - [`Checkpointer`]: after the batch writer commits, a thread copies the WAL back into
+//!   the database file (a passive checkpoint: it never blocks readers or writers). The
 //!   batch writer's automatic checkpoints are off: one ran inside whichever commit
-//!   crossed the WAL's size threshold and stalled every request of that batch (p99 14 ms
-//!   for adds into a fresh database, 2 ms without).
+//!   crossed the WAL's size threshold and stalled every request of that batch. When
+//!   writes never pause long enough for the WAL to start over, the batch writer restarts
+//!   it between two batches (see [`checkpoint`]).
 //!
 //! All open the same database file as the sqlx pools. WAL lets the readers run beside
 //! any writer; the batch writer and sqlx's writer take SQLite's write lock in turn
