@@ -1351,61 +1351,55 @@ async fn a_second_direct_admin_can_manage_users_and_the_first_admin() {
 async fn admin_rights_change_at_the_next_request_despite_the_caller_cache() {
     let app = TestApp::spawn().await;
     let (_, token) = app.user_with_token("rising").await;
-    let as_user = |path: &'static str| {
-        let token = token.clone();
-        let app = &app;
-        async move { app.send(Method::GET, path, Some(&token), None).await.status }
-    };
+    let admin = app.admin.clone();
+    let list_as_user = || app.send(Method::GET, "/api/security/users", Some(&token), None);
     // Warm the cache with the user as a non-admin.
-    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
-    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
+    assert_eq!(list_as_user().await.status, StatusCode::FORBIDDEN);
+    assert_eq!(list_as_user().await.status, StatusCode::FORBIDDEN);
 
-    app.put(
-        "/api/security/groups/System%20Administrators/users/rising",
-        None,
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
-    assert_eq!(
-        as_user("/api/security/users").await,
-        StatusCode::OK,
-        "granted"
-    );
-
-    app.delete("/api/security/groups/System%20Administrators/users/rising")
-        .await
-        .expect(StatusCode::NO_CONTENT);
-    assert_eq!(
-        as_user("/api/security/users").await,
-        StatusCode::FORBIDDEN,
-        "revoked"
-    );
-
-    // Through a child group: the user's own memberships do not change, the graph does.
     app.create_group("Deputies").await;
-    app.put("/api/security/groups/Deputies/users/rising", None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
-    assert_eq!(as_user("/api/security/users").await, StatusCode::FORBIDDEN);
-    app.put(
-        "/api/security/groups/System%20Administrators/groups/Deputies",
-        None,
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
-    assert_eq!(
-        as_user("/api/security/users").await,
-        StatusCode::OK,
-        "via the child"
-    );
-    app.delete("/api/security/groups/System%20Administrators/groups/Deputies")
-        .await
-        .expect(StatusCode::NO_CONTENT);
-    assert_eq!(
-        as_user("/api/security/users").await,
-        StatusCode::FORBIDDEN,
-        "link removed"
-    );
+    const ADMINS: &str = "/api/security/groups/System%20Administrators";
+    // Each change by the admin, then what the user's very next request gets. The last
+    // three go through a child group: the user's own memberships do not change there,
+    // the graph does.
+    let steps = [
+        (
+            Method::PUT,
+            format!("{ADMINS}/users/rising"),
+            StatusCode::OK,
+            "granted",
+        ),
+        (
+            Method::DELETE,
+            format!("{ADMINS}/users/rising"),
+            StatusCode::FORBIDDEN,
+            "revoked",
+        ),
+        (
+            Method::PUT,
+            "/api/security/groups/Deputies/users/rising".to_owned(),
+            StatusCode::FORBIDDEN,
+            "in a group outside",
+        ),
+        (
+            Method::PUT,
+            format!("{ADMINS}/groups/Deputies"),
+            StatusCode::OK,
+            "via the child",
+        ),
+        (
+            Method::DELETE,
+            format!("{ADMINS}/groups/Deputies"),
+            StatusCode::FORBIDDEN,
+            "link removed",
+        ),
+    ];
+    for (method, path, expected, what) in steps {
+        app.send(method, &path, Some(&admin), None)
+            .await
+            .expect(StatusCode::NO_CONTENT);
+        assert_eq!(list_as_user().await.status, expected, "{what}");
+    }
 }
 
 /// With the cache off, nothing is remembered between requests; the setting is capped at
