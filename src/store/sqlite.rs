@@ -453,13 +453,9 @@ async fn fetch_page<T: Send + 'static>(
             None => {
                 readers
                     .read_blocking(move |c| {
-                        let mut stmt = c.prepare_cached(&count_sql)?;
-                        bind_numbered(&mut stmt, &count_params)?;
-                        let mut rows = stmt.raw_query();
-                        match rows.next()? {
-                            Some(row) => Ok(row.get(0)?),
-                            None => Err(StoreError::NotFound),
-                        }
+                        rows_of(c, &count_sql, &count_params, |r| Ok(r.get(0)?))?
+                            .pop()
+                            .ok_or(StoreError::NotFound)
                     })
                     .await
             }
