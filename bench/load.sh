@@ -64,7 +64,7 @@ token=$(curl -s "$base/authenticate/connect/token" -d grant_type=contensis_class
 curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$base/api/security/users" \
   -d '{"username": "loadtester", "email": "loadtester@example.com", "credentials": {"password": "Load-Tester-42"}}' >/dev/null
 
-export GATEHOUSE_TOKEN="$token" GATEHOUSE_PATHS="$work" GATEHOUSE_LUA_DIR="$here"
+export GATEHOUSE_THREADS="$THREADS" GATEHOUSE_TOKEN="$token" GATEHOUSE_PATHS="$work" GATEHOUSE_LUA_DIR="$here"
 run() { # label, lua script
   # Warm-up (not measured): fills the page caches and the caller cache, as on a server
   # that has been up for a while.
