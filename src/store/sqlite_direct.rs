@@ -56,19 +56,32 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 /// Changes committed together at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
 
-/// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the checkpointer copies the WAL into the database file. A page changed
+/// many times between two rounds is copied once: under sustained membership adds, one
+/// round a second wrote less to the disk than ten, and served 10-15% more adds
+/// (BENCHMARKS.md).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// WAL frames (pages) past which the WAL is made to start over: 262,144 frames of 4 KiB
-/// is 1 GiB. Each restart holds writers back for about 80 ms on the benchmark machine
-/// (measured; most of it is not copying, which the checkpointer has done by then), so it
-/// should be rare: at the fastest sustained add rate measured (about 100 MB of WAL a
-/// second) this is once every ten seconds. Any pause in writes longer than a checkpoint
-/// round lets the WAL start over without a restart.
+/// is 1 GiB. Each restart holds writers back for 75-120 ms on the benchmark machine
+/// (it copies the last frames and syncs the database file on a busy disk), so it should
+/// be rare: at the fastest sustained add rate measured (about 120 MB of WAL a second)
+/// this is once every eight seconds. Any pause in writes longer than a checkpoint round
+/// lets the WAL start over without a restart.
 const WAL_RESTART_FRAMES: i64 = 262_144;
 
-/// What a writer truncates the WAL file to when it starts over (bytes).
-pub(super) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// New frames a catch-up round may leave behind before the restart is asked for.
+const RESTART_BACKLOG_FRAMES: i64 = 1_024;
+
+/// What a writer truncates the WAL file to when it starts over (bytes): more than the
+/// WAL reaches before a restart, so that no commit pays for a truncation under load
+/// (truncating 500 MB took 100 ms on the benchmark machine's file system). The
+/// checkpointer truncates the WAL once writes stop ([`WAL_IDLE_BYTES`]).
+pub(super) const WAL_SIZE_LIMIT: i64 = 2 * 1024 * 1024 * 1024;
+
+/// WAL file size (bytes) past which the checkpointer truncates it after a round with no
+/// changes, so a burst of writes does not keep its disk space.
+const WAL_IDLE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -278,6 +291,7 @@ impl Checkpointer {
     ) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        let wal = wal_path(path);
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("gatehouse-checkpoint".into())
@@ -286,17 +300,19 @@ impl Checkpointer {
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
                     if !wrote.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = truncate_idle(&conn, &wal, WAL_IDLE_BYTES) {
+                            tracing::warn!(error = %e, "WAL truncation failed; will retry");
+                        }
                         continue;
                     }
                     match checkpoint(&conn, WAL_RESTART_FRAMES) {
-                        Ok(oversized) => {
-                            if oversized {
-                                // Catch up once more right away: the writer's restart
-                                // then copies and syncs only the last few milliseconds.
-                                let _ = checkpoint(&conn, WAL_RESTART_FRAMES);
-                                restart_wanted.store(true, Ordering::Release);
-                            }
+                        Ok(Round {
+                            oversized: true, ..
+                        }) => {
+                            catch_up(&conn);
+                            restart_wanted.store(true, Ordering::Release);
                         }
+                        Ok(_) => {}
                         Err(e) => {
                             wrote.store(true, Ordering::Release); // try again next round
                             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
@@ -322,7 +338,16 @@ fn retry_busy(attempt: i32) -> bool {
     true
 }
 
-/// One round of the checkpointer: a passive checkpoint, which never waits. Returns
+/// What one passive checkpoint found.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// Frames copied into the database so far (all of the WAL at the round's start).
+    copied: i64,
+    /// Whether the WAL is past the restart limit.
+    oversized: bool,
+}
+
+/// One round of the checkpointer: a passive checkpoint, which never waits. Reports
 /// whether the WAL has grown past `restart_past` frames ([`WAL_RESTART_FRAMES`]) and
 /// should start over.
 ///
@@ -332,14 +357,52 @@ fn retry_busy(attempt: i32) -> bool {
 /// checkpoint itself between two batches ([`restart`]): just after this round it has
 /// only the last few milliseconds' frames to copy. (Run from here, a restarting
 /// checkpoint waited on the busy handler for the writer's lock: up to seconds.)
-fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<bool> {
+fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<Round> {
     let started = Instant::now();
     let (frames, copied): (i64, i64) =
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get(1)?, r.get(2)?))
         })?;
     tracing::debug!(frames, copied, took = ?started.elapsed(), "passive WAL checkpoint");
-    Ok(frames > restart_past)
+    Ok(Round {
+        copied,
+        oversized: frames > restart_past,
+    })
+}
+
+/// Before a restart: passive rounds until one finds fewer than
+/// [`RESTART_BACKLOG_FRAMES`] new frames (at most five), so that the writer's restart,
+/// which holds writes back, copies and syncs only the last few milliseconds' frames.
+fn catch_up(conn: &Connection) {
+    let mut copied = -1;
+    for _ in 0..5 {
+        match checkpoint(conn, WAL_RESTART_FRAMES) {
+            Ok(round) if copied >= 0 && round.copied - copied < RESTART_BACKLOG_FRAMES => return,
+            Ok(round) => copied = round.copied,
+            Err(_) => return,
+        }
+    }
+}
+
+/// The WAL file beside the database at `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// After a round with no changes: when the WAL file is larger than `past` bytes,
+/// checkpoints it whole and truncates it (waiting for the write lock, which is free or
+/// soon free when nothing is being changed). Returns whether it truncated.
+fn truncate_idle(conn: &Connection, wal: &Path, past: u64) -> rusqlite::Result<bool> {
+    let size = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    if size <= past {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    tracing::debug!(size, busy, took = ?started.elapsed(), "idle WAL truncated");
+    Ok(busy == 0)
 }
 
 /// A restarting checkpoint: copies what is left of the WAL, waits for readers of it to
@@ -449,7 +512,7 @@ mod tests {
         let mut insert = writer.prepare("INSERT INTO t (x) VALUES (?1)").unwrap();
         insert.execute([&page]).unwrap();
         assert!(
-            !checkpoint(&checkpointer, LIMIT).unwrap(),
+            !checkpoint(&checkpointer, LIMIT).unwrap().oversized,
             "a small WAL is left alone"
         );
 
@@ -457,7 +520,7 @@ mod tests {
             insert.execute([&page]).unwrap();
         }
         assert!(
-            checkpoint(&checkpointer, LIMIT).unwrap(),
+            checkpoint(&checkpointer, LIMIT).unwrap().oversized,
             "past the limit: restart"
         );
         // Frames appended after the passive round, as under load; then the writer's
@@ -474,5 +537,44 @@ mod tests {
             (0..20).contains(&frames),
             "the WAL started over: {frames} frames"
         );
+    }
+
+    /// Once writes stop, a WAL file grown past the idle limit is truncated, with every
+    /// change in the database file; a small one is left as it is.
+    #[test]
+    fn an_idle_round_truncates_a_large_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idle.db");
+        let wal = wal_path(&path);
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
+                 PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);",
+            )
+            .unwrap();
+        let checkpointer = Connection::open(&path).unwrap();
+        let page = vec![7u8; 4000];
+        for _ in 0..300 {
+            writer
+                .execute("INSERT INTO t (x) VALUES (?1)", [&page])
+                .unwrap();
+        }
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 1_000_000, "the WAL grew: {grown} bytes");
+
+        assert!(
+            !truncate_idle(&checkpointer, &wal, grown).unwrap(),
+            "under the limit"
+        );
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
+
+        assert!(truncate_idle(&checkpointer, &wal, 1_000_000).unwrap());
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "truncated");
+        let rows: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 300, "every change is in the database file");
     }
 }
