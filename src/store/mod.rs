@@ -8,6 +8,7 @@
 //! signature, and nothing here knows about HTTP.
 
 pub mod filter_sql;
+mod group_graph;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

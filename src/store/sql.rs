@@ -139,16 +139,27 @@ pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m 
     JOIN group_closure c ON c.descendant_id = m.group_id \
     WHERE m.user_id = $1 AND c.ancestor_id = $2)";
 
-/// `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL), `$4` user key:
-/// the group and user they name (id first) and whether the user is in the group through
-/// the closure. One row; NULL where nothing is named.
+/// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
+/// `$4` user key: the group and user they name (id first), whether the user is in the
+/// group through the closure, and the graph's version. One row; NULL where nothing is
+/// named.
 pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM group_members m \
     JOIN group_closure c ON c.descendant_id = m.group_id \
-    WHERE m.user_id = u.id AND c.ancestor_id = g.id) \
+    WHERE m.user_id = u.id AND c.ancestor_id = g.id), \
+    (SELECT n FROM graph_version WHERE id = 1) \
     FROM (SELECT COALESCE((SELECT id FROM groups WHERE id = $1), \
     (SELECT id FROM groups WHERE name_key = $2)) AS id) AS g, \
     (SELECT COALESCE((SELECT id FROM users WHERE id = $3), \
     (SELECT user_id FROM user_identifiers WHERE key = $4)) AS id) AS u";
+
+/// SQLite only. `$1` user id, `$2` username or email key: the graph's version, then the
+/// user's id and each of their direct groups (one row with no group when they have none,
+/// a row of NULLs but the version when there is no such user).
+pub(crate) const USER_GROUPS: &str = "SELECT (SELECT n FROM graph_version WHERE id = 1), \
+    u.id, m.group_id \
+    FROM (SELECT COALESCE((SELECT id FROM users WHERE id = $1), \
+    (SELECT user_id FROM user_identifiers WHERE key = $2)) AS id) AS u \
+    LEFT JOIN group_members m ON m.user_id = u.id";
 
 /// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \

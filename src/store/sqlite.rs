@@ -20,6 +20,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
+use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers, WAL_SIZE_LIMIT};
 use super::{
@@ -58,6 +59,8 @@ pub struct SqliteStore {
     /// How many users hold each trigram (capped at [`TRIGRAM_CAP`]), remembered for a
     /// while: `q` searches pick their rarest trigrams from it.
     trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
+    /// The group graph, for membership checks.
+    graph: Arc<GraphCache>,
 }
 
 /// Trigram counts at or above this are "common": counting further would cost more than
@@ -67,6 +70,23 @@ const TRIGRAM_CAP: i64 = 20_000;
 const TRIGRAM_TTL: Duration = Duration::from_secs(600);
 
 impl SqliteStore {
+    /// Reads the group graph again in the background, unless a reload is running.
+    fn reload_graph(&self) {
+        if !self.graph.begin_load() {
+            return;
+        }
+        let (readers, cache) = (Arc::clone(&self.direct), Arc::clone(&self.graph));
+        tokio::task::spawn_blocking(move || {
+            match readers.read(|c| GroupGraph::load(c, MAX_CLOSURE_ROWS)) {
+                Ok(graph) => cache.finish_load(graph),
+                Err(e) => {
+                    cache.abandon_load();
+                    tracing::warn!(error = %e, "reading the group graph failed");
+                }
+            }
+        });
+    }
+
     /// Plans a `q` search through the trigram index. FTS5 reads the posting list of
     /// every trigram of a phrase, and a term made of trigrams that most users share (the
     /// email domain, a common name prefix) then costs a pass over long lists. Instead,
@@ -179,6 +199,7 @@ impl SqliteStore {
             direct: Arc::new(Readers::new(&path)),
             batch: Arc::new(BatchWriter::start(&path)?),
             trigrams: Arc::default(),
+            graph: Arc::default(),
         })
     }
 
@@ -1013,12 +1034,43 @@ impl Store for SqliteStore {
             group.id.map(|g| g.to_string()),
             user.id.map(|u| u.to_string()),
         );
-        let (g, u, member): (Option<String>, Option<String>, bool) = self.direct.read(|c| {
-            c.prepare_cached(sql::MEMBER_CHECK)?
-                .query_row(rusqlite::params![gid, group.key, uid, user.key], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-        })?;
+        let graph = self.graph.get();
+        if let Some(graph) = graph.as_ref().filter(|g| g.kept()) {
+            // The user and their direct groups; the closure from memory, if it is the
+            // graph this statement saw (module `group_graph`).
+            let (version, found, groups) = self.direct.read(|c| {
+                let mut stmt = c.prepare_cached(sql::USER_GROUPS)?;
+                let mut rows = stmt.query(rusqlite::params![uid, user.key])?;
+                let (mut version, mut found, mut groups) = (-1_i64, None, Vec::new());
+                while let Some(row) = rows.next()? {
+                    version = row.get(0)?;
+                    found = row.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
+                    if let Some(g) = row.get_ref(2)?.as_str_or_null()?.and_then(GroupId::parse) {
+                        groups.push(g);
+                    }
+                }
+                Ok::<_, StoreError>((version, found, groups))
+            })?;
+            if version == graph.version() {
+                let resolved = graph.resolve(group.id, group.key);
+                let member = resolved.is_some_and(|g| groups.iter().any(|d| graph.is_under(g, *d)));
+                return Ok(MemberCheck {
+                    group: resolved.map(|g| g.id),
+                    user: found,
+                    member,
+                });
+            }
+        }
+        let (g, u, member, version): (Option<String>, Option<String>, bool, i64) =
+            self.direct.read(|c| {
+                c.prepare_cached(sql::MEMBER_CHECK)?
+                    .query_row(rusqlite::params![gid, group.key, uid, user.key], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+            })?;
+        if graph.is_none_or(|g| g.version() != version) {
+            self.reload_graph();
+        }
         Ok(MemberCheck {
             group: g.as_deref().and_then(GroupId::parse),
             user: u.as_deref().and_then(UserId::parse),
@@ -1255,5 +1307,113 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::group::GroupType;
+
+    fn group(name: &str) -> Group {
+        Group {
+            id: GroupId::new(),
+            name: name.into(),
+            description: None,
+            kind: GroupType::Contensis,
+            custom: serde_json::Map::new(),
+            created: 1,
+            modified: 1,
+            user_count: 0,
+            child_group_count: 0,
+        }
+    }
+
+    /// Names by key, as a path does.
+    fn named<Id>(key: &str) -> Named<'_, Id> {
+        Named { id: None, key }
+    }
+
+    async fn is_in(store: &SqliteStore, g: &Group, user: &str) -> bool {
+        let found = store
+            .check_member(named(&g.name), named(user))
+            .await
+            .unwrap();
+        assert_eq!(found.group, Some(g.id), "the group resolves");
+        found.member
+    }
+
+    /// Waits until the store holds the graph as the database has it now.
+    async fn graph_loaded(store: &SqliteStore) -> i64 {
+        for _ in 0..200 {
+            // A check notices a stale graph and starts the reload.
+            store
+                .check_member(named("nobody"), named("nobody"))
+                .await
+                .unwrap();
+            let version: i64 = store
+                .direct
+                .read(|c| c.query_row("SELECT n FROM graph_version", [], |r| r.get(0)))
+                .unwrap();
+            if store
+                .graph
+                .get()
+                .is_some_and(|g| g.kept() && g.version() == version)
+            {
+                return version;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the graph was never loaded");
+    }
+
+    /// Checks answered from the graph in memory see every change to the graph at once,
+    /// also one made by another connection to the file (another process, such as
+    /// `gatehouse import`): the version they read with the user's groups tells them.
+    #[tokio::test]
+    async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let elsewhere = SqliteStore::open(&url).await.unwrap();
+
+        let (outer, inner) = (group("outer"), group("inner"));
+        store.create_group(&outer).await.unwrap();
+        store.create_group(&inner).await.unwrap();
+        let user = User::new("tyler".into(), "tyler@example.com".into(), 1);
+        store.create_user(&user, &[inner.id]).await.unwrap();
+
+        let before = graph_loaded(&store).await;
+        assert!(is_in(&store, &inner, "tyler").await);
+        assert!(!is_in(&store, &outer, "tyler").await, "no link yet");
+
+        // A link made through the other store: the next check sees it.
+        elsewhere.add_children(outer.id, &[inner.id]).await.unwrap();
+        assert!(is_in(&store, &outer, "tyler").await, "the new link is seen");
+        let after = graph_loaded(&store).await;
+        assert!(after > before, "the link bumped the graph's version");
+        assert!(is_in(&store, &outer, "tyler").await, "and from memory");
+
+        // A group created elsewhere is found by name; its removal is seen too.
+        let late = group("late");
+        elsewhere.create_group(&late).await.unwrap();
+        elsewhere.add_members(late.id, &[user.id]).await.unwrap();
+        assert!(is_in(&store, &late, "tyler").await);
+        graph_loaded(&store).await;
+        assert!(
+            elsewhere.remove_child(outer.id, inner.id, 2).await.unwrap(),
+            "the link existed"
+        );
+        assert!(
+            !is_in(&store, &outer, "tyler").await,
+            "the removed link is seen"
+        );
+        assert!(elsewhere.delete_group(late.id, 3).await.unwrap());
+        let found = store
+            .check_member(named("late"), named("tyler"))
+            .await
+            .unwrap();
+        assert_eq!(found.group, None, "a deleted group is gone at once");
+        assert!(!found.member);
     }
 }

@@ -97,6 +97,13 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// A column of an unexpected type, read through `get_ref`.
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        Self::Other(Box::new(e))
+    }
+}
+
 /// Read-only connections for point lookups on the calling thread.
 #[derive(Debug)]
 pub(super) struct Readers {
