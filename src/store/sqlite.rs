@@ -1038,25 +1038,31 @@ impl Store for SqliteStore {
         if let Some(graph) = graph.as_ref().filter(|g| g.kept()) {
             // The user and their direct groups; the closure from memory, if it is the
             // graph this statement saw (module `group_graph`).
-            let (version, found, groups) = self.direct.read(|c| {
+            let resolved = graph.resolve(group.id, group.key);
+            let answer = self.direct.read(|c| {
                 let mut stmt = c.prepare_cached(sql::USER_GROUPS)?;
                 let mut rows = stmt.query(rusqlite::params![uid, user.key])?;
-                let (mut version, mut found, mut groups) = (-1_i64, None, Vec::new());
+                let mut answer = None;
                 while let Some(row) = rows.next()? {
-                    version = row.get(0)?;
-                    found = row.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
-                    if let Some(g) = row.get_ref(2)?.as_str_or_null()?.and_then(GroupId::parse) {
-                        groups.push(g);
+                    if row.get::<_, i64>(0)? != graph.version() {
+                        return Ok(None); // changed since it was read: ask the database
+                    }
+                    let found = row.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
+                    let direct = row.get_ref(2)?.as_str_or_null()?.and_then(GroupId::parse);
+                    let member = resolved
+                        .zip(direct)
+                        .is_some_and(|(g, d)| graph.is_under(g, d));
+                    answer = Some((found, member));
+                    if member || resolved.is_none() {
+                        break;
                     }
                 }
-                Ok::<_, StoreError>((version, found, groups))
+                Ok::<_, StoreError>(answer)
             })?;
-            if version == graph.version() {
-                let resolved = graph.resolve(group.id, group.key);
-                let member = resolved.is_some_and(|g| groups.iter().any(|d| graph.is_under(g, *d)));
+            if let Some((user, member)) = answer {
                 return Ok(MemberCheck {
                     group: resolved.map(|g| g.id),
-                    user: found,
+                    user,
                     member,
                 });
             }
@@ -1393,6 +1399,45 @@ mod tests {
         let after = graph_loaded(&store).await;
         assert!(after > before, "the link bumped the graph's version");
         assert!(is_in(&store, &outer, "tyler").await, "and from memory");
+        // The other answers from memory: no such group, no such user, a user with no
+        // groups.
+        let nothing = store
+            .check_member(named("nope"), named("tyler"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (nothing.group, nothing.user, nothing.member),
+            (None, Some(user.id), false)
+        );
+        let nobody = store
+            .check_member(named("outer"), named("nobody"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (nobody.group, nobody.user, nobody.member),
+            (Some(outer.id), None, false)
+        );
+        let loner = User::new("marla".into(), "marla@example.com".into(), 1);
+        store.create_user(&loner, &[]).await.unwrap();
+        assert!(!is_in(&store, &outer, "marla@example.com").await);
+        let by_id = store
+            .check_member(
+                Named {
+                    id: Some(outer.id),
+                    key: "",
+                },
+                Named {
+                    id: Some(user.id),
+                    key: "",
+                },
+            )
+            .await
+            .unwrap();
+        assert!(by_id.member, "by ids");
+        assert!(
+            store.graph.get().is_some_and(|g| g.version() == after),
+            "all of these were answered with the same graph"
+        );
 
         // A group created elsewhere is found by name; its removal is seen too.
         let late = group("late");
