@@ -303,12 +303,18 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("gatehouse-checkpoint".into())
             .spawn(move || {
+                let mut seen = None; // `PRAGMA data_version` at the previous round
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
                     if !wrote.swap(false, Ordering::AcqRel) {
-                        if let Err(e) = truncate_idle(&conn, &wal, WAL_IDLE_BYTES) {
-                            tracing::warn!(error = %e, "WAL truncation failed; will retry");
+                        // Truncate only when no connection at all, in this process or
+                        // another (an import), committed during the last round.
+                        let now = data_version(&conn).ok();
+                        if now.is_some() && now == std::mem::replace(&mut seen, now) {
+                            if let Err(e) = truncate_idle(&conn, &wal, WAL_IDLE_BYTES) {
+                                tracing::warn!(error = %e, "WAL truncation failed; will retry");
+                            }
                         }
                         continue;
                     }
@@ -389,6 +395,12 @@ fn catch_up(conn: &Connection) {
             Err(_) => return,
         }
     }
+}
+
+/// Changes whenever another connection, in any process, has committed since this
+/// connection last asked.
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
 /// The WAL file beside the database at `db`.
