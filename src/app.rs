@@ -19,12 +19,24 @@ use crate::domain::password_policy;
 use crate::domain::user::User;
 use crate::service::Services;
 use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteStore, Workload};
 use crate::store::{Store, StoreError};
 
 /// Opens the store named by a database URL, with the default PostgreSQL pool size.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_store_with_pool(url, crate::store::postgres::DEFAULT_POOL_SIZE).await
+}
+
+/// Opens the store for `gatehouse import`: on SQLite, with the writer tuned for bulk
+/// loads ([`Workload::BulkLoad`]).
+pub async fn open_store_for_import(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open_for(url, Workload::BulkLoad)
+            .await
+            .with_context(|| format!("opening the SQLite database {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    open_store(url).await
 }
 
 /// Opens the store named by a database URL: `sqlite:` for [`SqliteStore`],

@@ -333,7 +333,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         inner: file,
         bar: bar.clone(),
     });
-    let store = crate::app::open_store(&args.db.database_url).await?;
+    let store = crate::app::open_store_for_import(&args.db.database_url).await?;
     let services = Services::start(
         store,
         Arc::new(SystemClock),
