@@ -91,15 +91,25 @@ const TRIGRAM_CAP: i64 = 20_000;
 const TRIGRAM_TTL: Duration = Duration::from_secs(600);
 
 impl SqliteStore {
-    /// Reads the group graph again in the background, unless a reload is running.
-    fn reload_graph(&self) {
-        if !self.graph.begin_load() {
+    /// Reads the group graph again in the background, unless the graph held is already
+    /// the one at `version` (another check reloaded it meanwhile) or a reload is running.
+    fn reload_graph(&self, version: i64) {
+        if self.graph.get().is_some_and(|g| g.version() == version) || !self.graph.begin_load() {
             return;
         }
         let (readers, cache) = (Arc::clone(&self.direct), Arc::clone(&self.graph));
         tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             match readers.read(|c| GroupGraph::load(c, MAX_CLOSURE_ROWS)) {
-                Ok(graph) => cache.finish_load(graph),
+                Ok(graph) => {
+                    tracing::debug!(
+                        version = graph.version(),
+                        kept = graph.kept(),
+                        took = ?started.elapsed(),
+                        "group graph read"
+                    );
+                    cache.finish_load(graph);
+                }
                 Err(e) => {
                     cache.abandon_load();
                     tracing::warn!(error = %e, "reading the group graph failed");
@@ -1106,7 +1116,7 @@ impl Store for SqliteStore {
                     })
             })?;
         if graph.is_none_or(|g| g.version() != version) {
-            self.reload_graph();
+            self.reload_graph(version);
         }
         Ok(MemberCheck {
             group: g.as_deref().and_then(GroupId::parse),
