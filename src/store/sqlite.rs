@@ -22,7 +22,9 @@ use rusqlite::OptionalExtension as _;
 use super::filter_sql::{Dialect, SqlValue};
 use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
-use super::sqlite_direct::{BUSY_TIMEOUT, BatchWriter, Readers, WAL_SIZE_LIMIT};
+use super::sqlite_direct::{
+    BUSY_TIMEOUT, BatchWriter, ByName, ColumnIndex, Readers, WAL_SIZE_LIMIT, by_name,
+};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
     PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -340,7 +342,7 @@ impl SqliteStore {
         );
         let row = self.direct.read(|c| {
             c.prepare_cached(&text)?
-                .query_row([value], |r| Ok(sql::api_key_from(r)))
+                .query_row([value], |r| Ok(by_name(r, |n| sql::api_key_from(n))))
                 .optional()
         })?;
         row.transpose()
@@ -482,14 +484,15 @@ fn rows_of<T>(
     c: &rusqlite::Connection,
     text: &str,
     params: &[rusqlite::types::Value],
-    map: fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+    map: fn(&ByName<'_, '_>) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut stmt = c.prepare_cached(text)?;
     bind_numbered(&mut stmt, params)?;
+    let columns = ColumnIndex::of(&stmt);
     let mut rows = stmt.raw_query();
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
-        items.push(map(row)?);
+        items.push(map(&ByName::new(row, &columns))?);
     }
     Ok(items)
 }
@@ -503,7 +506,7 @@ async fn fetch_page<T: Send + 'static>(
     mut list: ListSql,
     page: super::PageRequest,
     total: Option<i64>,
-    map: fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+    map: fn(&ByName<'_, '_>) -> StoreResult<T>,
 ) -> StoreResult<Page<T>> {
     let count_sql = list.count_sql();
     let count_params = values(list.count_params());
@@ -515,7 +518,7 @@ async fn fetch_page<T: Send + 'static>(
             None => {
                 readers
                     .read_blocking(move |c| {
-                        rows_of(c, &count_sql, &count_params, |r| Ok(r.get(0)?))?
+                        rows_of(c, &count_sql, &count_params, |r| Ok(r.row().get(0)?))?
                             .pop()
                             .ok_or(StoreError::NotFound)
                     })
@@ -743,7 +746,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         let row = self.direct.read(|c| {
             c.prepare_cached(&text)?
-                .query_row([&id], |r| Ok(sql::user_from(r)))
+                .query_row([&id], |r| Ok(by_name(r, |n| sql::user_from(n))))
                 .optional()
         })?;
         row.transpose()
@@ -946,7 +949,7 @@ impl Store for SqliteStore {
             .direct
             .read_blocking(move |c| {
                 Ok(c.prepare_cached(&text)?
-                    .query_row([&id], |r| Ok(sql::group_from(r)))
+                    .query_row([&id], |r| Ok(by_name(r, |n| sql::group_from(n))))
                     .optional()?)
             })
             .await?;
