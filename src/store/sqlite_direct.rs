@@ -562,19 +562,24 @@ mod tests {
     /// A writer that never stops appending must not grow the WAL without bound: once it
     /// is past the limit, a checkpoint round asks for a restart, and after the writer's
     /// restart its next write starts the WAL over.
-    #[test]
-    fn a_checkpoint_round_starts_an_oversized_wal_over() {
-        const LIMIT: i64 = 2_000;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let writer = Connection::open(&path).unwrap();
+    /// A WAL database with a table `t (x BLOB)` and no automatic checkpoints: a writer
+    /// connection and a second one to checkpoint with.
+    fn wal_database(path: &Path) -> (Connection, Connection) {
+        let writer = Connection::open(path).unwrap();
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
                  PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);",
             )
             .unwrap();
-        let checkpointer = Connection::open(&path).unwrap();
+        (writer, Connection::open(path).unwrap())
+    }
+
+    #[test]
+    fn a_checkpoint_round_starts_an_oversized_wal_over() {
+        const LIMIT: i64 = 2_000;
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, checkpointer) = wal_database(&dir.path().join("wal.db"));
         let page = vec![7u8; 4000];
         let mut insert = writer.prepare("INSERT INTO t (x) VALUES (?1)").unwrap();
         insert.execute([&page]).unwrap();
@@ -613,14 +618,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("idle.db");
         let wal = wal_path(&path);
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
-                 PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);",
-            )
-            .unwrap();
-        let checkpointer = Connection::open(&path).unwrap();
+        let (writer, checkpointer) = wal_database(&path);
         let page = vec![7u8; 4000];
         for _ in 0..300 {
             writer
