@@ -1074,10 +1074,7 @@ impl Store for SqliteStore {
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
     ) -> StoreResult<MemberCheck> {
-        let (gid, uid) = (
-            group.id.map(|g| g.to_string()),
-            user.id.map(|u| u.to_string()),
-        );
+        let uid = user.id.map(|u| u.to_string());
         let graph = self.graph.get();
         if let Some(graph) = graph.as_ref().filter(|g| g.kept()) {
             // The user and their direct groups; the closure from memory, if it is the
@@ -1111,6 +1108,7 @@ impl Store for SqliteStore {
                 });
             }
         }
+        let gid = group.id.map(|g| g.to_string());
         let (g, u, member, version): (Option<String>, Option<String>, bool, i64) =
             self.direct.read(|c| {
                 c.prepare_cached(sql::MEMBER_CHECK)?

@@ -281,9 +281,9 @@ impl BatchWriter {
     }
 }
 
-/// Checkpoints the WAL in the background, after the batch writer has written, until
-/// dropped. (sqlx's writer keeps SQLite's own automatic checkpoints: a process that never
-/// uses the batch writer, such as `gatehouse import`, needs no thread for it.)
+/// Checkpoints the WAL in the background after the batch writer has written, and
+/// truncates it once no connection has committed for a round, until dropped. (sqlx's
+/// writer keeps SQLite's own automatic checkpoints for its own writes.)
 #[derive(Debug)]
 struct Checkpointer {
     _stop: Mutex<mpsc::Sender<()>>,

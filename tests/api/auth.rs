@@ -1408,30 +1408,22 @@ async fn admin_rights_change_at_the_next_request_despite_the_caller_cache() {
 async fn the_caller_cache_can_be_turned_off_and_is_capped() {
     let app = TestApp::spawn_with(|c| c.caller_cache_ms = 0).await;
     let (_, token) = app.user_with_token("plain").await;
-    let me = app
-        .send(
+    let me = || {
+        app.send(
             Method::GET,
             "/api/security/users/@current",
             Some(&token),
             None,
         )
-        .await;
-    assert_eq!(me.status, StatusCode::OK);
+    };
+    assert_eq!(me().await.status, StatusCode::OK);
     app.post(
         "/api/security/users/plain/actions",
         json!({"type": "suspend"}),
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    let me = app
-        .send(
-            Method::GET,
-            "/api/security/users/@current",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me().await.status, StatusCode::UNAUTHORIZED);
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["serve", "--print-config", "--caller-cache-ms", "2001"])
