@@ -66,6 +66,12 @@ curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "
 
 export GATEHOUSE_THREADS="$THREADS" GATEHOUSE_TOKEN="$token" GATEHOUSE_PATHS="$work" GATEHOUSE_LUA_DIR="$here"
 run() { # label, lua script
+  # Each case starts with nothing left for the kernel to write. It flushes dirty pages
+  # up to 30 s after they were written, so the import's (or a previous case's) writes
+  # would otherwise reach the disk in the middle of a later case, and every add waiting
+  # on its fsync queued behind them: add p99 15-33 ms against 6-7 ms with a sync first,
+  # in alternating runs on the benchmark machine.
+  sync
   # Warm-up (not measured): fills the page caches and the caller cache, as on a server
   # that has been up for a while.
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$here/$2" "$base" >/dev/null 2>&1 || true
