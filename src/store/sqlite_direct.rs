@@ -64,11 +64,15 @@ const MAX_BATCH: usize = 256;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// WAL frames (pages) past which the WAL is made to start over: 262,144 frames of 4 KiB
-/// is 1 GiB. Each restart holds writers back for 75-120 ms on the benchmark machine
-/// (it copies the last frames and syncs the database file on a busy disk), so it should
-/// be rare: at the fastest sustained add rate measured (about 120 MB of WAL a second)
-/// this is once every eight seconds. Any pause in writes longer than a checkpoint round
-/// lets the WAL start over without a restart.
+/// is 1 GiB. Each restart holds writers back while it copies the last frames and syncs
+/// the database file, so it should be rare: at the fastest sustained add rate measured
+/// (about 120 MB of WAL a second) this is once every eight seconds. That sync is the
+/// slow part, 5-130 ms on the benchmark machine: SQLite syncs the database file only
+/// after a checkpoint that copied the whole WAL, which under continuous writes is this
+/// one, so it flushes every page copied since the kernel last wrote them back. (Syncing
+/// from the checkpointer just before only moved the wait: the writer's commits, queued
+/// behind that flush on the disk, took as long.) Any pause in writes longer than a
+/// checkpoint round lets the WAL start over without a restart.
 const WAL_RESTART_FRAMES: i64 = 262_144;
 
 /// New frames a catch-up round may leave behind before the restart is asked for.
