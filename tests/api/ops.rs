@@ -179,7 +179,9 @@ async fn metrics_need_no_token_and_can_be_turned_off() {
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = TestApp::spawn().await;
+    let mut seen = std::collections::HashSet::new();
     for (method, path) in [
+        (Method::GET, "/health"),
         (Method::GET, "/health"),
         (Method::GET, "/api/security/users"),
         (Method::GET, "/no/such/endpoint"),
@@ -187,7 +189,9 @@ async fn every_response_carries_a_request_id() {
     ] {
         let r = app.send(method, path, None, None).await;
         let id = r.headers["x-request-id"].to_str().unwrap();
-        assert!(uuid::Uuid::parse_str(id).is_ok(), "{path}: {id}");
+        let parsed = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("{path}: {id}: {e}"));
+        assert_eq!(parsed.get_version_num(), 4, "{path}: {id}");
+        assert!(seen.insert(parsed), "{path}: {id} was given before");
     }
     // A caller's own id is kept, so it can follow the request across services.
     let r = app
