@@ -15,16 +15,19 @@ pub mod token;
 pub mod users;
 pub mod views;
 
+use std::future::Future as _;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Services;
@@ -35,6 +38,9 @@ pub type AppState = Arc<Services>;
 
 /// The largest request body accepted (spec §1).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a request may run before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The header carrying the request id, set on the request and echoed on the response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn_with_state(REQUEST_TIMEOUT, deadline))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -62,6 +68,34 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+}
+
+/// Answers 503, in the error envelope, for a request still running after `limit`.
+///
+/// The clock starts only when the handler does not finish on its first poll: lookups,
+/// membership checks and the health probe never wait, so they never touch the runtime's
+/// timers. (tower-http's `TimeoutLayer` polls its timer before the handler, registering
+/// one for every request and often waking the timer driver with a system call; it also
+/// answers with an empty body.)
+async fn deadline(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let mut handler = std::pin::pin!(next.run(req));
+    if let Poll::Ready(response) =
+        std::future::poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await
+    {
+        return response;
+    }
+    match tokio::time::timeout(limit, handler).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("The request took longer than {} s.", limit.as_secs_f64()),
+        )
+        .into_response(),
+    }
 }
 
 /// Request ids: random (version 4) UUIDs drawn from the thread's generator (ChaCha,
@@ -78,5 +112,71 @@ impl MakeRequestId for RandomRequestId {
         HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
             .ok()
             .map(RequestId::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    async fn status_and_body(app: Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// A handler that finishes at once, one that waits but finishes in time, and one that
+    /// runs past the limit, which is answered 503 in the error envelope.
+    #[tokio::test]
+    async fn the_deadline_answers_503_only_past_the_limit() {
+        let app = Router::new()
+            .route("/now", get(|| async { "now" }))
+            .route(
+                "/soon",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    "soon"
+                }),
+            )
+            .route(
+                "/late",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_millis(200),
+                deadline,
+            ));
+        assert_eq!(status_and_body(app.clone(), "/now").await.0, StatusCode::OK);
+        assert_eq!(
+            status_and_body(app.clone(), "/soon").await.0,
+            StatusCode::OK
+        );
+        let started = std::time::Instant::now();
+        let (status, body) = status_and_body(app, "/late").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("longer than")),
+            "{body}"
+        );
+        assert!(body["logId"].is_string(), "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
