@@ -72,9 +72,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Answers 503, in the error envelope, for a request still running after `limit`.
 ///
-/// The clock starts only when the handler does not finish on its first poll: lookups,
-/// membership checks and the health probe never wait, so they never touch the runtime's
-/// timers. (tower-http's `TimeoutLayer` polls its timer before the handler, registering
+/// The clock starts only when the handler does not finish on its first poll. Most
+/// requests (lookups, membership checks, the health probe) do, and so never touch the
+/// runtime's timers. (tower-http's `TimeoutLayer` polls its timer before the handler, registering
 /// one for every request and often waking the timer driver with a system call; it also
 /// answers with an empty body.)
 async fn deadline(
