@@ -1382,13 +1382,20 @@ mod tests {
         Named { id: None, key }
     }
 
+    /// The group, the user and the answer a check by names gives.
+    async fn answer(
+        store: &SqliteStore,
+        group: &str,
+        user: &str,
+    ) -> (Option<GroupId>, Option<UserId>, bool) {
+        let found = store.check_member(named(group), named(user)).await.unwrap();
+        (found.group, found.user, found.member)
+    }
+
     async fn is_in(store: &SqliteStore, g: &Group, user: &str) -> bool {
-        let found = store
-            .check_member(named(&g.name), named(user))
-            .await
-            .unwrap();
-        assert_eq!(found.group, Some(g.id), "the group resolves");
-        found.member
+        let (group, _, member) = answer(store, &g.name, user).await;
+        assert_eq!(group, Some(g.id), "the group resolves");
+        member
     }
 
     /// Waits until the store holds the graph as the database has it now.
@@ -1443,20 +1450,12 @@ mod tests {
         assert!(is_in(&store, &outer, "tyler").await, "and from memory");
         // The other answers from memory: no such group, no such user, a user with no
         // groups.
-        let nothing = store
-            .check_member(named("nope"), named("tyler"))
-            .await
-            .unwrap();
         assert_eq!(
-            (nothing.group, nothing.user, nothing.member),
+            answer(&store, "nope", "tyler").await,
             (None, Some(user.id), false)
         );
-        let nobody = store
-            .check_member(named("outer"), named("nobody"))
-            .await
-            .unwrap();
         assert_eq!(
-            (nobody.group, nobody.user, nobody.member),
+            answer(&store, "outer", "nobody").await,
             (Some(outer.id), None, false)
         );
         let loner = User::new("marla".into(), "marla@example.com".into(), 1);
@@ -1496,11 +1495,8 @@ mod tests {
             "the removed link is seen"
         );
         assert!(elsewhere.delete_group(late.id, 3).await.unwrap());
-        let found = store
-            .check_member(named("late"), named("tyler"))
-            .await
-            .unwrap();
-        assert_eq!(found.group, None, "a deleted group is gone at once");
-        assert!(!found.member);
+        let (group, _, member) = answer(&store, "late", "tyler").await;
+        assert_eq!(group, None, "a deleted group is gone at once");
+        assert!(!member);
     }
 }
