@@ -43,6 +43,8 @@ pub(super) struct GroupGraph {
     /// Every group's id, by index.
     ids: Vec<GroupId>,
     by_id: HashMap<GroupId, u32>,
+    /// By the integer key the membership table refers to groups by.
+    by_seq: HashMap<i64, u32>,
     by_name: HashMap<String, u32>,
     /// `(ancestor, descendant)`, reflexive, by index into `ids`.
     closure: HashSet<(u32, u32)>,
@@ -73,6 +75,7 @@ impl GroupGraph {
             kept: false,
             ids: Vec::new(),
             by_id: HashMap::new(),
+            by_seq: HashMap::new(),
             by_name: HashMap::new(),
             closure: HashSet::new(),
         };
@@ -81,7 +84,7 @@ impl GroupGraph {
             return Ok(graph);
         }
         let mut by_text = HashMap::new(); // the text id, as the closure rows give it
-        let mut groups = conn.prepare("SELECT id, name_key FROM groups")?;
+        let mut groups = conn.prepare("SELECT id, name_key, seq FROM groups")?;
         let mut found = groups.query([])?;
         while let Some(row) = found.next()? {
             let text: String = row.get(0)?;
@@ -92,6 +95,9 @@ impl GroupGraph {
             graph.ids.push(id);
             graph.by_id.insert(id, index);
             graph.by_name.insert(row.get(1)?, index);
+            if let Some(seq) = row.get(2)? {
+                graph.by_seq.insert(seq, index);
+            }
             by_text.insert(text, index);
         }
         graph.closure.reserve(usize::try_from(rows).unwrap_or(0));
@@ -129,9 +135,9 @@ impl GroupGraph {
         })
     }
 
-    /// Whether `group` is `ancestor` or lies below it.
-    pub(super) fn is_under(&self, ancestor: Resolved, group: GroupId) -> bool {
-        self.by_id
+    /// Whether the group numbered `group` (its `seq`) is `ancestor` or lies below it.
+    pub(super) fn is_under(&self, ancestor: Resolved, group: i64) -> bool {
+        self.by_seq
             .get(&group)
             .is_some_and(|d| self.closure.contains(&(ancestor.index, *d)))
     }
@@ -177,18 +183,23 @@ mod tests {
     use super::*;
 
     /// The tables the graph is read from, as the migrations make them (no triggers).
+    /// Each group's `seq` is its position in `groups`, from 1.
     fn database(groups: &[(GroupId, &str)], closure: &[(GroupId, GroupId)]) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
-            "CREATE TABLE groups (id TEXT PRIMARY KEY, name_key TEXT NOT NULL UNIQUE); \
+            "CREATE TABLE groups (id TEXT PRIMARY KEY, name_key TEXT NOT NULL UNIQUE, \
+             seq INTEGER UNIQUE); \
              CREATE TABLE group_closure (ancestor_id TEXT, descendant_id TEXT); \
              CREATE TABLE graph_version (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); \
              INSERT INTO graph_version VALUES (1, 7);",
         )
         .unwrap();
-        for (id, key) in groups {
-            conn.execute("INSERT INTO groups VALUES (?1, ?2)", (id.to_string(), key))
-                .unwrap();
+        for (seq, (id, key)) in (1..).zip(groups) {
+            conn.execute(
+                "INSERT INTO groups VALUES (?1, ?2, ?3)",
+                (id.to_string(), key, seq),
+            )
+            .unwrap();
         }
         for (a, d) in closure {
             conn.execute(
@@ -217,12 +228,13 @@ mod tests {
         assert_eq!(by_name.id, other, "an unknown id falls back to the name");
         assert_eq!(graph.resolve(None, "nope"), None);
 
-        assert!(graph.is_under(by_id, mid), "below");
-        assert!(graph.is_under(by_id, top), "itself");
-        assert!(!graph.is_under(by_id, other));
+        let (top_seq, mid_seq, other_seq) = (1, 2, 3);
+        assert!(graph.is_under(by_id, mid_seq), "below");
+        assert!(graph.is_under(by_id, top_seq), "itself");
+        assert!(!graph.is_under(by_id, other_seq));
         let mid = graph.resolve(None, "mid").unwrap();
-        assert!(!graph.is_under(mid, top), "not upwards");
-        assert!(!graph.is_under(mid, GroupId::new()), "unknown group");
+        assert!(!graph.is_under(mid, top_seq), "not upwards");
+        assert!(!graph.is_under(mid, 99), "unknown group");
     }
 
     #[test]

@@ -261,11 +261,11 @@ impl PgStore {
                     std::iter::once((uk, id)).chain(email)
                 })
                 .collect();
-            let mut q =
-                QueryBuilder::<Postgres>::new("INSERT INTO user_identifiers (key, user_id) ");
+            let mut q = QueryBuilder::<Postgres>::new(sql::IMPORT_IDENTIFIERS_HEAD);
             q.push_values(&pairs, |mut b, (k, id)| {
                 b.push_bind(k.as_str()).push_bind(id.as_str());
             });
+            q.push(sql::IMPORT_IDENTIFIERS_TAIL);
             q.build()
                 .persistent(false)
                 .execute(&mut *tx)
@@ -301,12 +301,11 @@ impl PgStore {
             .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
             .collect();
         for chunk in members.chunks(IMPORT_CHUNK) {
-            let mut q =
-                QueryBuilder::<Postgres>::new("INSERT INTO group_members (group_id, user_id) ");
+            let mut q = QueryBuilder::<Postgres>::new(sql::IMPORT_MEMBERS_HEAD);
             q.push_values(chunk, |mut b, (g, u)| {
                 b.push_bind(g.as_str()).push_bind(u.as_str());
             });
-            q.push(" ON CONFLICT DO NOTHING");
+            q.push(sql::IMPORT_MEMBERS_TAIL);
             let done = q
                 .build()
                 .persistent(false)
@@ -764,7 +763,7 @@ impl Store for PgStore {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query("DELETE FROM user_identifiers WHERE user_id = $1")
+            sqlx::query(sql::DELETE_IDENTIFIERS)
                 .bind(user.id.to_string())
                 .execute(&mut *tx)
                 .await?;
@@ -1027,12 +1026,11 @@ impl Store for PgStore {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             self.lock(&mut tx, ADMIN_LOCK).await?;
-            let done =
-                sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
-                    .bind(group.to_string())
-                    .bind(user.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+            let done = sqlx::query(sql::DELETE_MEMBER)
+                .bind(group.to_string())
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await?;
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
@@ -1051,10 +1049,7 @@ impl Store for PgStore {
         }
         let mut params = vec![SqlValue::Text(user.to_string())];
         let set = push_ids(&mut params, groups);
-        let text = format!(
-            "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
-             ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
-        );
+        let text = format!("{} IN ({set}))", sql::IS_MEMBER_OF_ANY_HEAD);
         Ok(sqlx::query_scalar_with(&text, bind_all(&params)?)
             .fetch_one(&self.pool)
             .await?)

@@ -33,7 +33,7 @@ pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.first_name, 
 /// The group columns every group read selects (alias `g`), with the direct counts.
 pub(crate) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, \
     g.created, g.modified, \
-    (SELECT COUNT(*) FROM group_members gm WHERE gm.group_id = g.id) AS user_count, \
+    (SELECT COUNT(*) FROM group_members gm WHERE gm.group_seq = g.seq) AS user_count, \
     (SELECT COUNT(*) FROM group_children gcc WHERE gcc.parent_id = g.id) AS child_group_count";
 
 /// The API key columns.
@@ -54,12 +54,48 @@ pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, username, email, fi
     $19, $20, $21, $22, $23, $24)";
 
 /// `$1` key, `$2` user id.
-pub(crate) const INSERT_IDENTIFIER: &str =
-    "INSERT INTO user_identifiers (key, user_id) VALUES ($1, $2)";
+pub(crate) const INSERT_IDENTIFIER: &str = "INSERT INTO user_identifiers (key, user_id, \
+    user_seq) VALUES ($1, $2, (SELECT seq FROM users WHERE id = $2))";
 
-/// `$1` group, `$2` user; an existing membership is left as it is.
-pub(crate) const INSERT_MEMBER: &str =
-    "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// `$1` group, `$2` user; an existing membership is left as it is. A group or user that
+/// does not exist fails the `NOT NULL` rule ([`fk_or`] reads that as "not found").
+pub(crate) const INSERT_MEMBER: &str = "INSERT INTO group_members (group_seq, user_seq) \
+    VALUES ((SELECT seq FROM groups WHERE id = $1), (SELECT seq FROM users WHERE id = $2)) \
+    ON CONFLICT DO NOTHING";
+
+/// `$1` group, `$2` user: the direct membership.
+pub(crate) const DELETE_MEMBER: &str = "DELETE FROM group_members \
+    WHERE group_seq = (SELECT seq FROM groups WHERE id = $1) \
+    AND user_seq = (SELECT seq FROM users WHERE id = $2)";
+
+/// `$1` user: all of their names.
+pub(crate) const DELETE_IDENTIFIERS: &str =
+    "DELETE FROM user_identifiers WHERE user_seq = (SELECT seq FROM users WHERE id = $1)";
+
+/// `$1` user, then the group placeholders to close with `)`: whether the user is in any
+/// of the groups, directly or not.
+pub(crate) const IS_MEMBER_OF_ANY_HEAD: &str = "SELECT EXISTS (SELECT 1 FROM group_members m \
+    JOIN groups mg ON mg.seq = m.group_seq JOIN group_closure c ON c.descendant_id = mg.id \
+    WHERE m.user_seq = (SELECT seq FROM users WHERE id = $1) AND c.ancestor_id";
+
+/// Bulk import of (key, user id) pairs: this, a `VALUES` list, then
+/// [`IMPORT_IDENTIFIERS_TAIL`].
+pub(crate) const IMPORT_IDENTIFIERS_HEAD: &str = "INSERT INTO user_identifiers \
+    (key, user_id, user_seq) SELECT v.column1, v.column2, u.seq FROM (";
+
+/// See [`IMPORT_IDENTIFIERS_HEAD`].
+pub(crate) const IMPORT_IDENTIFIERS_TAIL: &str = ") AS v JOIN users u ON u.id = v.column2";
+
+/// Bulk import of (group id, user id) pairs: this, a `VALUES` list, then
+/// [`IMPORT_MEMBERS_TAIL`]. Existing memberships are left; a group or user that does not
+/// exist fails the `NOT NULL` rule, as in [`INSERT_MEMBER`]. (`WHERE true` lets SQLite
+/// parse `ON CONFLICT` after a `SELECT`.)
+pub(crate) const IMPORT_MEMBERS_HEAD: &str = "INSERT INTO group_members (group_seq, user_seq) SELECT \
+    (SELECT seq FROM groups WHERE id = v.column1), (SELECT seq FROM users WHERE id = v.column2) \
+    FROM (";
+
+/// See [`IMPORT_MEMBERS_HEAD`].
+pub(crate) const IMPORT_MEMBERS_TAIL: &str = ") AS v WHERE true ON CONFLICT DO NOTHING";
 
 /// `$1` id, then the profile fields in the order of the `SET` list; `$13`–`$16` are
 /// username, email and names folded with `name_key`.
@@ -136,30 +172,35 @@ pub(crate) const INSERT_SELF_CLOSURE: &str = "INSERT INTO group_closure (ancesto
 
 /// `$1` user, `$2` System Administrators: whether the user is in it, directly or not.
 pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m \
-    JOIN group_closure c ON c.descendant_id = m.group_id \
-    WHERE m.user_id = $1 AND c.ancestor_id = $2)";
+    JOIN groups mg ON mg.seq = m.group_seq JOIN group_closure c ON c.descendant_id = mg.id \
+    WHERE m.user_seq = (SELECT seq FROM users WHERE id = $1) AND c.ancestor_id = $2)";
 
 /// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
 /// `$4` user key: the group and user they name (id first), whether the user is in the
 /// group through the closure, and the graph's version. One row; NULL where nothing is
 /// named.
 pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM group_members m \
-    JOIN group_closure c ON c.descendant_id = m.group_id \
-    WHERE m.user_id = u.id AND c.ancestor_id = g.id), \
+    JOIN groups mg ON mg.seq = m.group_seq JOIN group_closure c ON c.descendant_id = mg.id \
+    WHERE m.user_seq = u.seq AND c.ancestor_id = g.id), \
     (SELECT n FROM graph_version WHERE id = 1) \
     FROM (SELECT COALESCE((SELECT id FROM groups WHERE id = $1), \
     (SELECT id FROM groups WHERE name_key = $2)) AS id) AS g, \
     (SELECT COALESCE((SELECT id FROM users WHERE id = $3), \
-    (SELECT user_id FROM user_identifiers WHERE key = $4)) AS id) AS u";
+    (SELECT user_id FROM user_identifiers WHERE key = $4)) AS id, \
+    COALESCE((SELECT seq FROM users WHERE id = $3), \
+    (SELECT user_seq FROM user_identifiers WHERE key = $4)) AS seq) AS u";
 
 /// SQLite only. `$1` user id, `$2` username or email key: the graph's version, then the
-/// user's id and each of their direct groups (one row with no group when they have none,
-/// a row of NULLs but the version when there is no such user).
+/// user's id and the integer key of each of their direct groups (one row with no group
+/// when they have none, a row of NULLs but the version when there is no such user). Both
+/// `COALESCE`s take the same branch, so id and key are the same user's.
 pub(crate) const USER_GROUPS: &str = "SELECT (SELECT n FROM graph_version WHERE id = 1), \
-    u.id, m.group_id \
+    u.id, m.group_seq \
     FROM (SELECT COALESCE((SELECT id FROM users WHERE id = $1), \
-    (SELECT user_id FROM user_identifiers WHERE key = $2)) AS id) AS u \
-    LEFT JOIN group_members m ON m.user_id = u.id";
+    (SELECT user_id FROM user_identifiers WHERE key = $2)) AS id, \
+    COALESCE((SELECT seq FROM users WHERE id = $1), \
+    (SELECT user_seq FROM user_identifiers WHERE key = $2)) AS seq) AS u \
+    LEFT JOIN group_members m ON m.user_seq = u.seq";
 
 /// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
@@ -168,7 +209,8 @@ pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
 /// `$1` System Administrators, `$2` now: whether it still has an active member (not
 /// suspended, not expired).
 pub(crate) const ADMIN_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM group_closure c \
-    JOIN group_members m ON m.group_id = c.descendant_id JOIN users u ON u.id = m.user_id \
+    JOIN groups mg ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
+    JOIN users u ON u.seq = m.user_seq \
     WHERE c.ancestor_id = $1 AND u.suspended = FALSE \
     AND (u.expiry IS NULL OR u.expiry > $2))";
 
@@ -216,24 +258,24 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, name, name_ke
 pub(crate) const UPDATE_API_KEY: &str = "UPDATE api_keys SET name = $2, name_key = $3, \
     description = $4, enabled = $5, modified = $6, modified_by = $7 WHERE id = $1";
 
-/// Maps a write error: a unique-index hit names `field`, a foreign-key hit means a row
-/// the write refers to is gone.
+/// Maps a write error: a unique-index hit names `field`, otherwise as [`fk_or`].
 pub(crate) fn unique_or(e: sqlx::Error, field: UniqueField) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
             return StoreError::Unique(field);
         }
-        if db.is_foreign_key_violation() {
-            return StoreError::NotFound;
-        }
     }
-    e.into()
+    fk_or(e)
 }
 
-/// Maps a write error: a foreign-key hit means a row the write refers to is gone.
+/// Maps a write error: a foreign-key hit, or a `NOT NULL` integer key that a lookup of a
+/// user or group by id left empty, means a row the write refers to is gone.
 pub(crate) fn fk_or(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
-        if db.is_foreign_key_violation() {
+        if matches!(
+            db.kind(),
+            sqlx::error::ErrorKind::ForeignKeyViolation | sqlx::error::ErrorKind::NotNullViolation
+        ) {
             return StoreError::NotFound;
         }
     }
@@ -491,7 +533,8 @@ impl ListSql {
             } => {
                 let g = push(&mut params, SqlValue::Text(group.to_string()));
                 wheres.push(format!(
-                    "u.id IN (SELECT user_id FROM group_members WHERE group_id = {g})"
+                    "u.seq IN (SELECT user_seq FROM group_members \
+                     WHERE group_seq = (SELECT seq FROM groups WHERE id = {g}))"
                 ));
             }
             UserScope::MembersOf {
@@ -501,8 +544,9 @@ impl ListSql {
             } if excluded.is_empty() => {
                 let g = push(&mut params, SqlValue::Text(group.to_string()));
                 wheres.push(format!(
-                    "u.id IN (SELECT m.user_id FROM group_closure c JOIN group_members m \
-                     ON m.group_id = c.descendant_id WHERE c.ancestor_id = {g})"
+                    "u.seq IN (SELECT m.user_seq FROM group_closure c JOIN groups mg \
+                     ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
+                     WHERE c.ancestor_id = {g})"
                 ));
             }
             UserScope::MembersOf {
@@ -516,7 +560,8 @@ impl ListSql {
                      WHERE gc.child_id NOT IN ({x}))"
                 );
                 wheres.push(
-                    "u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id IN (SELECT id FROM reach))"
+                    "u.seq IN (SELECT m.user_seq FROM group_members m JOIN groups mg \
+                     ON mg.seq = m.group_seq WHERE mg.id IN (SELECT id FROM reach))"
                         .to_owned(),
                 );
             }
@@ -556,28 +601,33 @@ impl ListSql {
                 excluded,
             } => {
                 let u = push(&mut params, SqlValue::Text(user.to_string()));
+                let u = format!("(SELECT seq FROM users WHERE id = {u})");
                 if excluded.is_empty() {
                     wheres.push(if *inherited {
                         format!(
-                            "g.id IN (SELECT c.ancestor_id FROM group_members m JOIN group_closure c \
-                             ON c.descendant_id = m.group_id WHERE m.user_id = {u})"
+                            "g.id IN (SELECT c.ancestor_id FROM group_members m JOIN groups mg \
+                             ON mg.seq = m.group_seq JOIN group_closure c \
+                             ON c.descendant_id = mg.id WHERE m.user_seq = {u})"
                         )
                     } else {
-                        format!("g.id IN (SELECT group_id FROM group_members WHERE user_id = {u})")
+                        format!(
+                            "g.seq IN (SELECT group_seq FROM group_members WHERE user_seq = {u})"
+                        )
                     });
                 } else {
                     let x = push_ids(&mut params, excluded);
                     if *inherited {
                         with = format!(
-                            "WITH RECURSIVE reach(id) AS (SELECT group_id FROM group_members \
-                             WHERE user_id = {u} AND group_id NOT IN ({x}) UNION SELECT gc.parent_id \
+                            "WITH RECURSIVE reach(id) AS (SELECT mg.id FROM group_members m \
+                             JOIN groups mg ON mg.seq = m.group_seq \
+                             WHERE m.user_seq = {u} AND mg.id NOT IN ({x}) UNION SELECT gc.parent_id \
                              FROM group_children gc JOIN reach r ON gc.child_id = r.id \
                              WHERE gc.parent_id NOT IN ({x}))"
                         );
                         wheres.push("g.id IN (SELECT id FROM reach)".to_owned());
                     } else {
                         wheres.push(format!(
-                            "g.id IN (SELECT group_id FROM group_members WHERE user_id = {u}) \
+                            "g.seq IN (SELECT group_seq FROM group_members WHERE user_seq = {u}) \
                              AND g.id NOT IN ({x})"
                         ));
                     }

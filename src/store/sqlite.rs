@@ -676,7 +676,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| unique_or(e, UniqueField::Username))?;
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO user_identifiers (key, user_id) ");
+            let mut q = QueryBuilder::<Sqlite>::new(sql::IMPORT_IDENTIFIERS_HEAD);
             let pairs: Vec<(String, String)> = chunk
                 .iter()
                 .flat_map(|u| {
@@ -689,6 +689,7 @@ impl Store for SqliteStore {
             q.push_values(&pairs, |mut b, (k, id)| {
                 b.push_bind(k.as_str()).push_bind(id.as_str());
             });
+            q.push(sql::IMPORT_IDENTIFIERS_TAIL);
             q.build()
                 .execute(&mut *tx)
                 .await
@@ -723,12 +724,11 @@ impl Store for SqliteStore {
             .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
             .collect();
         for chunk in members.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO group_members (group_id, user_id) ",
-            );
+            let mut q = QueryBuilder::<Sqlite>::new(sql::IMPORT_MEMBERS_HEAD);
             q.push_values(chunk, |mut b, (g, u)| {
                 b.push_bind(g.as_str()).push_bind(u.as_str());
             });
+            q.push(sql::IMPORT_MEMBERS_TAIL);
             let done = q.build().execute(&mut *tx).await.map_err(fk_or)?;
             stats.members += done.rows_affected();
         }
@@ -785,7 +785,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM user_identifiers WHERE user_id = $1")
+        sqlx::query(sql::DELETE_IDENTIFIERS)
             .bind(user.id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -1028,11 +1028,7 @@ impl Store for SqliteStore {
         let (g, u) = (group.to_string(), user.to_string());
         self.batch
             .write(move |c| {
-                let removed = c
-                    .prepare_cached(
-                        "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
-                    )?
-                    .execute([&g, &u])?;
+                let removed = c.prepare_cached(sql::DELETE_MEMBER)?.execute([&g, &u])?;
                 if removed == 0 {
                     return Ok(false);
                 }
@@ -1059,10 +1055,7 @@ impl Store for SqliteStore {
         }
         let mut params = vec![SqlValue::Text(user.to_string())];
         let set = push_ids(&mut params, groups);
-        let text = format!(
-            "SELECT EXISTS (SELECT 1 FROM group_members m JOIN group_closure c \
-             ON c.descendant_id = m.group_id WHERE m.user_id = $1 AND c.ancestor_id IN ({set}))"
-        );
+        let text = format!("{} IN ({set}))", sql::IS_MEMBER_OF_ANY_HEAD);
         self.direct.read(|c| {
             c.prepare_cached(&text)?
                 .query_row(rusqlite::params_from_iter(values(&params)), |r| r.get(0))
@@ -1089,7 +1082,7 @@ impl Store for SqliteStore {
                         return Ok(None); // changed since it was read: ask the database
                     }
                     let found = row.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
-                    let direct = row.get_ref(2)?.as_str_or_null()?.and_then(GroupId::parse);
+                    let direct = row.get_ref(2)?.as_i64_or_null()?;
                     let member = resolved
                         .zip(direct)
                         .is_some_and(|(g, d)| graph.is_under(g, d));
@@ -1498,5 +1491,105 @@ mod tests {
         let (group, _, member) = answer(&store, "late", "tyler").await;
         assert_eq!(group, None, "a deleted group is gone at once");
         assert!(!member);
+    }
+
+    /// Migration 0005 moves memberships and names to integer keys: a database made by
+    /// the migrations before it keeps every membership (direct and nested), every name,
+    /// the groups' counts, and takes new groups, members and deletions afterwards.
+    #[tokio::test]
+    async fn integer_keys_migration_keeps_memberships_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let before_0005: Vec<_> = MIGRATOR.iter().filter(|m| m.version < 5).cloned().collect();
+        assert_eq!(before_0005.len(), 4);
+        let earlier = sqlx::migrate::Migrator {
+            migrations: before_0005.into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        earlier.run(&old).await.unwrap();
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let (outer, inner, other) = (GroupId::new(), GroupId::new(), GroupId::new());
+        let mut script = String::new();
+        for (id, name) in [(ann, "ann"), (bob, "bob")] {
+            script += &format!(
+                "INSERT INTO users (id, username, email, username_lc, email_lc, created, \
+                 modified) VALUES ('{id}', '{name}', '{name}@x.io', '{name}', '{name}@x.io', 1, 1); \
+                 INSERT INTO user_identifiers VALUES ('{name}', '{id}'), ('{name}@x.io', '{id}'); "
+            );
+        }
+        for (id, name) in [(outer, "outer"), (inner, "inner"), (other, "other")] {
+            script += &format!(
+                "INSERT INTO groups (id, name, name_key, created, modified) \
+                 VALUES ('{id}', '{name}', '{name}', 1, 1); \
+                 INSERT INTO group_closure VALUES ('{id}', '{id}'); "
+            );
+        }
+        script += &format!(
+            "INSERT INTO group_children VALUES ('{outer}', '{inner}'); \
+             INSERT INTO group_closure VALUES ('{outer}', '{inner}'); \
+             INSERT INTO group_members VALUES ('{inner}', '{ann}'), ('{other}', '{bob}'), \
+             ('{outer}', '{bob}');"
+        );
+        sqlx::raw_sql(&script).execute(&old).await.unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        for (group, user, member) in [
+            ("inner", "ann", true),
+            ("outer", "ann@x.io", true),
+            ("other", "ann", false),
+            ("other", "bob", true),
+            ("outer", "bob@x.io", true),
+            ("inner", "bob", false),
+        ] {
+            assert_eq!(
+                answer(&store, group, user).await.2,
+                member,
+                "{user} in {group}"
+            );
+        }
+        assert_eq!(store.find_user_by_key("bob@x.io").await.unwrap(), Some(bob));
+        let counts = store.get_group(outer).await.unwrap().unwrap();
+        assert_eq!((counts.user_count, counts.child_group_count), (1, 1));
+
+        // New rows take numbers of their own.
+        let newer = group("newer");
+        store.create_group(&newer).await.unwrap();
+        store.add_members(newer.id, &[ann]).await.unwrap();
+        assert!(answer(&store, "newer", "ann").await.2);
+        assert!(!answer(&store, "newer", "bob").await.2);
+        let numbers: Vec<i64> = store
+            .direct
+            .read(|c| {
+                c.prepare("SELECT seq FROM groups ORDER BY seq")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(numbers, [1, 2, 3, 4]);
+
+        // Deleting a user takes their memberships and names with them.
+        assert!(store.delete_user(bob, 2).await.unwrap());
+        let left: (i64, i64) = store
+            .direct
+            .read(|c| {
+                c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM group_members), \
+                     (SELECT COUNT(*) FROM user_identifiers)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .unwrap();
+        assert_eq!(left, (2, 2), "ann's two memberships and two names");
     }
 }

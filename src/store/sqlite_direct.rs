@@ -92,8 +92,10 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
             rusqlite::Error::QueryReturnedNoRows => Self::NotFound,
+            // A row the write refers to is gone (as `sql::fk_or` reads it).
             rusqlite::Error::SqliteFailure(f, _)
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL =>
             {
                 Self::NotFound
             }
