@@ -17,4 +17,5 @@ mod openapi;
 mod ops;
 mod process;
 mod query;
+mod upgrade;
 mod users;
