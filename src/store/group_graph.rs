@@ -19,7 +19,7 @@
 //! A graph larger than [`MAX_CLOSURE_ROWS`] is not kept: checks then always run the
 //! full statement.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -28,8 +28,7 @@ use rusqlite::Connection;
 use super::StoreResult;
 use crate::domain::ids::GroupId;
 
-/// Closure rows past which the graph is not kept in memory (about 16 bytes each in the
-/// set: 32 MB at most).
+/// Closure rows past which the graph is not kept in memory (8 bytes each: 16 MB at most).
 pub(super) const MAX_CLOSURE_ROWS: i64 = 2_000_000;
 
 /// The graph as one snapshot of the database saw it.
@@ -43,11 +42,12 @@ pub(super) struct GroupGraph {
     /// Every group's id, by index.
     ids: Vec<GroupId>,
     by_id: HashMap<GroupId, u32>,
-    /// By the integer key the membership table refers to groups by.
-    by_seq: HashMap<i64, u32>,
     by_name: HashMap<String, u32>,
-    /// `(ancestor, descendant)`, reflexive, by index into `ids`.
-    closure: HashSet<(u32, u32)>,
+    /// The closure, by index into `ids`: the integer keys (`seq`, what the membership
+    /// table names groups by) of the group and of every group below it, sorted. A check
+    /// resolves its group once and searches this one short list for each of the user's
+    /// direct groups.
+    below: Vec<Vec<i64>>,
 }
 
 /// The group a check names, as the graph resolves it.
@@ -75,15 +75,15 @@ impl GroupGraph {
             kept: false,
             ids: Vec::new(),
             by_id: HashMap::new(),
-            by_seq: HashMap::new(),
             by_name: HashMap::new(),
-            closure: HashSet::new(),
+            below: Vec::new(),
         };
         let rows: i64 = conn.query_row("SELECT COUNT(*) FROM group_closure", [], |r| r.get(0))?;
         if rows > max_closure {
             return Ok(graph);
         }
-        let mut by_text = HashMap::new(); // the text id, as the closure rows give it
+        // By the text id, as the closure rows give it: the index and the integer key.
+        let mut by_text: HashMap<String, (usize, Option<i64>)> = HashMap::new();
         let mut groups = conn.prepare("SELECT id, name_key, seq FROM groups")?;
         let mut found = groups.query([])?;
         while let Some(row) = found.next()? {
@@ -92,23 +92,23 @@ impl GroupGraph {
             else {
                 continue;
             };
+            by_text.insert(text, (graph.ids.len(), row.get(2)?));
             graph.ids.push(id);
             graph.by_id.insert(id, index);
             graph.by_name.insert(row.get(1)?, index);
-            if let Some(seq) = row.get(2)? {
-                graph.by_seq.insert(seq, index);
-            }
-            by_text.insert(text, index);
         }
-        graph.closure.reserve(usize::try_from(rows).unwrap_or(0));
+        graph.below = vec![Vec::new(); graph.ids.len()];
         let mut pairs = conn.prepare("SELECT ancestor_id, descendant_id FROM group_closure")?;
         let mut found = pairs.query([])?;
         while let Some(row) = found.next()? {
             let a = by_text.get(row.get_ref(0)?.as_str()?);
             let d = by_text.get(row.get_ref(1)?.as_str()?);
-            if let (Some(a), Some(d)) = (a, d) {
-                graph.closure.insert((*a, *d));
+            if let (Some((a, _)), Some((_, Some(d)))) = (a, d) {
+                graph.below[*a].push(*d);
             }
+        }
+        for list in &mut graph.below {
+            list.sort_unstable();
         }
         graph.kept = true;
         Ok(graph)
@@ -137,9 +137,10 @@ impl GroupGraph {
 
     /// Whether the group numbered `group` (its `seq`) is `ancestor` or lies below it.
     pub(super) fn is_under(&self, ancestor: Resolved, group: i64) -> bool {
-        self.by_seq
-            .get(&group)
-            .is_some_and(|d| self.closure.contains(&(ancestor.index, *d)))
+        usize::try_from(ancestor.index)
+            .ok()
+            .and_then(|a| self.below.get(a))
+            .is_some_and(|below| below.binary_search(&group).is_ok())
     }
 }
 

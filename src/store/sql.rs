@@ -190,17 +190,17 @@ pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM 
     COALESCE((SELECT seq FROM users WHERE id = $3), \
     (SELECT user_seq FROM user_identifiers WHERE key = $4)) AS seq) AS u";
 
-/// SQLite only. `$1` user id, `$2` username or email key: the graph's version, then the
-/// user's id and the integer key of each of their direct groups (one row with no group
-/// when they have none, a row of NULLs but the version when there is no such user). Both
-/// `COALESCE`s take the same branch, so id and key are the same user's.
-pub(crate) const USER_GROUPS: &str = "SELECT (SELECT n FROM graph_version WHERE id = 1), \
-    u.id, m.group_seq \
-    FROM (SELECT COALESCE((SELECT id FROM users WHERE id = $1), \
-    (SELECT user_id FROM user_identifiers WHERE key = $2)) AS id, \
-    COALESCE((SELECT seq FROM users WHERE id = $1), \
-    (SELECT user_seq FROM user_identifiers WHERE key = $2)) AS seq) AS u \
-    LEFT JOIN group_members m ON m.user_seq = u.seq";
+/// SQLite only. `$1` user id (or NULL), `$2` username or email key: the graph's
+/// version, then the user's id (by id first, else by name) and the integer key of each of
+/// their direct groups. One row with no group when they have none; one row of NULLs but
+/// the version when there is no such user (`graph_version` has exactly one row). Each
+/// join is one primary-key or covering-index search.
+pub(crate) const USER_GROUPS: &str = "SELECT v.n, COALESCE(u.id, i.user_id), m.group_seq \
+    FROM graph_version v \
+    LEFT JOIN users u ON u.id = $1 \
+    LEFT JOIN user_identifiers i ON u.seq IS NULL AND i.key = $2 \
+    LEFT JOIN group_members m ON m.user_seq = COALESCE(u.seq, i.user_seq) \
+    WHERE v.id = 1";
 
 /// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
