@@ -158,9 +158,23 @@ impl Services {
     #[tracing::instrument(skip_all)]
     pub async fn add_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<()> {
         caller.require_admin()?;
-        let group = self.resolve_group_id(g).await?;
-        let user = self.resolve_user_id(Some(caller), u).await?;
-        self.store().add_members(group, &[user]).await?;
+        let group_key = name_key(&g.name);
+        let (user_id, user_key) = user_named(caller, u);
+        let found = self
+            .store()
+            .add_member_named(
+                Named {
+                    id: g.id,
+                    key: &group_key,
+                },
+                Named {
+                    id: user_id,
+                    key: &user_key,
+                },
+            )
+            .await?;
+        found.group.ok_or_else(|| super::group_not_found(&g.name))?;
+        let user = found_user(found.user, u)?;
         self.callers_changed(&[user]);
         Ok(())
     }
@@ -216,10 +230,7 @@ impl Services {
     pub async fn has_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<bool> {
         caller.require_may_address(u)?;
         let group_key = name_key(&g.name);
-        let (user_id, user_key) = match u {
-            UserRef::Current => (Some(caller.user.id), String::new()),
-            UserRef::Key(k) => (k.id, name_key(&k.name)),
-        };
+        let (user_id, user_key) = user_named(caller, u);
         let found = self
             .store()
             .check_member(
@@ -234,11 +245,7 @@ impl Services {
             )
             .await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
-        let user = match (found.user, u) {
-            (Some(id), _) => id,
-            (None, UserRef::Current) => return Err(Error::Unauthenticated),
-            (None, UserRef::Key(k)) => return Err(super::user_not_found(&k.name)),
-        };
+        let user = found_user(found.user, u)?;
         caller.require_self_or_admin(user)?;
         Ok(found.member)
     }
@@ -350,5 +357,24 @@ impl Services {
             excluded,
         };
         Ok(self.store().list_groups(&scope, query).await?)
+    }
+}
+
+/// A user path segment as the store resolves it: the caller for `current`, else by id
+/// when it parses as one, then by folded name.
+fn user_named(caller: &Caller, u: &UserRef) -> (Option<UserId>, String) {
+    match u {
+        UserRef::Current => (Some(caller.user.id), String::new()),
+        UserRef::Key(k) => (k.id, name_key(&k.name)),
+    }
+}
+
+/// The user a store found for a path segment, or the error its absence means: 404
+/// naming it, or 401 when the caller's own account is gone.
+fn found_user(found: Option<UserId>, u: &UserRef) -> Result<UserId> {
+    match (found, u) {
+        (Some(id), _) => Ok(id),
+        (None, UserRef::Current) => Err(Error::Unauthenticated),
+        (None, UserRef::Key(k)) => Err(super::user_not_found(&k.name)),
     }
 }

@@ -69,14 +69,15 @@ pub struct Named<'a, Id> {
     pub key: &'a str,
 }
 
-/// What [`Store::check_member`] found.
+/// What [`Store::check_member`] and [`Store::add_member_named`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberCheck {
     /// The group, if it exists.
     pub group: Option<GroupId>,
     /// The user, if they exist.
     pub user: Option<UserId>,
-    /// Whether both exist and the user is in the group.
+    /// Whether both exist and the user is in the group (for an add: is now a direct
+    /// member).
     pub member: bool,
 }
 
@@ -498,6 +499,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds users as direct members (already-members are left as they are), all or nothing.
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
+
+    /// Resolves a group and a user as path segments name them (as
+    /// [`Store::check_member`] does) and, when both exist, makes the user a direct member
+    /// (an existing membership is left as it is): the add of one member in one call, so
+    /// a store may resolve and insert in the same transaction.
+    async fn add_member_named(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        let group = match group.id {
+            Some(id) if self.group_exists(id).await? => Some(id),
+            _ => self.find_group_by_key(group.key).await?,
+        };
+        let user = match user.id {
+            Some(id) if self.user_exists(id).await? => Some(id),
+            _ => self.find_user_by_key(user.key).await?,
+        };
+        let member = match (group, user) {
+            (Some(g), Some(u)) => {
+                self.add_members(g, &[u]).await?;
+                true
+            }
+            _ => false,
+        };
+        Ok(MemberCheck {
+            group,
+            user,
+            member,
+        })
+    }
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
     async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool>;

@@ -202,6 +202,22 @@ pub(crate) const USER_GROUPS: &str = "SELECT v.n, COALESCE(u.id, i.user_id), m.g
     LEFT JOIN group_members m ON m.user_seq = COALESCE(u.seq, i.user_seq) \
     WHERE v.id = 1";
 
+/// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
+/// `$4` user key: the group's id and integer key and the user's (by id first, else by
+/// name). One row; NULLs where nothing is named.
+pub(crate) const RESOLVE_GROUP_AND_USER: &str = "SELECT COALESCE(ga.id, gb.id), \
+    COALESCE(ga.seq, gb.seq), COALESCE(u.id, i.user_id), COALESCE(u.seq, i.user_seq) \
+    FROM (SELECT 1) AS one \
+    LEFT JOIN groups ga ON ga.id = $1 \
+    LEFT JOIN groups gb ON ga.id IS NULL AND gb.name_key = $2 \
+    LEFT JOIN users u ON u.id = $3 \
+    LEFT JOIN user_identifiers i ON u.seq IS NULL AND i.key = $4";
+
+/// SQLite only. `$1` group's integer key, `$2` user's: the direct membership, left as it
+/// is if it exists.
+pub(crate) const INSERT_MEMBER_BY_KEYS: &str = "INSERT INTO group_members (group_seq, \
+    user_seq) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
 /// `$1` System Administrators, `$2` group: whether the group is it or lies below it.
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
     WHERE ancestor_id = $1 AND descendant_id = $2)";

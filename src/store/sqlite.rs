@@ -1024,6 +1024,39 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn add_member_named(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        // Resolved by the batch writer, in the transaction that inserts: its page cache
+        // is never reset by its own commits, where a reader's is by every commit.
+        let (gid, gkey) = (group.id.map(|g| g.to_string()), group.key.to_owned());
+        let (uid, ukey) = (user.id.map(|u| u.to_string()), user.key.to_owned());
+        self.batch
+            .write(move |c| {
+                let (g, gseq, u, useq): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
+                    c.prepare_cached(sql::RESOLVE_GROUP_AND_USER)?
+                        .query_row(rusqlite::params![gid, gkey, uid, ukey], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?;
+                let member = match (gseq, useq) {
+                    (Some(g), Some(u)) => {
+                        c.prepare_cached(sql::INSERT_MEMBER_BY_KEYS)?
+                            .execute([g, u])?;
+                        true
+                    }
+                    _ => false,
+                };
+                Ok(MemberCheck {
+                    group: g.as_deref().and_then(GroupId::parse),
+                    user: u.as_deref().and_then(UserId::parse),
+                    member,
+                })
+            })
+            .await
+    }
+
     async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
         let (g, u) = (group.to_string(), user.to_string());
         self.batch
