@@ -102,7 +102,7 @@ impl SqliteStore {
         let (readers, cache) = (Arc::clone(&self.direct), Arc::clone(&self.graph));
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match readers.read(|c| GroupGraph::load(c, MAX_CLOSURE_ROWS)) {
+            match readers.scan(|c| GroupGraph::load(c, MAX_CLOSURE_ROWS)) {
                 Ok(graph) => {
                     tracing::debug!(
                         version = graph.version(),

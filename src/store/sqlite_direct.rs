@@ -42,17 +42,24 @@ use super::{StoreError, StoreResult};
 /// How long a connection waits for SQLite's write lock (the sqlx pools use the same).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Idle read connections kept for reuse; more are opened under a burst and closed after.
-/// Lookups never wait while holding one, so about one per async worker thread is in use,
-/// plus at most [`BLOCKING_READS`] on the blocking pool.
-const MAX_IDLE_READERS: usize = 8;
+/// Idle lookup connections kept for reuse; more are opened under a burst and closed
+/// after. Lookups run on the async worker threads and never wait while holding one, so
+/// about one per worker thread is in use.
+const MAX_IDLE_LOOKUP: usize = 4;
 
 /// Reads that may scan (lists, searches) running at once. Each holds a connection whose
 /// page cache fills as it reads: unbounded, a burst of 32 lists opened 64 connections.
 const BLOCKING_READS: usize = 4;
 
-/// Page cache of each read connection, in KiB.
-const READER_CACHE_KIB: i64 = 8 * 1024;
+/// Page cache of each lookup connection, in KiB: enough for the pages a membership check
+/// reads at 100,000 users with integer keys (the name table, 13 MB, and the membership
+/// index by user, 11.6 MB; BENCHMARKS.md), so a check rarely costs a `pread`. Lookups
+/// stay on a few connections (one per worker thread), so this is paid a few times over.
+const LOOKUP_CACHE_KIB: i64 = 24 * 1024;
+
+/// Page cache of each scanning connection, in KiB: a list or a search reads pages it
+/// will seldom read again soon, and there are up to [`BLOCKING_READS`] of them.
+const SCAN_CACHE_KIB: i64 = 4 * 1024;
 
 /// Changes committed together at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -111,43 +118,39 @@ impl From<rusqlite::types::FromSqlError> for StoreError {
     }
 }
 
-/// Read-only connections for point lookups on the calling thread.
+/// Read-only connections: for lookups by a key on the calling thread, and for scans on
+/// the blocking pool. The two are kept apart so that a scan does not fill a lookup
+/// connection's cache with pages no lookup wants (and each kind has a cache of its size).
 #[derive(Debug)]
 pub(super) struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    lookup: Pool,
+    scan: Pool,
     blocking: tokio::sync::Semaphore,
 }
 
-impl Readers {
-    /// Readers of the database file at `path` (opened lazily).
-    pub(super) fn new(path: &Path) -> Self {
+/// Idle connections of one kind.
+#[derive(Debug)]
+struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    cache_kib: i64,
+}
+
+impl Pool {
+    fn new(max_idle: usize, cache_kib: i64) -> Self {
         Self {
-            path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
-            blocking: tokio::sync::Semaphore::new(BLOCKING_READS),
+            max_idle,
+            cache_kib,
         }
     }
 
-    fn connect(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // A larger page cache than the 2 MiB default: these connections serve the
-        // hottest lookups, and a page they miss costs a read(2).
-        conn.pragma_update(None, "cache_size", READER_CACHE_KIB.saturating_neg())?;
-        conn.set_prepared_statement_cache_capacity(32);
-        Ok(conn)
-    }
-
-    /// Runs `f` on an idle read connection. Each statement is its own read transaction,
-    /// so it sees every commit made before it started, by any connection.
-    ///
-    /// Only for lookups by a key: `f` runs on the caller's (async) thread.
-    pub(super) fn read<R, E: Into<StoreError>>(
+    /// Runs `f` on an idle connection (the most recently used: its cache is the
+    /// warmest), opening one if none is idle.
+    fn with<R, E: Into<StoreError>>(
         &self,
+        path: &Path,
         f: impl FnOnce(&Connection) -> Result<R, E>,
     ) -> StoreResult<R> {
         let taken = self
@@ -157,14 +160,57 @@ impl Readers {
             .pop();
         let conn = match taken {
             Some(c) => c,
-            None => self.connect()?,
+            None => self.connect(path)?,
         };
         let result = f(&conn);
         let mut idle = self.idle.lock().expect("the reader list is never poisoned");
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < self.max_idle {
             idle.push(conn);
         }
         result.map_err(Into::into)
+    }
+
+    fn connect(&self, path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "cache_size", self.cache_kib.saturating_neg())?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+}
+
+impl Readers {
+    /// Readers of the database file at `path` (opened lazily).
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            lookup: Pool::new(MAX_IDLE_LOOKUP, LOOKUP_CACHE_KIB),
+            scan: Pool::new(BLOCKING_READS, SCAN_CACHE_KIB),
+            blocking: tokio::sync::Semaphore::new(BLOCKING_READS),
+        }
+    }
+
+    /// Runs `f` on an idle lookup connection. Each statement is its own read
+    /// transaction, so it sees every commit made before it started, by any connection.
+    ///
+    /// Only for lookups by a key: `f` runs on the caller's (async) thread.
+    pub(super) fn read<R, E: Into<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, E>,
+    ) -> StoreResult<R> {
+        self.lookup.with(&self.path, f)
+    }
+
+    /// Runs `f` on a scanning connection, on the calling thread: for a blocking thread
+    /// that reads much (see [`Self::read_blocking`]).
+    pub(super) fn scan<R, E: Into<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, E>,
+    ) -> StoreResult<R> {
+        self.scan.with(&self.path, f)
     }
 
     /// Runs `f` on a read connection on tokio's blocking pool: for reads that may scan
@@ -180,7 +226,7 @@ impl Readers {
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         let readers = Arc::clone(self);
-        tokio::task::spawn_blocking(move || readers.read(f))
+        tokio::task::spawn_blocking(move || readers.scan(f))
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?
     }
