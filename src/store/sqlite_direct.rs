@@ -51,11 +51,12 @@ const MAX_IDLE_LOOKUP: usize = 4;
 /// page cache fills as it reads: unbounded, a burst of 32 lists opened 64 connections.
 const BLOCKING_READS: usize = 4;
 
-/// Page cache of each lookup connection, in KiB: enough for the pages a membership check
+/// Page cache of each lookup connection, in KiB: most of the pages a membership check
 /// reads at 100,000 users with integer keys (the name table, 13 MB, and the membership
-/// index by user, 11.6 MB; BENCHMARKS.md), so a check rarely costs a `pread`. Lookups
-/// stay on a few connections (one per worker thread), so this is paid a few times over.
-const LOOKUP_CACHE_KIB: i64 = 24 * 1024;
+/// index by user, 11.6 MB; BENCHMARKS.md), so a check seldom costs a `pread`; 24 MiB,
+/// which holds them all, checked no faster. Lookups stay on a few connections (about
+/// one per worker thread), so this is paid a few times over.
+const LOOKUP_CACHE_KIB: i64 = 16 * 1024;
 
 /// Page cache of each scanning connection, in KiB: a list or a search reads pages it
 /// will seldom read again soon, and there are up to [`BLOCKING_READS`] of them.
