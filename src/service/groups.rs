@@ -158,20 +158,10 @@ impl Services {
     #[tracing::instrument(skip_all)]
     pub async fn add_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<()> {
         caller.require_admin()?;
-        let group_key = name_key(&g.name);
-        let (user_id, user_key) = user_named(caller, u);
+        let keys = SegmentKeys::of(caller, g, u);
         let found = self
             .store()
-            .add_member_named(
-                Named {
-                    id: g.id,
-                    key: &group_key,
-                },
-                Named {
-                    id: user_id,
-                    key: &user_key,
-                },
-            )
+            .add_member_named(keys.group(g), keys.user())
             .await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
         let user = found_user(found.user, u)?;
@@ -229,20 +219,10 @@ impl Services {
     /// `HEAD /groups/{group}/users/{user}`: member directly or through child groups.
     pub async fn has_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<bool> {
         caller.require_may_address(u)?;
-        let group_key = name_key(&g.name);
-        let (user_id, user_key) = user_named(caller, u);
+        let keys = SegmentKeys::of(caller, g, u);
         let found = self
             .store()
-            .check_member(
-                Named {
-                    id: g.id,
-                    key: &group_key,
-                },
-                Named {
-                    id: user_id,
-                    key: &user_key,
-                },
-            )
+            .check_member(keys.group(g), keys.user())
             .await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
         let user = found_user(found.user, u)?;
@@ -360,12 +340,39 @@ impl Services {
     }
 }
 
-/// A user path segment as the store resolves it: the caller for `current`, else by id
-/// when it parses as one, then by folded name.
-fn user_named(caller: &Caller, u: &UserRef) -> (Option<UserId>, String) {
-    match u {
-        UserRef::Current => (Some(caller.user.id), String::new()),
-        UserRef::Key(k) => (k.id, name_key(&k.name)),
+/// A group and a user path segment as the store resolves them: by id when the segment
+/// parses as one, then by folded name; the user `current` is the caller.
+struct SegmentKeys {
+    group_key: String,
+    user_id: Option<UserId>,
+    user_key: String,
+}
+
+impl SegmentKeys {
+    fn of(caller: &Caller, g: &GroupRef, u: &UserRef) -> Self {
+        let (user_id, user_key) = match u {
+            UserRef::Current => (Some(caller.user.id), String::new()),
+            UserRef::Key(k) => (k.id, name_key(&k.name)),
+        };
+        Self {
+            group_key: name_key(&g.name),
+            user_id,
+            user_key,
+        }
+    }
+
+    fn group(&self, g: &GroupRef) -> Named<'_, GroupId> {
+        Named {
+            id: g.id,
+            key: &self.group_key,
+        }
+    }
+
+    fn user(&self) -> Named<'_, UserId> {
+        Named {
+            id: self.user_id,
+            key: &self.user_key,
+        }
     }
 }
 

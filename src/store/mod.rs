@@ -500,15 +500,13 @@ pub trait Store: Send + Sync + 'static {
     /// Adds users as direct members (already-members are left as they are), all or nothing.
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
 
-    /// Resolves a group and a user as path segments name them (as
-    /// [`Store::check_member`] does) and, when both exist, makes the user a direct member
-    /// (an existing membership is left as it is): the add of one member in one call, so
-    /// a store may resolve and insert in the same transaction.
-    async fn add_member_named(
+    /// The group and the user path segments name: by id when the segment parses as one
+    /// and such a row exists, else by name key.
+    async fn resolve_named(
         &self,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
-    ) -> StoreResult<MemberCheck> {
+    ) -> StoreResult<(Option<GroupId>, Option<UserId>)> {
         let group = match group.id {
             Some(id) if self.group_exists(id).await? => Some(id),
             _ => self.find_group_by_key(group.key).await?,
@@ -517,6 +515,19 @@ pub trait Store: Send + Sync + 'static {
             Some(id) if self.user_exists(id).await? => Some(id),
             _ => self.find_user_by_key(user.key).await?,
         };
+        Ok((group, user))
+    }
+
+    /// Resolves a group and a user as path segments name them
+    /// ([`Store::resolve_named`]) and, when both exist, makes the user a direct member
+    /// (an existing membership is left as it is): the add of one member in one call, so
+    /// a store may resolve and insert in the same transaction.
+    async fn add_member_named(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        let (group, user) = self.resolve_named(group, user).await?;
         let member = match (group, user) {
             (Some(g), Some(u)) => {
                 self.add_members(g, &[u]).await?;
@@ -545,14 +556,7 @@ pub trait Store: Send + Sync + 'static {
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
     ) -> StoreResult<MemberCheck> {
-        let group = match group.id {
-            Some(id) if self.group_exists(id).await? => Some(id),
-            _ => self.find_group_by_key(group.key).await?,
-        };
-        let user = match user.id {
-            Some(id) if self.user_exists(id).await? => Some(id),
-            _ => self.find_user_by_key(user.key).await?,
-        };
+        let (group, user) = self.resolve_named(group, user).await?;
         let member = match (group, user) {
             (Some(g), Some(u)) => self.is_member(u, &[g]).await?,
             _ => false,
