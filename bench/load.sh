@@ -34,6 +34,11 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-load.XXXXXX")"
 server=""
 cleanup() {
   [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  # A case with answers other than 2xx keeps the server's log for a look.
+  if grep -q "non-2xx" "$work/results.tsv" 2>/dev/null; then
+    kept="${TMPDIR:-/tmp}/gatehouse-load-$(date +%s).log"
+    cp "$work/server.log" "$kept" && echo "a case had non-2xx answers; server log: $kept" >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
