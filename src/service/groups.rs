@@ -161,7 +161,7 @@ impl Services {
         let keys = SegmentKeys::of(caller, g, u);
         let found = self
             .store()
-            .add_member_named(keys.group(g), keys.user())
+            .add_member_named(keys.group(), keys.user())
             .await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
         let user = found_user(found.user, u)?;
@@ -220,10 +220,7 @@ impl Services {
     pub async fn has_member(&self, caller: &Caller, g: &GroupRef, u: &UserRef) -> Result<bool> {
         caller.require_may_address(u)?;
         let keys = SegmentKeys::of(caller, g, u);
-        let found = self
-            .store()
-            .check_member(keys.group(g), keys.user())
-            .await?;
+        let found = self.store().check_member(keys.group(), keys.user()).await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
         let user = found_user(found.user, u)?;
         caller.require_self_or_admin(user)?;
@@ -343,6 +340,7 @@ impl Services {
 /// A group and a user path segment as the store resolves them: by id when the segment
 /// parses as one, then by folded name; the user `current` is the caller.
 struct SegmentKeys {
+    group_id: Option<GroupId>,
     group_key: String,
     user_id: Option<UserId>,
     user_key: String,
@@ -355,15 +353,16 @@ impl SegmentKeys {
             UserRef::Key(k) => (k.id, name_key(&k.name)),
         };
         Self {
+            group_id: g.id,
             group_key: name_key(&g.name),
             user_id,
             user_key,
         }
     }
 
-    fn group(&self, g: &GroupRef) -> Named<'_, GroupId> {
+    fn group(&self) -> Named<'_, GroupId> {
         Named {
-            id: g.id,
+            id: self.group_id,
             key: &self.group_key,
         }
     }

@@ -1109,22 +1109,26 @@ impl Store for SqliteStore {
             let answer = self.direct.read(|c| {
                 let mut stmt = c.prepare_cached(sql::USER_GROUPS)?;
                 let mut rows = stmt.query(rusqlite::params![uid, user.key])?;
-                let mut answer = None;
-                while let Some(row) = rows.next()? {
-                    if row.get::<_, i64>(0)? != graph.version() {
-                        return Ok(None); // changed since it was read: ask the database
-                    }
-                    let found = row.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
-                    let direct = row.get_ref(2)?.as_i64_or_null()?;
-                    let member = resolved
-                        .zip(direct)
-                        .is_some_and(|(g, d)| graph.is_under(g, d));
-                    answer = Some((found, member));
-                    if member || resolved.is_none() {
-                        break;
-                    }
+                // The version and the user are on every row: read them from the first.
+                let Some(first) = rows.next()? else {
+                    return Ok(None);
+                };
+                if first.get::<_, i64>(0)? != graph.version() {
+                    return Ok(None); // changed since it was read: ask the database
                 }
-                Ok::<_, StoreError>(answer)
+                let found = first.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
+                let under = |row: &rusqlite::Row<'_>| -> StoreResult<bool> {
+                    let direct = row.get_ref(2)?.as_i64_or_null()?;
+                    Ok(resolved
+                        .zip(direct)
+                        .is_some_and(|(g, d)| graph.is_under(g, d)))
+                };
+                let mut member = under(first)?;
+                while !member && resolved.is_some() {
+                    let Some(row) = rows.next()? else { break };
+                    member = under(row)?;
+                }
+                Ok::<_, StoreError>(Some((found, member)))
             })?;
             if let Some((user, member)) = answer {
                 return Ok(MemberCheck {
