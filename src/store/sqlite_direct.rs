@@ -78,9 +78,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// (about 22k/s against 29k/s in alternating runs): every commit appended to new
 /// blocks, which the file system allocates and zeroes, and each sync then wrote the
 /// file's size and extents as well. A restart holds writers back while it copies the
-/// last frames and syncs the database file: 7-11 ms once a second at full speed, paid
-/// as a slightly higher add p99 (about 4.5 ms against 3.5 ms). Any pause in writes
-/// longer than a checkpoint round lets the WAL start over without a restart.
+/// last frames and syncs the pages they changed ([`presync`] keeps that short), once a
+/// second at full speed: a slightly higher add p99 (about 4 ms against 3.3 ms at
+/// 100,000 users). Any pause in writes longer than a checkpoint round lets the WAL
+/// start over without a restart.
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// New frames a catch-up round may leave behind before the restart is asked for.
@@ -353,7 +354,7 @@ impl Checkpointer {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let wal = wal_path(path);
-        // Only synced: on Linux a read-only descriptor syncs the file's data as well.
+        // Opened only to be synced (`presync`): fsync works through any descriptor.
         let database = std::fs::File::open(path).map_err(|e| StoreError::Other(Box::new(e)))?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -458,9 +459,10 @@ fn catch_up(conn: &Connection) {
 /// holds no lock, so that the restart, which holds writers back, has only the pages
 /// copied after this to sync. SQLite syncs the database file only after a checkpoint
 /// that copied the whole WAL, which under continuous writes is the restart's: without
-/// this, the restart flushed a whole round of copied pages (22-32 ms a second at a
-/// million users, add p99 14-15 ms); with it, 2-8 ms (add p99 7-10 ms), the same adds a
-/// second. A failure is only logged: the restart then syncs everything itself.
+/// this, the restart flushed a whole round of copied pages (22-32 ms once a second at a
+/// million users, add p99 13.6-19.6 ms); with it, 4-18 ms (add p99 about 9.3 ms), the
+/// same adds a second. A failure is only logged: the restart then syncs everything
+/// itself.
 fn presync(database: &std::fs::File) {
     let started = Instant::now();
     match database.sync_data() {
