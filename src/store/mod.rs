@@ -9,6 +9,7 @@
 
 pub mod filter_sql;
 mod group_graph;
+mod name_cache;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

@@ -191,16 +191,23 @@ pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM 
     (SELECT user_seq FROM user_identifiers WHERE key = $4)) AS seq) AS u";
 
 /// SQLite only. `$1` user id (or NULL), `$2` username or email key: the graph's
-/// version, then the user's id (by id first, else by name) and the integer key of each of
-/// their direct groups. One row with no group when they have none; one row of NULLs but
-/// the version when there is no such user (`graph_version` has exactly one row). Each
-/// join is one primary-key or covering-index search.
-pub(crate) const USER_GROUPS: &str = "SELECT v.n, COALESCE(u.id, i.user_id), m.group_seq \
+/// version and the names' (`graph_version.n`, `.names`), then the user's id and integer
+/// key (by id first, else by name) and the integer key of each of their direct groups.
+/// One row with no group when they have none; one row of NULLs but the versions when
+/// there is no such user (`graph_version` has exactly one row). Each join is one
+/// primary-key or covering-index search.
+pub(crate) const USER_GROUPS: &str = "SELECT v.n, v.names, COALESCE(u.id, i.user_id), \
+    COALESCE(u.seq, i.user_seq), m.group_seq \
     FROM graph_version v \
     LEFT JOIN users u ON u.id = $1 \
     LEFT JOIN user_identifiers i ON u.seq IS NULL AND i.key = $2 \
     LEFT JOIN group_members m ON m.user_seq = COALESCE(u.seq, i.user_seq) \
     WHERE v.id = 1";
+
+/// SQLite only. `$1` a user's integer key: the graph's version and the names', then the
+/// integer key of each of the user's direct groups (one row with no group when none).
+pub(crate) const GROUPS_OF_USER_SEQ: &str = "SELECT v.n, v.names, m.group_seq \
+    FROM graph_version v LEFT JOIN group_members m ON m.user_seq = $1 WHERE v.id = 1";
 
 /// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
 /// `$4` user key: the group's id and integer key and the user's (by id first, else by

@@ -20,7 +20,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
-use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS};
+use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS, Resolved};
+use super::name_cache::NameCache;
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::sqlite_direct::{
     BUSY_TIMEOUT, BatchWriter, ByName, ColumnIndex, Readers, WAL_SIZE_LIMIT, by_name,
@@ -63,6 +64,8 @@ pub struct SqliteStore {
     trigrams: Arc<Mutex<HashMap<String, (i64, Instant)>>>,
     /// The group graph, for membership checks.
     graph: Arc<GraphCache>,
+    /// Which user each name a check asked for named (module `name_cache`).
+    names: Arc<NameCache>,
 }
 
 /// What a [`SqliteStore`] is opened for: how its sqlx writer connection is tuned.
@@ -242,6 +245,7 @@ impl SqliteStore {
             direct: Arc::new(Readers::new(&path)),
             batch: Arc::new(BatchWriter::start(&path)?),
             trigrams: Arc::default(),
+            names: Arc::default(),
             graph: Arc::default(),
         })
     }
@@ -1106,28 +1110,58 @@ impl Store for SqliteStore {
             // The user and their direct groups; the closure from memory, if it is the
             // graph this statement saw (module `group_graph`).
             let resolved = graph.resolve(group.id, group.key);
+            // A name asked for before: the user's groups alone, if no name has stopped
+            // naming its user since (module `name_cache`).
+            if let Some(known) = user
+                .id
+                .is_none()
+                .then(|| self.names.get(user.key))
+                .flatten()
+            {
+                let member = self.direct.read(|c| {
+                    let mut stmt = c.prepare_cached(sql::GROUPS_OF_USER_SEQ)?;
+                    let mut rows = stmt.query([known.seq])?;
+                    let Some(first) = rows.next()? else {
+                        return Ok(None);
+                    };
+                    if first.get::<_, i64>(0)? != graph.version()
+                        || first.get::<_, i64>(1)? != known.version
+                    {
+                        return Ok(None); // changed since: ask the database
+                    }
+                    if lies_under(first, 2, graph, resolved)? {
+                        return Ok(Some(true));
+                    }
+                    Ok::<_, StoreError>(Some(any_row_under(&mut rows, 2, graph, resolved)?))
+                })?;
+                if let Some(member) = member {
+                    return Ok(MemberCheck {
+                        group: resolved.map(|g| g.id),
+                        user: Some(known.id),
+                        member,
+                    });
+                }
+            }
             let answer = self.direct.read(|c| {
                 let mut stmt = c.prepare_cached(sql::USER_GROUPS)?;
                 let mut rows = stmt.query(rusqlite::params![uid, user.key])?;
-                // The version and the user are on every row: read them from the first.
+                // The versions and the user are on every row: read them from the first.
                 let Some(first) = rows.next()? else {
                     return Ok(None);
                 };
                 if first.get::<_, i64>(0)? != graph.version() {
                     return Ok(None); // changed since it was read: ask the database
                 }
-                let found = first.get_ref(1)?.as_str_or_null()?.and_then(UserId::parse);
-                let under = |row: &rusqlite::Row<'_>| -> StoreResult<bool> {
-                    let direct = row.get_ref(2)?.as_i64_or_null()?;
-                    Ok(resolved
-                        .zip(direct)
-                        .is_some_and(|(g, d)| graph.is_under(g, d)))
-                };
-                let mut member = under(first)?;
-                while !member && resolved.is_some() {
-                    let Some(row) = rows.next()? else { break };
-                    member = under(row)?;
+                let found = first.get_ref(2)?.as_str_or_null()?.and_then(UserId::parse);
+                if let (Some(id), Some(seq), None) =
+                    (found, first.get_ref(3)?.as_i64_or_null()?, user.id)
+                {
+                    self.names.remember(user.key, first.get(1)?, seq, id);
                 }
+                if lies_under(first, 4, graph, resolved)? {
+                    return Ok(Some((found, true)));
+                }
+                let member = any_row_under(&mut rows, 4, graph, resolved)?;
                 Ok::<_, StoreError>(Some((found, member)))
             })?;
             if let Some((user, member)) = answer {
@@ -1388,6 +1422,36 @@ impl Store for SqliteStore {
     }
 }
 
+/// Whether the direct group in column `col` of `row` (an integer key, NULL for none) is
+/// `group` or lies below it in `graph`.
+fn lies_under(
+    row: &rusqlite::Row<'_>,
+    col: usize,
+    graph: &GroupGraph,
+    group: Option<Resolved>,
+) -> StoreResult<bool> {
+    let direct = row.get_ref(col)?.as_i64_or_null()?;
+    Ok(group.zip(direct).is_some_and(|(g, d)| graph.is_under(g, d)))
+}
+
+/// Whether any remaining row's direct group (column `col`) lies under `group`.
+fn any_row_under(
+    rows: &mut rusqlite::Rows<'_>,
+    col: usize,
+    graph: &GroupGraph,
+    group: Option<Resolved>,
+) -> StoreResult<bool> {
+    if group.is_none() {
+        return Ok(false);
+    }
+    while let Some(row) = rows.next()? {
+        if lies_under(row, col, graph, group)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1528,6 +1592,69 @@ mod tests {
         let (group, _, member) = answer(&store, "late", "tyler").await;
         assert_eq!(group, None, "a deleted group is gone at once");
         assert!(!member);
+    }
+
+    /// A check by name remembers the user the name resolved to (module `name_cache`),
+    /// and forgets it once the name stops naming that user, whichever connection (or
+    /// process) made the change: a name moved to another user, a user renamed, a user
+    /// deleted.
+    #[tokio::test]
+    async fn a_remembered_name_follows_changes_made_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("n.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let elsewhere = SqliteStore::open(&url).await.unwrap();
+        let club = group("club");
+        store.create_group(&club).await.unwrap();
+        let tyler = User::new("tyler".into(), "tyler@example.com".into(), 1);
+        store.create_user(&tyler, &[club.id]).await.unwrap();
+        let marla = User::new("marla".into(), "marla@example.com".into(), 1);
+        store.create_user(&marla, &[]).await.unwrap();
+        graph_loaded(&store).await;
+
+        assert!(is_in(&store, &club, "tyler").await);
+        let known = store.names.get("tyler").expect("remembered");
+        assert_eq!(known.id, tyler.id);
+        assert!(is_in(&store, &club, "tyler").await, "answered from it");
+        // A new user does not make a remembered name wrong.
+        let bob = User::new("bob".into(), "bob@example.com".into(), 1);
+        elsewhere.create_user(&bob, &[]).await.unwrap();
+        assert_eq!(store.names.get("tyler"), Some(known));
+
+        // "tyler" moved to marla behind this store's back.
+        sqlx::raw_sql(&format!(
+            "DELETE FROM user_identifiers WHERE key = 'tyler'; \
+             INSERT INTO user_identifiers (key, user_id, user_seq) \
+             SELECT 'tyler', id, seq FROM users WHERE id = '{}'",
+            marla.id
+        ))
+        .execute(&elsewhere.writer)
+        .await
+        .unwrap();
+        assert_eq!(
+            answer(&store, "club", "tyler").await,
+            (Some(club.id), Some(marla.id), false)
+        );
+        assert_eq!(store.names.get("tyler").map(|k| k.id), Some(marla.id));
+
+        // Renamed, then deleted, elsewhere.
+        assert!(is_in(&store, &club, "tyler@example.com").await);
+        sqlx::raw_sql(
+            "UPDATE user_identifiers SET key = 'tyler@example.org' WHERE key = 'tyler@example.com'",
+        )
+        .execute(&elsewhere.writer)
+        .await
+        .unwrap();
+        assert_eq!(
+            answer(&store, "club", "tyler@example.com").await,
+            (Some(club.id), None, false)
+        );
+        assert!(is_in(&store, &club, "tyler@example.org").await);
+        assert!(elsewhere.delete_user(tyler.id, 2).await.unwrap());
+        assert_eq!(
+            answer(&store, "club", "tyler@example.org").await,
+            (Some(club.id), None, false)
+        );
     }
 
     /// Migration 0005 moves memberships and names to integer keys: a database made by

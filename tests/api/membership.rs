@@ -1926,3 +1926,84 @@ async fn an_expired_second_admin_does_not_count_as_a_remaining_admin() {
     app.delete(&up("admin")).await.expect(StatusCode::CONFLICT);
     ok(&app, USERS).await;
 }
+
+/// A check names its user by username or email: a name that moves to another user, or
+/// whose user is deleted, is answered for whoever holds it now (SQLite remembers names:
+/// src/store/name_cache.rs).
+#[tokio::test]
+async fn a_check_by_name_follows_the_name_to_its_current_user() {
+    let app = TestApp::spawn().await;
+    app.create_group(PAPER).await;
+    user(&app, "ann").await;
+    join(&app, PAPER, "ann").await;
+    assert_eq!(is_member(&app, PAPER, "ann").await, StatusCode::NO_CONTENT);
+    assert_eq!(is_member(&app, PAPER, "ann").await, StatusCode::NO_CONTENT);
+
+    // Renamed: the old name is free, then taken by a user who is not a member.
+    app.send_raw(
+        Method::PATCH,
+        &up("ann"),
+        Some(&app.admin.clone()),
+        "application/merge-patch+json",
+        json!({"username": "ann2", "email": "ann2@example.com"})
+            .to_string()
+            .into_bytes(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(is_member(&app, PAPER, "ann").await, StatusCode::NOT_FOUND);
+    user(&app, "ann").await;
+    assert_eq!(is_member(&app, PAPER, "ann").await, StatusCode::NOT_FOUND);
+    assert_eq!(is_member(&app, PAPER, "ann2").await, StatusCode::NO_CONTENT);
+
+    // Deleted: its name no longer finds anyone.
+    assert_eq!(
+        is_member(&app, PAPER, "ann2@example.com").await,
+        StatusCode::NO_CONTENT
+    );
+    app.delete(&up("ann2")).await.expect(StatusCode::NO_CONTENT);
+    let r = app.head(&member_path(PAPER, "ann2@example.com")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(is_member(&app, PAPER, "ann2").await, StatusCode::NOT_FOUND);
+}
+
+/// The same when another process moves the name (an import, an admin command, a
+/// second node): the server learns of it only from the database.
+#[tokio::test]
+async fn a_check_by_name_follows_a_name_moved_by_another_process() {
+    let app = TestApp::spawn().await;
+    app.create_group(PAPER).await;
+    let bob = user(&app, "bob").await;
+    let eve = user(&app, "eve").await;
+    join(&app, PAPER, "bob").await;
+    assert_eq!(is_member(&app, PAPER, "bob").await, StatusCode::NO_CONTENT);
+    assert_eq!(is_member(&app, PAPER, "bob").await, StatusCode::NO_CONTENT);
+
+    // Behind the server's back: "bob" now names eve, who is not a member.
+    let (bob_id, eve_id) = (id_of(&bob), id_of(&eve));
+    let script = format!(
+        "DELETE FROM user_identifiers WHERE key = 'bob'; \
+         INSERT INTO user_identifiers (key, user_id, user_seq) \
+         SELECT 'bob', id, seq FROM users WHERE id = '{eve_id}';"
+    );
+    run_sql(&app.database_url, &script).await;
+    assert_eq!(is_member(&app, PAPER, "bob").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        is_member(&app, PAPER, &bob_id).await,
+        StatusCode::NO_CONTENT
+    );
+}
+
+/// Runs `script` on the test database through a connection of its own.
+async fn run_sql(url: &str, script: &str) {
+    use sqlx::Connection as _;
+    if on_postgres() {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(script).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(script).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+}
