@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use tower_http::request_id::{
@@ -50,11 +50,18 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// [`openapi::router`], which also builds the OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
+    let detach_reads = !state.store().reads_are_cancel_safe();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(REQUEST_TIMEOUT, deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            Deadline {
+                limit: REQUEST_TIMEOUT,
+                detach_reads,
+            },
+            deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -70,32 +77,72 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
 }
 
-/// Answers 503, in the error envelope, for a request still running after `limit`.
+/// How long a request may run, and which requests run in a task of their own.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    limit: Duration,
+    /// Whether reads run in a task of their own too ([`deadline`]).
+    detach_reads: bool,
+}
+
+/// Answers 503, in the error envelope, for a request still running after `limit`, and
+/// runs every request that may change state to its end.
 ///
-/// The clock starts only when the handler does not finish on its first poll. Most
-/// requests (lookups, membership checks, the health probe) do, and so never touch the
-/// runtime's timers. (tower-http's `TimeoutLayer` polls its timer before the handler, registering
-/// one for every request and often waking the timer driver with a system call; it also
-/// answers with an empty body.)
+/// A request that may change state (any method but GET, HEAD and OPTIONS) runs in a task
+/// of its own, so that nothing but its own end stops it: not a client that disconnects
+/// (hyper then drops the request's future), nor this deadline. A handler dropped halfway
+/// could leave a change half made, and sqlx's transactions are not safe to drop while
+/// they begin: one dropped there left the SQLite writer connection inside a transaction
+/// sqlx no longer knew of, and every later write on it failed with "attempted to call
+/// begin_with at non-zero transaction depth" (500s) until the server restarted. That is
+/// what failed every request of the token case in two load runs: the warm-up ended, and
+/// wrk disconnected, with 32 logins (each writing the user's last login) in flight.
+/// Reads run in place (a task costs a hand-over between threads: 18% of `/health`'s
+/// throughput when every request paid it), unless `detach_reads`: the store's reads use
+/// sqlx transactions too ([`crate::store::Store::reads_are_cancel_safe`]).
+///
+/// For a read in place, the clock starts only when the handler does not finish on its
+/// first poll. Most do (lookups, membership checks, the health probe), and so never
+/// touch the runtime's timers. (tower-http's `TimeoutLayer` polls its timer before the
+/// handler, registering one for every request and often waking the timer driver with a
+/// system call; it also answers with an empty body.)
 async fn deadline(
-    State(limit): State<Duration>,
+    State(Deadline {
+        limit,
+        detach_reads,
+    }): State<Deadline>,
     req: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let mut handler = std::pin::pin!(next.run(req));
-    if let Poll::Ready(response) =
-        std::future::poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await
-    {
-        return response;
+    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if read && !detach_reads {
+        let mut handler = std::pin::pin!(next.run(req));
+        if let Poll::Ready(response) =
+            std::future::poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await
+        {
+            return response;
+        }
+        return tokio::time::timeout(limit, handler)
+            .await
+            .unwrap_or_else(|_| too_late(limit));
     }
-    match tokio::time::timeout(limit, handler).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("The request took longer than {} s.", limit.as_secs_f64()),
-        )
-        .into_response(),
+    match tokio::time::timeout(limit, tokio::spawn(next.run(req))).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a request handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "The request failed.").into_response()
+        }
+        Err(_) => too_late(limit), // the task goes on to its end
     }
+}
+
+/// The 503 for a request still running after `limit`.
+fn too_late(limit: Duration) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("The request took longer than {} s.", limit.as_secs_f64()),
+    )
+    .into_response()
 }
 
 /// Request ids: random (version 4) UUIDs drawn from the thread's generator (ChaCha,
@@ -144,9 +191,45 @@ mod tests {
                 "done"
             })
             .layer(axum::middleware::from_fn_with_state(
-                Duration::from_millis(200),
+                Deadline {
+                    limit: Duration::from_millis(200),
+                    detach_reads: false,
+                },
                 deadline,
             ))
+    }
+
+    /// A request dropped halfway (the client went away, or the deadline passed) still
+    /// runs its handler to the end: a change is never left half made.
+    #[tokio::test]
+    async fn a_dropped_request_still_runs_its_handler_to_the_end() {
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&finished);
+        let app = Router::new()
+            .fallback(move || async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                "done"
+            })
+            .layer(axum::middleware::from_fn_with_state(
+                Deadline {
+                    limit: Duration::from_secs(10),
+                    detach_reads: false,
+                },
+                deadline,
+            ));
+        let request = app.oneshot(Request::post("/").body(Body::empty()).unwrap());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), request)
+                .await
+                .is_err(),
+            "dropped before the handler finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            finished.load(std::sync::atomic::Ordering::SeqCst),
+            "the handler ran to the end"
+        );
     }
 
     /// A handler that finishes at once, one that waits but finishes in time, and one that

@@ -425,6 +425,14 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database is reachable.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether a read may be dropped halfway (its request cancelled) without harm. sqlx's
+    /// transactions are not safe to drop while they begin, so a store whose reads use
+    /// them says no, and the HTTP layer then runs every request to the end
+    /// (the `deadline` middleware in `http`), not only those that may change state.
+    fn reads_are_cancel_safe(&self) -> bool {
+        false
+    }
+
     /// The state of each connection pool (no database round trip).
     fn pool_stats(&self) -> Vec<PoolStats>;
 

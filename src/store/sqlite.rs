@@ -1099,6 +1099,13 @@ impl Store for SqliteStore {
         })
     }
 
+    /// Reads run on rusqlite connections, each statement from start to end without an
+    /// await in between (lookups on the calling thread, scans on the blocking pool, which
+    /// finishes them whether or not anyone waits).
+    fn reads_are_cancel_safe(&self) -> bool {
+        true
+    }
+
     async fn check_member(
         &self,
         group: Named<'_, GroupId>,
