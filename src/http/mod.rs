@@ -126,7 +126,9 @@ async fn deadline(
             .await
             .unwrap_or_else(|_| too_late(limit));
     }
-    match tokio::time::timeout(limit, tokio::spawn(next.run(req))).await {
+    // The task keeps the request's span (its request id in every log line).
+    let task = tokio::spawn(tracing::Instrument::in_current_span(next.run(req)));
+    match tokio::time::timeout(limit, task).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a request handler panicked");
