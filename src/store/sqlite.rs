@@ -1119,11 +1119,8 @@ impl Store for SqliteStore {
             let resolved = graph.resolve(group.id, group.key);
             // A name asked for before: the user's groups alone, if no name has stopped
             // naming its user since (module `name_cache`).
-            if let Some(known) = user
-                .id
-                .is_none()
-                .then(|| self.names.get(user.key))
-                .flatten()
+            if user.id.is_none()
+                && let Some(known) = self.names.get(user.key)
             {
                 let member = self.direct.read(|c| {
                     let mut stmt = c.prepare_cached(sql::GROUPS_OF_USER_SEQ)?;
