@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod attacks;
 mod auth;
 mod backend_parity;
 mod crash;

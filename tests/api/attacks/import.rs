@@ -1,0 +1,1 @@
+//! Attacks through `gatehouse import`: identity confusion and crafted password hashes.

@@ -1,0 +1,1 @@
+//! Attacks on the lockout: concurrent guessing on the token and password endpoints.
