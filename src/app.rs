@@ -85,7 +85,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     password_policy::check(&password, &[])
         .map_err(|e| anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", e.reason))?;
     let now = services.now();
-    let hash = crate::auth::password::hash(password.clone()).await;
+    let hash = crate::auth::password::hash(password.clone()).await?;
     let admin =
         User::new("admin".into(), "admin@localhost".into(), now).with_password(Some(hash), now);
     match store.create_user(&admin, &[SYSTEM_ADMINISTRATORS_ID]).await {

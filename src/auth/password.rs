@@ -4,6 +4,7 @@
 
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{
@@ -56,17 +57,34 @@ fn dummy_hash() -> &'static PasswordHash {
 
 type HashJob = Box<dyn FnOnce() + Send>;
 
+/// Jobs that may wait per hashing thread. At ~20 ms a job, a full queue is about
+/// 1.3 s of work: a burst past that is refused at once (503) instead of growing the
+/// queue, and with it every later request's wait, without bound.
+const QUEUE_PER_THREAD: usize = 64;
+
+/// A job that waited longer than this is not run: its request has been answered by the
+/// deadline or abandoned, or the server is so far behind that the answer would come too
+/// late to matter.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// The hashing threads could not take the job (the queue is full, or it waited past
+/// [`MAX_WAIT`]): the caller answers 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every password hashing thread is busy")]
+pub struct Busy;
+
 /// The hashing threads' queue. At most one argon2 computation per core runs at once:
 /// each takes 19 MiB and a core for ~20 ms, so running more only adds memory without
 /// finishing any sooner. Keeping them on a few threads of their own also keeps the
 /// 19 MiB buffers in a few allocator arenas: on tokio's blocking pool every thread got
-/// an arena of its own, and a burst of logins left 860 MB resident.
-fn hashing_queue() -> &'static Mutex<mpsc::Sender<HashJob>> {
-    static QUEUE: OnceLock<Mutex<mpsc::Sender<HashJob>>> = OnceLock::new();
+/// an arena of its own, and a burst of logins left 860 MB resident. The queue is bounded
+/// ([`QUEUE_PER_THREAD`]).
+fn hashing_queue() -> &'static mpsc::SyncSender<HashJob> {
+    static QUEUE: OnceLock<mpsc::SyncSender<HashJob>> = OnceLock::new();
     QUEUE.get_or_init(|| {
-        let (sender, jobs) = mpsc::channel::<HashJob>();
-        let jobs = std::sync::Arc::new(Mutex::new(jobs));
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let (sender, jobs) = mpsc::sync_channel::<HashJob>(cores * QUEUE_PER_THREAD);
+        let jobs = std::sync::Arc::new(Mutex::new(jobs));
         for n in 0..cores {
             let jobs = std::sync::Arc::clone(&jobs);
             std::thread::Builder::new()
@@ -89,33 +107,47 @@ fn hashing_queue() -> &'static Mutex<mpsc::Sender<HashJob>> {
                 })
                 .expect("a hashing thread starts");
         }
-        Mutex::new(sender)
+        sender
     })
 }
 
-/// Runs one argon2 computation on a hashing thread, in the caller's tracing span.
-async fn run_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs one argon2 computation on a hashing thread, in the caller's tracing span; or
+/// refuses at once when the queue is full. A job whose caller has gone (the request
+/// was dropped) or that waited past [`MAX_WAIT`] is skipped, so abandoned work never
+/// piles up in front of live requests.
+async fn run_bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Busy> {
     let (reply, answer) = oneshot::channel();
     let span = tracing::Span::current();
+    let queued = Instant::now();
     let job: HashJob = Box::new(move || {
-        let _ = reply.send(span.in_scope(work));
+        if reply.is_closed() {
+            return;
+        }
+        if queued.elapsed() > MAX_WAIT {
+            let _ = reply.send(Err(Busy));
+            return;
+        }
+        let _ = reply.send(Ok(span.in_scope(work)));
     });
-    hashing_queue()
-        .lock()
-        .expect("the hashing queue is never poisoned")
-        .send(job)
-        .expect("the hashing threads never stop");
-    answer.await.expect("a hashing job always answers")
+    match hashing_queue().try_send(job) {
+        Ok(()) => {}
+        Err(mpsc::TrySendError::Full(_)) => return Err(Busy),
+        Err(mpsc::TrySendError::Disconnected(_)) => unreachable!("the hashing threads never stop"),
+    }
+    // A job that panicked dropped its reply: refuse that one request like a busy queue.
+    answer.await.unwrap_or(Err(Busy))
 }
 
 /// Hashes on a hashing thread.
-pub async fn hash(password: String) -> PasswordHash {
+pub async fn hash(password: String) -> Result<PasswordHash, Busy> {
     run_bounded(move || hash_blocking(&password)).await
 }
 
 /// Verifies on a hashing thread. With `None` it verifies against a dummy hash and
 /// returns false, taking the same time as a real check.
-pub async fn verify(password: String, hash: Option<PasswordHash>) -> bool {
+pub async fn verify(password: String, hash: Option<PasswordHash>) -> Result<bool, Busy> {
     run_bounded(move || match hash {
         Some(h) => verify_blocking(&password, &h),
         None => {

@@ -47,6 +47,15 @@ pub enum AdminCommand {
         #[command(flatten)]
         db: DatabaseArg,
     },
+    /// Retire a token-signing key (see the `kid` in the JWKS): tokens signed with it stop
+    /// working on each node at its next key reload (at most a minute). The only key
+    /// cannot be retired: rotate first.
+    RetireKey {
+        /// The key id.
+        kid: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
 }
 
 /// `gatehouse apikey ...`
@@ -97,7 +106,7 @@ pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 &[target.first_name.as_deref(), target.last_name.as_deref()],
             )
             .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
-            let hash = crate::auth::password::hash(password.clone()).await;
+            let hash = crate::auth::password::hash(password.clone()).await?;
             let store = s.store();
             store.set_password(target.id, &hash, s.now()).await?;
             store
@@ -111,7 +120,7 @@ pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 let mut revived = target.clone();
                 revived.expiry = None;
                 revived.modified = s.now();
-                store.update_user_profile(&revived).await?;
+                store.update_user_profile(&target, &revived).await?;
             }
             let mut out = json!({"id": target.id.to_string(), "username": target.username});
             if generated {
@@ -124,6 +133,14 @@ pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
             let s = services(&db.database_url).await?;
             let kid = s.rotate_key().await?;
             println!("{}", json!({ "kid": kid }));
+            Ok(())
+        }
+        AdminCommand::RetireKey { kid, db } => {
+            let s = services(&db.database_url).await?;
+            s.retire_key(&kid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", json!({ "retired": kid }));
             Ok(())
         }
     }

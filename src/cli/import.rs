@@ -221,7 +221,7 @@ impl Importer {
                 let hash = match (u.password, u.password_hash) {
                     (_, Some(h)) if h.starts_with("$argon2id$") => Some(PasswordHash(h)),
                     (_, Some(_)) => bail!("passwordHash must be an argon2id PHC string"),
-                    (Some(p), None) => Some(crate::auth::password::hash(p).await),
+                    (Some(p), None) => Some(crate::auth::password::hash(p).await?),
                     (None, None) => None,
                 };
                 let user = User {

@@ -6,15 +6,24 @@ use super::names::FieldError;
 /// Minimum length in characters.
 pub const MIN_LENGTH: usize = 8;
 
+/// Maximum length in bytes (UTF-8). Longer passwords, new or claimed, are refused before
+/// any hashing on every path, so the work one request can ask of argon2 is bounded.
+pub const MAX_BYTES: usize = 1024;
+
+/// Whether a claimed or new password is short enough to be hashed at all.
+pub fn within_bound(password: &str) -> bool {
+    password.len() <= MAX_BYTES
+}
+
 /// Checks `password` against the policy. `names` are the user's first and last names;
 /// those of three or more characters must not appear in the password (case-insensitive).
 pub fn check(password: &str, names: &[Option<&str>]) -> Result<(), FieldError> {
     let err = |rule: &str| FieldError::new("password", rule.to_owned());
+    if !within_bound(password) {
+        return Err(err("password must be at most 1024 bytes long"));
+    }
     if password.chars().count() < MIN_LENGTH {
         return Err(err("password must be at least 8 characters long"));
-    }
-    if password.chars().count() > 1024 {
-        return Err(err("password must be at most 1024 characters long"));
     }
     let classes = [
         password.chars().any(char::is_lowercase),

@@ -156,6 +156,22 @@ impl User {
         !self.suspended && !self.is_expired(now)
     }
 
+    /// Whether a proven password may be accepted at all: the account is managed here
+    /// and neither suspended, locked nor expired. The password endpoint needs only this
+    /// (a user whose password must be reset sets a new one by proving the old).
+    pub fn may_prove_password(&self, now: Millis) -> bool {
+        self.provider == Provider::Contensis
+            && !self.suspended
+            && !self.locked
+            && !self.is_expired(now)
+    }
+
+    /// Whether the password grant may sign the account in: it may prove its password
+    /// and no password reset is due.
+    pub fn may_log_in(&self, now: Millis) -> bool {
+        self.may_prove_password(now) && !self.password_reset_required(now)
+    }
+
     /// `status.passwordResetRequired`: the flag, or an expirable password that is older
     /// than `passwordChangeFrequency` days.
     pub fn password_reset_required(&self, now: Millis) -> bool {

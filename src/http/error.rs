@@ -48,6 +48,8 @@ pub struct ApiError {
     message: String,
     data: Value,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -58,7 +60,14 @@ impl ApiError {
             message: message.into(),
             data: Value::Null,
             source: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400 with a message.
@@ -90,11 +99,19 @@ impl From<Error> for ApiError {
             Error::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             Error::Invalid(f) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, f.reason)
                 .with_data(json!({ "field": f.field })),
+            e @ Error::RateLimited { retry_after_secs } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+                    .retry_after(retry_after_secs)
+            }
+            e @ Error::Busy => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(1)
+            }
             Error::Internal(source) => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: "An unexpected error occurred. Quote the logId to the operator.".into(),
                 data: Value::Null,
                 source: Some(source),
+                retry_after: None,
             },
         }
     }
@@ -121,6 +138,11 @@ impl IntoResponse for ApiError {
             kind: ErrorType::Error,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -304,6 +304,24 @@ pub struct PayloadTooLarge(ErrorBody);
 #[expect(dead_code, reason = "documents a response; `ApiError` builds it")]
 pub struct Unprocessable(ErrorBody);
 
+/// 429 in the error envelope.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many password attempts from this address or for this account; `Retry-After` gives the seconds to wait."
+)]
+#[expect(dead_code, reason = "documents a response; `ApiError` builds it")]
+pub struct TooManyRequests(ErrorBody);
+
+/// 503 in the error envelope.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "Every password-hashing thread is busy; `Retry-After` gives the seconds to wait."
+)]
+#[expect(dead_code, reason = "documents a response; `ApiError` builds it")]
+pub struct Busy(ErrorBody);
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -178,7 +178,7 @@ fn no_store(mut response: Response) -> Response {
 
 /// The client's address: the TCP peer, or with `--trust-forwarded-for` the last
 /// address in `X-Forwarded-For` (the one our own proxy appended).
-fn client_addr(
+pub(crate) fn client_addr(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trust_forwarded_for: bool,

@@ -1,9 +1,11 @@
 //! `/users`: user CRUD, list, and the user's groups.
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,9 +16,10 @@ use super::extract::{
     leaf,
 };
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, InheritanceParams, ListParams, NotFound, PageParams,
-    PayloadTooLarge, Unauthorized, Unprocessable, UserPath,
+    BadRequest, Busy, Conflict, Forbidden, InheritanceParams, ListParams, NotFound, PageParams,
+    PayloadTooLarge, TooManyRequests, Unauthorized, Unprocessable, UserPath,
 };
+use super::token::client_addr;
 use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
 use crate::clock::Millis;
@@ -505,15 +508,23 @@ async fn in_groups(
     responses(
         (status = 200, description = "Changed (empty body)."),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable,
+        TooManyRequests, Busy,
     ),
 )]
 async fn password(
     State(s): State<AppState>,
     MaybeAuth(caller): MaybeAuth,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Segments(user): Segments<String>,
     AppJson(input): AppJson<PasswordInput>,
 ) -> Result<StatusCode, ApiError> {
-    s.change_password(caller.as_deref(), &UserRef::parse(&user), input)
+    let addr = client_addr(
+        peer.map(|Extension(ConnectInfo(p))| p),
+        &headers,
+        s.settings().trust_forwarded_for,
+    );
+    s.change_password(caller.as_deref(), &UserRef::parse(&user), input, addr)
         .await?;
     Ok(StatusCode::OK)
 }

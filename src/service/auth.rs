@@ -9,9 +9,11 @@ use crate::auth::password;
 use crate::auth::token::{Claims, TokenError};
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
-use crate::domain::user::{Provider, User};
+use crate::domain::password_policy;
+use crate::domain::user::{PasswordHash, Provider, User};
 use crate::service::api_keys::{hash_secret, secret_matches};
-use crate::store::{LoginOutcome, RefreshToken, RefreshUse};
+use crate::service::rate_limit::Refused;
+use crate::store::{OnAccept, PasswordAttempt, RefreshToken, RefreshUse, Settled, StoreError};
 
 /// A token request, as read from the form body.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -81,6 +83,23 @@ pub enum GrantError {
     Internal(#[from] Error),
 }
 
+impl From<Refused> for GrantError {
+    fn from(r: Refused) -> Self {
+        Self::RateLimited {
+            limit: r.limit,
+            retry_after_secs: r.retry_after_secs,
+        }
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Self {
+        Self::RateLimited {
+            retry_after_secs: r.retry_after_secs,
+        }
+    }
+}
+
 impl GrantError {
     /// The outcome label of the `gatehouse_logins_total` metric.
     pub fn outcome(&self) -> &'static str {
@@ -111,24 +130,7 @@ impl Services {
     }
 
     async fn limited_token(&self, req: TokenRequest) -> Result<TokenResponse, GrantError> {
-        let password_grant = matches!(
-            req.grant_type.as_deref(),
-            Some("contensis_classic" | "password")
-        );
-        let username = req.username.as_deref().filter(|_| password_grant);
-        if let Err(refused) = self.login_limiter.check(req.client_addr, username) {
-            self.metrics().rate_limited(refused.limit);
-            tracing::warn!(
-                limit = refused.limit,
-                client = ?req.client_addr,
-                retry_after_secs = refused.retry_after_secs,
-                "token request rate-limited"
-            );
-            return Err(GrantError::RateLimited {
-                limit: refused.limit,
-                retry_after_secs: refused.retry_after_secs,
-            });
-        }
+        self.limit_attempt(req.client_addr, None)?;
         match req.grant_type.as_deref() {
             Some("contensis_classic") | Some("password") => self.password_grant(req).await,
             Some("contensis_classic_refresh_token") | Some("refresh_token") => {
@@ -148,6 +150,11 @@ impl Services {
         let password = req
             .password
             .ok_or(GrantError::InvalidRequest("password is required"))?;
+        // No stored password is this long: refuse before any hashing, so one request
+        // cannot ask argon2 for unbounded work.
+        if !password_policy::within_bound(&password) {
+            return Err(GrantError::InvalidGrant);
+        }
         let store = self.store();
         let user = match store
             .find_user_by_key(&name_key(&username))
@@ -157,51 +164,104 @@ impl Services {
             Some(id) => store.get_user(id).await.map_err(Error::from)?,
             None => None,
         };
-        // Only gatehouse-managed users log in with a password. Everyone else is checked
-        // against a dummy hash so the answer takes as long as for a real user.
-        let hash = user
+        // One bucket per account, however it is spelled (username, email).
+        let account = user
             .as_ref()
-            .filter(|u| u.provider == Provider::Contensis)
-            .and_then(|u| u.password_hash.clone());
-        let has_password = hash.is_some();
-        let verified = password::verify(password, hash).await;
-        let Some(user) = user else {
-            return Err(GrantError::InvalidGrant);
-        };
-        if !verified {
-            if has_password {
-                let lock_after = self.settings().lockout_threshold;
-                let after = store
-                    .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
-                    .await
-                    .map_err(Error::from)?;
-                self.callers_changed(&[user.id]);
-                if after.locked && !user.locked {
-                    self.metrics().lockout();
-                    tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
-                }
-            }
-            return Err(GrantError::InvalidGrant);
+            .map_or_else(|| name_key(&username), |u| u.id.to_string());
+        self.limit_attempt(None, Some(&account))?;
+        let matched = self.check_claim(user.as_ref(), password).await?;
+        let user = match user {
+            Some(user) => self.settle_attempt(&user, matched, OnAccept::Login).await?,
+            None => None,
         }
-        let now = self.now();
-        if user.suspended
-            || user.locked
-            || user.is_expired(now)
-            || user.password_reset_required(now)
-        {
-            return Err(GrantError::InvalidGrant);
-        }
-        let user = store
-            .record_login(user.id, LoginOutcome::Success, now)
-            .await
-            .map_err(Error::from)?;
-        self.callers_changed(&[user.id]);
+        .ok_or(GrantError::InvalidGrant)?;
         let refresh = self
             .new_refresh_token(&user, req.scope.as_deref(), None)
             .await?;
         let mut response = self.issue(&user, req.scope);
         response.refresh_token = Some(refresh);
         Ok(response)
+    }
+
+    /// Takes one password attempt from the per-address bucket (with `addr`) and the
+    /// per-account bucket (with `account`: a user id, or the folded name of an unknown
+    /// user). Counts and logs a refusal.
+    pub(crate) fn limit_attempt(
+        &self,
+        addr: Option<std::net::IpAddr>,
+        account: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.login_limiter
+            .check(addr, account)
+            .inspect_err(|refused| {
+                self.metrics().rate_limited(refused.limit);
+                tracing::warn!(
+                    limit = refused.limit,
+                    client = ?addr,
+                    retry_after_secs = refused.retry_after_secs,
+                    "password attempt rate-limited"
+                );
+            })
+    }
+
+    /// Checks a claimed password, the first half of every password attempt (password
+    /// grant, password endpoint): the stored hash it matched, if it did.
+    ///
+    /// Only an account that may prove its password now is checked against its own hash;
+    /// every other one (unknown, suspended, locked, expired, without a password, not
+    /// managed here) against the dummy hash, so the answer and the work are those of a
+    /// wrong password. Whether a match is accepted is decided later, by
+    /// [`Services::settle_attempt`], against the account as it is then.
+    pub(crate) async fn check_claim(
+        &self,
+        user: Option<&User>,
+        password: String,
+    ) -> Result<Option<PasswordHash>> {
+        let now = self.now();
+        let hash = user
+            .filter(|u| u.may_prove_password(now))
+            .and_then(|u| u.password_hash.clone());
+        let verified = password::verify(password, hash.clone()).await?;
+        Ok(hash.filter(|_| verified))
+    }
+
+    /// The second half of a password attempt: settles it in the transaction that records
+    /// it ([`crate::store::Store::settle_password_attempt`]), against the account as it
+    /// is then, so a lock, suspension or password change committed while argon2 ran is
+    /// seen. `Some(user)` (as stored afterwards) when accepted; a refusal of an account
+    /// with a password counts as a failed login.
+    pub(crate) async fn settle_attempt(
+        &self,
+        user: &User,
+        matched: Option<PasswordHash>,
+        on_accept: OnAccept<'_>,
+    ) -> Result<Option<User>> {
+        let attempt = PasswordAttempt {
+            matched: matched.as_ref(),
+            lock_after: self.settings().lockout_threshold,
+            on_accept,
+        };
+        let settled = match self
+            .store()
+            .settle_password_attempt(user.id, attempt, self.now())
+            .await
+        {
+            Ok(settled) => settled,
+            // Deleted meanwhile: like an unknown user.
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.callers_changed(&[user.id]);
+        match settled {
+            Settled::Accepted(user) => Ok(Some(user)),
+            Settled::Refused { newly_locked, .. } => {
+                if newly_locked {
+                    self.metrics().lockout();
+                    tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Rotates a refresh token: the presented one is spent and a new one in the same
@@ -230,11 +290,13 @@ impl Services {
             .await
             .map_err(Error::from)?
             .ok_or(GrantError::InvalidGrant)?;
-        if user.suspended
-            || user.locked
-            || user.is_expired(now)
-            || user.password_reset_required(now)
-        {
+        if !user.may_log_in(now) {
+            // Suspended, locked, expired or due a reset: none of the user's refresh
+            // tokens may be used again, whatever happens to the account later.
+            store
+                .revoke_refresh_tokens(user.id)
+                .await
+                .map_err(Error::from)?;
             return Err(GrantError::InvalidGrant);
         }
         let scope = req
@@ -287,7 +349,7 @@ impl Services {
             return Err(GrantError::InvalidGrant);
         }
         let user = store
-            .record_login(user.id, LoginOutcome::Success, now)
+            .record_login(user.id, now)
             .await
             .map_err(Error::from)?;
         self.callers_changed(&[user.id]);
@@ -359,8 +421,12 @@ impl Services {
         let claims = match self.keys().verify(token, now) {
             Ok(c) => c,
             Err(TokenError::UnknownKey) => {
-                // Another node may have rotated: look once more at the database. Tokens
-                // with made-up key ids cost a key read, which is cheap and bounded.
+                // Another node may have rotated: look once more at the database, at
+                // most once per KEY_RELOAD_GAP, so tokens with made-up key ids cannot
+                // make every unauthenticated request a database read.
+                if !self.may_reload_keys(now) {
+                    return Err(Error::Unauthenticated);
+                }
                 self.reload_keys().await?;
                 self.keys()
                     .verify(token, now)

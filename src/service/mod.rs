@@ -49,6 +49,17 @@ pub enum Error {
     /// 422: a field breaks a rule; `data` names the field.
     #[error("{}", .0.reason)]
     Invalid(FieldError),
+    /// 429: too many attempts from this address or for this user; retry after the
+    /// given seconds.
+    #[error("Too many attempts; retry after {retry_after_secs} s.")]
+    RateLimited {
+        /// Whole seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// 503: every password-hashing thread is busy and its queue is full; retry in a
+    /// moment.
+    #[error("The server is busy checking passwords; retry in a moment.")]
+    Busy,
     /// 500: a real fault. The source is logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -81,6 +92,12 @@ impl From<StoreError> for Error {
             }
             StoreError::Other(source) => Self::Internal(source),
         }
+    }
+}
+
+impl From<crate::auth::password::Busy> for Error {
+    fn from(_: crate::auth::password::Busy) -> Self {
+        Self::Busy
     }
 }
 
@@ -187,7 +204,12 @@ pub struct Services {
     metrics: Metrics,
     login_limiter: rate_limit::LoginLimiter,
     callers: caller_cache::CallerCache,
+    /// When a token with an unknown key id last made this node re-read the keys.
+    keys_reloaded_at: std::sync::atomic::AtomicI64,
 }
+
+/// The least time between two key reloads caused by tokens with an unknown key id.
+const KEY_RELOAD_GAP: Millis = 5_000;
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +235,7 @@ impl Services {
             keys: RwLock::new(Arc::new(keys)),
             login_limiter: rate_limit::LoginLimiter::new(settings.login_limits),
             callers: caller_cache::CallerCache::new(settings.caller_cache_ttl),
+            keys_reloaded_at: std::sync::atomic::AtomicI64::new(Millis::MIN),
             settings,
             metrics: Metrics::new(),
         })
@@ -271,6 +294,39 @@ impl Services {
             *self.keys.write().expect("the key lock is never poisoned") = Arc::new(ring);
         }
         Ok(())
+    }
+
+    /// Whether a token with an unknown key id may make this node re-read the keys now:
+    /// at most once per [`KEY_RELOAD_GAP`] (claimed atomically, so a burst of forged
+    /// tokens costs one read).
+    fn may_reload_keys(&self, now: Millis) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.keys_reloaded_at.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= KEY_RELOAD_GAP
+            && self
+                .keys_reloaded_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Retires a signing key: it is deleted, so tokens signed with it fail here at once
+    /// and on other nodes at their next key reload (each minute). The newest remaining
+    /// key signs. The only key cannot be retired (rotate first).
+    pub async fn retire_key(&self, kid: &str) -> Result<()> {
+        let keys = self.store.signing_keys().await?;
+        if !keys.iter().any(|k| k.kid == kid) {
+            return Err(Error::NotFound {
+                message: format!("No signing key has the id {kid:?}."),
+                data: serde_json::json!({ "kid": kid }),
+            });
+        }
+        if keys.len() == 1 {
+            return Err(Error::Conflict(
+                "The only signing key cannot be retired; rotate the key first.".into(),
+            ));
+        }
+        self.store.delete_signing_key(kid).await?;
+        self.reload_keys().await
     }
 
     /// Adds a new signing key; this node signs with it at once, others after their next

@@ -1,5 +1,7 @@
 //! User verbs: create, read, update, delete, list, and the user's groups.
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -11,7 +13,7 @@ use crate::domain::ids::{GroupRef, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
-use crate::store::{GroupScope, ListQuery, LoginOutcome, Page, StateChange, UserScope};
+use crate::store::{GroupScope, ListQuery, OnAccept, Page, StateChange, UserScope};
 
 /// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
 /// client sends back (`id`, `status`, counters, ...) are simply not read.
@@ -183,7 +185,7 @@ impl Services {
         let password_hash = match creds.password {
             Some(p) => {
                 password_policy::check(&p, &[first_name.as_deref(), last_name.as_deref()])?;
-                Some(password::hash(p).await)
+                Some(password::hash(p).await?)
             }
             None => None,
         };
@@ -231,8 +233,9 @@ impl Services {
         mode: UpdateMode,
     ) -> Result<User> {
         caller.require_may_address(r)?;
-        let mut user = self.resolve_user(Some(caller), r).await?;
-        caller.require_self_or_admin(user.id)?;
+        let before = self.resolve_user(Some(caller), r).await?;
+        caller.require_self_or_admin(before.id)?;
+        let mut user = before.clone();
         let now = self.now();
         match input.username {
             Patch::Value(u) => {
@@ -303,9 +306,9 @@ impl Services {
         user.expiry = new_expiry;
         user.password_change_frequency = new_frequency;
         user.modified = now;
-        self.store().update_user_profile(&user).await?;
+        let stored = self.store().update_user_profile(&before, &user).await?;
         self.callers_changed(&[user.id]);
-        Ok(user)
+        Ok(stored)
     }
 
     /// `DELETE /users/{user}`.
@@ -405,49 +408,45 @@ impl Services {
     /// everyone must prove `existing` to change their own. Without a token, proving
     /// `existing` is the only way in: that is how a user whose password must be reset
     /// (and who therefore cannot log in) sets a new one. Unauthenticated failures are
-    /// all the same 401, so the endpoint cannot be used to find out which users exist.
+    /// all the same 401, with the same work whether or not the user exists, so the
+    /// endpoint cannot be used to find out which users exist.
+    ///
+    /// Proving `existing` is a password attempt like a login: rate-limited per client
+    /// address and per account (429), counted toward the lockout when wrong, and
+    /// accepted only if the account can still use its password in the transaction that
+    /// sets the new one.
     #[tracing::instrument(skip_all)]
     pub async fn change_password(
         &self,
         caller: Option<&Caller>,
         r: &UserRef,
         input: PasswordInput,
+        client_addr: Option<IpAddr>,
     ) -> Result<()> {
-        let now = self.now();
-        let user = match caller {
-            Some(c) => {
-                c.require_may_address(r)?;
-                let user = self.resolve_user(Some(c), r).await?;
-                c.require_self_or_admin(user.id)?;
-                let needs_existing = c.user.id == user.id || !c.is_admin;
-                if needs_existing {
-                    let existing = input.existing.clone().ok_or_else(|| {
-                        FieldError::new(
-                            "existing",
-                            "existing is required to change your own password",
-                        )
-                    })?;
-                    if !self.check_existing(&user, existing).await? {
-                        return Err(Error::Conflict(
-                            "The existing password is not correct.".into(),
-                        ));
-                    }
-                }
-                user
+        for (field, value) in [
+            ("new", Some(&input.new)),
+            ("existing", input.existing.as_ref()),
+        ] {
+            if value.is_some_and(|v| !password_policy::within_bound(v)) {
+                return Err(
+                    FieldError::new(field, "password must be at most 1024 bytes long").into(),
+                );
             }
-            None => {
-                let user = self
-                    .resolve_user(None, r)
-                    .await
-                    .map_err(|_| Error::Unauthenticated)?;
-                let existing = input.existing.clone().ok_or(Error::Unauthenticated)?;
-                let ok = self.check_existing(&user, existing).await?;
-                if !ok || user.suspended || user.locked || user.is_expired(now) {
-                    return Err(Error::Unauthenticated);
-                }
-                user
-            }
+        }
+        let Some(caller) = caller else {
+            return self
+                .change_password_proving(None, r, input, client_addr)
+                .await;
         };
+        caller.require_may_address(r)?;
+        let user = self.resolve_user(Some(caller), r).await?;
+        caller.require_self_or_admin(user.id)?;
+        if caller.user.id == user.id || !caller.is_admin {
+            return self
+                .change_password_proving(Some(user), r, input, client_addr)
+                .await;
+        }
+        // An administrator setting someone else's password.
         if user.provider != Provider::Contensis {
             return Err(FieldError::new("new", "API-key users have no password").into());
         }
@@ -455,32 +454,97 @@ impl Services {
             &input.new,
             &[user.first_name.as_deref(), user.last_name.as_deref()],
         )?;
-        if password::verify(input.new.clone(), user.password_hash.clone()).await {
+        if password::verify(input.new.clone(), user.password_hash.clone()).await? {
             return Err(FieldError::new(
                 "new",
                 "the new password must differ from the current one",
             )
             .into());
         }
-        let hash = password::hash(input.new).await;
-        self.store().set_password(user.id, &hash, now).await?;
+        let hash = password::hash(input.new).await?;
+        self.store()
+            .set_password(user.id, &hash, self.now())
+            .await?;
         self.callers_changed(&[user.id]);
-        tracing::info!(user_id = %user.id, "password changed; earlier tokens revoked");
+        tracing::info!(user_id = %user.id, "password set by an administrator; earlier tokens revoked");
         Ok(())
     }
 
-    /// Verifies a claimed current password, counting a wrong one as a failed login (so
-    /// this endpoint cannot be used to guess passwords past the lockout).
-    async fn check_existing(&self, user: &User, existing: String) -> Result<bool> {
-        let ok = password::verify(existing, user.password_hash.clone()).await;
-        if !ok && user.password_hash.is_some() {
-            let lock_after = self.settings().lockout_threshold;
-            self.store()
-                .record_login(user.id, LoginOutcome::Failure { lock_after }, self.now())
-                .await?;
-            self.callers_changed(&[user.id]);
+    /// A password change that proves `existing`: by the user themselves (`user` given,
+    /// a wrong `existing` is 409) or without a token (`user` resolved here, every
+    /// failure 401).
+    async fn change_password_proving(
+        &self,
+        user: Option<User>,
+        r: &UserRef,
+        input: PasswordInput,
+        client_addr: Option<IpAddr>,
+    ) -> Result<()> {
+        let authenticated = user.is_some();
+        let refused = || {
+            if authenticated {
+                Error::Conflict("The existing password is not correct.".into())
+            } else {
+                Error::Unauthenticated
+            }
+        };
+        let user = match user {
+            Some(u) => Some(u),
+            None => match self.resolve_user(None, r).await {
+                Ok(u) => Some(u),
+                Err(Error::NotFound { .. } | Error::Unauthenticated) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let account = match (&user, r) {
+            (Some(u), _) => u.id.to_string(),
+            (None, UserRef::Key(k)) => crate::domain::names::name_key(&k.name),
+            (None, UserRef::Current) => String::new(),
+        };
+        self.limit_attempt(client_addr, Some(&account))?;
+        let Some(existing) = input.existing else {
+            return Err(if authenticated {
+                FieldError::new(
+                    "existing",
+                    "existing is required to change your own password",
+                )
+                .into()
+            } else {
+                Error::Unauthenticated
+            });
+        };
+        let matched = self.check_claim(user.as_ref(), existing.clone()).await?;
+        let Some(user) = user else {
+            return Err(refused());
+        };
+        if matched.is_none() {
+            // Counted as a failed attempt; nothing matched, so it is never accepted.
+            self.settle_attempt(&user, None, OnAccept::Login).await?;
+            return Err(refused());
         }
-        Ok(ok)
+        password_policy::check(
+            &input.new,
+            &[user.first_name.as_deref(), user.last_name.as_deref()],
+        )?;
+        // `existing` is the current password, so comparing the two texts is comparing
+        // with the current password, without another argon2 run.
+        if input.new == existing {
+            return Err(FieldError::new(
+                "new",
+                "the new password must differ from the current one",
+            )
+            .into());
+        }
+        let hash = password::hash(input.new).await?;
+        if self
+            .settle_attempt(&user, matched, OnAccept::SetPassword(&hash))
+            .await?
+            .is_none()
+        {
+            return Err(refused());
+        }
+        tracing::info!(user_id = %user.id, "password changed; earlier tokens revoked");
+        Ok(())
     }
 
     /// Resolves `excludedGroups`; names that match no group are ignored.

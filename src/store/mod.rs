@@ -282,16 +282,60 @@ pub enum GroupScope {
     },
 }
 
-/// The outcome of recording a login attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// The password was right.
-    Success,
-    /// The password was wrong; lock once `failed_since_success` reaches `lock_after`.
-    Failure {
-        /// Consecutive failures that lock the account (0 = never).
-        lock_after: u32,
+/// A password attempt, settled by [`Store::settle_password_attempt`] in one transaction
+/// against the account as it is then, not as it was when the password was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordAttempt<'a> {
+    /// The stored hash the claimed password was checked against and matched; `None`
+    /// when it did not match (or was checked against the dummy hash).
+    pub matched: Option<&'a PasswordHash>,
+    /// Consecutive failures that lock the account (0 = never).
+    pub lock_after: u32,
+    /// What an accepted attempt does.
+    pub on_accept: OnAccept<'a>,
+}
+
+/// What an accepted password attempt does.
+#[derive(Debug, Clone, Copy)]
+pub enum OnAccept<'a> {
+    /// Sign in (password grant): the account must be able to log in
+    /// ([`User::may_log_in`]).
+    Login,
+    /// Set this new password (password endpoint): the account must be able to prove its
+    /// password ([`User::may_prove_password`]); a due reset is what this clears.
+    SetPassword(&'a PasswordHash),
+}
+
+/// How a password attempt was settled, with the user as they are afterwards.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// The password was right, still the stored one, and the account could use it: the
+    /// success is recorded (or the new password set).
+    Accepted(User),
+    /// Anything else. An account with a password has the failure counted, and is locked
+    /// (its refresh tokens revoked) at the threshold.
+    Refused {
+        /// The user as they are afterwards.
+        user: User,
+        /// This failure locked the account.
+        newly_locked: bool,
     },
+}
+
+impl PasswordAttempt<'_> {
+    /// The one rule that decides an attempt, called by every store inside the settling
+    /// transaction with the row read there: the password matched the hash that is still
+    /// stored, and the account may use it now.
+    pub fn accepted_by(&self, user: &User, now: Millis) -> bool {
+        let proven = self
+            .matched
+            .is_some_and(|h| user.password_hash.as_ref() == Some(h));
+        proven
+            && match self.on_accept {
+                OnAccept::Login => user.may_log_in(now),
+                OnAccept::SetPassword(_) => user.may_prove_password(now),
+            }
+    }
 }
 
 /// A change of a user's status, made through the actions endpoint.
@@ -457,8 +501,13 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_key(&self, key: &str) -> StoreResult<Option<UserId>>;
 
     /// Writes the profile fields (username, email, names, timezone, language, custom,
-    /// passwordChangeFrequency, optOutOfNotifications, expiry, modified) of `user`.
-    async fn update_user_profile(&self, user: &User) -> StoreResult<()>;
+    /// passwordChangeFrequency, optOutOfNotifications, expiry) in which `after` differs
+    /// from `before` (the user as the caller read them), and `modified`; columns the
+    /// change does not touch keep what they hold now, so racing edits of different
+    /// fields never undo each other. Giving an administrator an expiry is refused
+    /// ([`StoreError::LastAdmin`]) unless another administrator who never expires could
+    /// still sign in. Returns the user as stored afterwards.
+    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User>;
 
     /// Applies a status change. Suspending the last active administrator is refused.
     async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis)
@@ -467,13 +516,23 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a new password hash, records when, and revokes earlier tokens.
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()>;
 
-    /// Records a login attempt and returns the user as it is afterwards.
-    async fn record_login(
+    /// Records a successful login that proved no password (an API key's), and returns the
+    /// user as it is afterwards.
+    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User>;
+
+    /// Settles a password attempt in one transaction: reads the account there (locking
+    /// its row), decides with [`PasswordAttempt::accepted_by`], and records the outcome.
+    /// So a lock, suspension or password change committed while the password was being
+    /// checked is seen, and no two attempts can both act on a state read earlier.
+    async fn settle_password_attempt(
         &self,
         id: UserId,
-        outcome: LoginOutcome,
+        attempt: PasswordAttempt<'_>,
         now: Millis,
-    ) -> StoreResult<User>;
+    ) -> StoreResult<Settled>;
+
+    /// Revokes every refresh token of a user (they can no longer use them).
+    async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()>;
 
     /// Deletes a user with its memberships. `Ok(false)` when there was no such user.
     async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool>;
@@ -635,4 +694,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new signing key.
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+
+    /// Deletes a signing key. `Ok(false)` if there was no such key.
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool>;
 }

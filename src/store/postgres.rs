@@ -76,9 +76,9 @@ use sqlx::{Arguments, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use super::filter_sql::{Dialect, SqlValue};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, Page, PageRequest, PoolStats,
-    RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey, UniqueField,
-    UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, OnAccept, Page, PageRequest, PasswordAttempt,
+    PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult,
+    StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -542,6 +542,21 @@ async fn insert_memberships(
 }
 
 /// Whether `user` is, directly or through child groups, in System Administrators.
+/// Reads a user in a transaction; with `lock`, `FOR UPDATE`, so that a decision made on
+/// the row holds until the transaction ends.
+async fn read_user(conn: &mut PgConnection, id: UserId, lock: bool) -> StoreResult<Option<User>> {
+    let text = format!(
+        "SELECT {} FROM users u WHERE u.id = $1{}",
+        sql::USER_COLUMNS,
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = sqlx::query(&text)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(user_from_row).transpose()?)
+}
+
 async fn is_admin(conn: &mut PgConnection, user: UserId) -> StoreResult<bool> {
     Ok(sqlx::query_scalar(sql::IS_ADMIN)
         .bind(user.to_string())
@@ -738,38 +753,40 @@ impl Store for PgStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
+    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
+        let id = after.id;
+        let update = sql::profile_update(before, after);
+        let update = &update;
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(sql::UPDATE_USER_PROFILE)
-                .bind(user.id.to_string())
-                .bind(&user.username)
-                .bind(&user.email)
-                .bind(&user.first_name)
-                .bind(&user.last_name)
-                .bind(&user.timezone)
-                .bind(&user.language)
-                .bind(custom_text(&user.custom))
-                .bind(user.password_change_frequency)
-                .bind(user.opt_out_of_notifications)
-                .bind(user.expiry)
-                .bind(user.modified)
-                .bind(name_key(&user.username))
-                .bind(name_key(&user.email))
-                .bind(user.first_name.as_deref().map(name_key))
-                .bind(user.last_name.as_deref().map(name_key))
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
+            let guards = sql::sets_expiry(before, after);
+            if guards {
+                self.lock(&mut tx, ADMIN_LOCK).await?;
             }
-            sqlx::query(sql::DELETE_IDENTIFIERS)
-                .bind(user.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            insert_identifiers(&mut tx, user).await?;
+            if let Some((text, params)) = update {
+                let done = sqlx::query_with(text, bind_all(params)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique_or(e, UniqueField::Username))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            let stored = read_user(&mut tx, id, false)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if sql::renames(before, after) {
+                sqlx::query(sql::DELETE_IDENTIFIERS)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                insert_identifiers(&mut tx, &stored).await?;
+            }
+            if guards && is_admin(&mut tx, id).await? {
+                admin_guard(&mut tx, Millis::MAX).await?;
+            }
             tx.commit().await?;
-            Ok(())
+            Ok(stored)
         })
         .await
     }
@@ -822,50 +839,116 @@ impl Store for PgStore {
             if removes_admin && is_admin(&mut tx, id).await? {
                 admin_guard(&mut tx, now).await?;
             }
+            if sql::revokes_refresh_tokens(change) {
+                sqlx::query(sql::REVOKE_USER_TOKENS)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(())
         })
         .await
     }
 
-    async fn record_login(
-        &self,
-        id: UserId,
-        outcome: LoginOutcome,
-        now: Millis,
-    ) -> StoreResult<User> {
+    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
-            let done = match outcome {
-                LoginOutcome::Success => {
-                    sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-                        .bind(id.to_string())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                }
-                LoginOutcome::Failure { lock_after } => {
-                    sqlx::query(sql::RECORD_LOGIN_FAILURE)
-                        .bind(id.to_string())
-                        .bind(now)
-                        .bind(i64::from(lock_after))
-                        .execute(&mut *tx)
-                        .await?
-                }
-            };
+            let done = sqlx::query(sql::RECORD_LOGIN_SUCCESS)
+                .bind(id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
-            let row = sqlx::query(&text)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-            let user = user_from_row(&row)?;
+            let user = read_user(&mut tx, id, false)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(user)
         })
         .await
+    }
+
+    async fn settle_password_attempt(
+        &self,
+        id: UserId,
+        attempt: PasswordAttempt<'_>,
+        now: Millis,
+    ) -> StoreResult<Settled> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            // `FOR UPDATE`: every other attempt (on any node) waits for this one to end
+            // and then reads the row as this one left it.
+            let user = read_user(&mut tx, id, true)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let key = id.to_string();
+            let accepted = attempt.accepted_by(&user, now);
+            if accepted {
+                match attempt.on_accept {
+                    OnAccept::Login => {
+                        sqlx::query(sql::RECORD_LOGIN_SUCCESS)
+                            .bind(&key)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    OnAccept::SetPassword(hash) => {
+                        sqlx::query(sql::SET_PASSWORD)
+                            .bind(&key)
+                            .bind(&hash.0)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(sql::REVOKE_USER_TOKENS)
+                            .bind(&key)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(sql::RESET_FAILURES)
+                            .bind(&key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            } else if user.password_hash.is_some() {
+                sqlx::query(sql::RECORD_LOGIN_FAILURE)
+                    .bind(&key)
+                    .bind(now)
+                    .bind(i64::from(attempt.lock_after))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let after = read_user(&mut tx, id, false)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let newly_locked = after.locked && !user.locked;
+            if newly_locked {
+                sqlx::query(sql::REVOKE_USER_TOKENS)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(if accepted {
+                Settled::Accepted(after)
+            } else {
+                Settled::Refused {
+                    user: after,
+                    newly_locked,
+                }
+            })
+        })
+        .await
+    }
+
+    async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()> {
+        sqlx::query(sql::REVOKE_USER_TOKENS)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
@@ -1236,6 +1319,9 @@ impl Store for PgStore {
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
+            if !key.enabled {
+                self.lock(&mut tx, ADMIN_LOCK).await?;
+            }
             let done = sqlx::query(sql::UPDATE_API_KEY)
                 .bind(key.id.to_string())
                 .bind(&key.name)
@@ -1257,6 +1343,9 @@ impl Store for PgStore {
                 .bind(name_key(&key.name))
                 .execute(&mut *tx)
                 .await?;
+            if !key.enabled && is_admin(&mut tx, key.user_id).await? {
+                admin_guard(&mut tx, key.modified).await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -1310,6 +1399,14 @@ impl Store for PgStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {

@@ -97,13 +97,83 @@ pub(crate) const IMPORT_MEMBERS_HEAD: &str = "INSERT INTO group_members (group_s
 /// See [`IMPORT_MEMBERS_HEAD`].
 pub(crate) const IMPORT_MEMBERS_TAIL: &str = ") AS v WHERE true ON CONFLICT DO NOTHING";
 
-/// `$1` id, then the profile fields in the order of the `SET` list; `$13`–`$16` are
-/// username, email and names folded with `name_key`.
-pub(crate) const UPDATE_USER_PROFILE: &str = "UPDATE users SET username = $2, email = $3, \
-    first_name = $4, last_name = $5, timezone = $6, language = $7, custom = $8, \
-    password_change_frequency = $9, opt_out_of_notifications = $10, expiry = $11, \
-    modified = $12, username_lc = $13, email_lc = $14, first_name_lc = $15, \
-    last_name_lc = $16 WHERE id = $1";
+/// The `UPDATE` of the profile columns that differ between `before` (the row as the
+/// caller read it) and `after`, with its values (`$1` is the id); `None` when nothing
+/// differs. Columns the change does not touch are not written, so two edits of
+/// different fields that race never undo each other. The text is built from fixed
+/// column names only; every value is bound, and a cleared field is the literal `NULL`.
+pub(crate) fn profile_update(before: &User, after: &User) -> Option<(String, Vec<SqlValue>)> {
+    use crate::domain::names::name_key;
+    let mut set: Vec<String> = Vec::new();
+    let mut params = vec![SqlValue::Text(after.id.to_string())];
+    let mut put = |set: &mut Vec<String>, column: &str, value: Option<SqlValue>| match value {
+        Some(v) => {
+            let n = push(&mut params, v);
+            set.push(format!("{column} = {n}"));
+        }
+        None => set.push(format!("{column} = NULL")),
+    };
+    let text = |s: &str| Some(SqlValue::Text(s.to_owned()));
+    let opt_text = |s: &Option<String>, fold: bool| {
+        s.as_deref()
+            .map(|s| SqlValue::Text(if fold { name_key(s) } else { s.to_owned() }))
+    };
+    if before.username != after.username {
+        put(&mut set, "username", text(&after.username));
+        put(&mut set, "username_lc", text(&name_key(&after.username)));
+    }
+    if before.email != after.email {
+        put(&mut set, "email", text(&after.email));
+        put(&mut set, "email_lc", text(&name_key(&after.email)));
+    }
+    if before.first_name != after.first_name {
+        put(&mut set, "first_name", opt_text(&after.first_name, false));
+        put(&mut set, "first_name_lc", opt_text(&after.first_name, true));
+    }
+    if before.last_name != after.last_name {
+        put(&mut set, "last_name", opt_text(&after.last_name, false));
+        put(&mut set, "last_name_lc", opt_text(&after.last_name, true));
+    }
+    if before.timezone != after.timezone {
+        put(&mut set, "timezone", opt_text(&after.timezone, false));
+    }
+    if before.language != after.language {
+        put(&mut set, "language", opt_text(&after.language, false));
+    }
+    if before.custom != after.custom {
+        put(&mut set, "custom", text(&custom_text(&after.custom)));
+    }
+    if before.password_change_frequency != after.password_change_frequency {
+        let v = SqlValue::Int(after.password_change_frequency);
+        put(&mut set, "password_change_frequency", Some(v));
+    }
+    if before.opt_out_of_notifications != after.opt_out_of_notifications {
+        let v = SqlValue::Bool(after.opt_out_of_notifications);
+        put(&mut set, "opt_out_of_notifications", Some(v));
+    }
+    if before.expiry != after.expiry {
+        put(&mut set, "expiry", after.expiry.map(SqlValue::Int));
+    }
+    if set.is_empty() {
+        return None;
+    }
+    put(&mut set, "modified", Some(SqlValue::Int(after.modified)));
+    Some((
+        format!("UPDATE users SET {} WHERE id = $1", set.join(", ")),
+        params,
+    ))
+}
+
+/// Whether a profile change renames the user (their identifier rows must follow).
+pub(crate) fn renames(before: &User, after: &User) -> bool {
+    before.username != after.username || before.email != after.email
+}
+
+/// Whether a profile change gives an administrator an expiry (or a new one): the
+/// last-administrator rule then also asks for an administrator who never expires.
+pub(crate) fn sets_expiry(before: &User, after: &User) -> bool {
+    after.expiry.is_some() && before.expiry != after.expiry
+}
 
 /// `$1` the key's user, `$2` its name (the user's first name), `$3` modified, `$4` the
 /// name folded with `name_key`.
@@ -115,13 +185,18 @@ pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
     password_changed = $3, modified = $3, password_reset_required = FALSE, \
     token_version = token_version + 1 WHERE id = $1";
 
+/// `$1` id: a password proven by the password endpoint ends the run of failures, as a
+/// successful login does.
+pub(crate) const RESET_FAILURES: &str = "UPDATE users SET failed_since_success = 0 WHERE id = $1";
+
 /// `$1` id, `$2` now.
 pub(crate) const RECORD_LOGIN_SUCCESS: &str = "UPDATE users SET last_login = $2, \
     successful_login_attempts = successful_login_attempts + 1, failed_since_success = 0 \
     WHERE id = $1";
 
 /// `$1` id, `$2` now, `$3` failures that lock (0 = never). Locking ends the user's
-/// tokens (`token_version`).
+/// access tokens (`token_version`); the store revokes the refresh tokens in the same
+/// transaction.
 pub(crate) const RECORD_LOGIN_FAILURE: &str = "UPDATE users SET last_failed_login = $2, \
     failed_login_attempts = failed_login_attempts + 1, \
     failed_since_success = failed_since_success + 1, \
@@ -129,6 +204,16 @@ pub(crate) const RECORD_LOGIN_FAILURE: &str = "UPDATE users SET last_failed_logi
     token_version = token_version + \
         CASE WHEN $3 > 0 AND failed_since_success + 1 = $3 THEN 1 ELSE 0 END \
     WHERE id = $1";
+
+/// Whether a status change ends the user's refresh tokens as well as (for a suspension)
+/// their access tokens. Lifting a suspension or a lock revives nothing.
+pub(crate) fn revokes_refresh_tokens(change: super::StateChange) -> bool {
+    use super::StateChange;
+    matches!(
+        change,
+        StateChange::Suspend | StateChange::ForcePasswordReset
+    )
+}
 
 /// The `SET` list of a status change (fixed text, never client input).
 pub(crate) fn state_change_set(change: super::StateChange) -> &'static str {
@@ -229,13 +314,16 @@ pub(crate) const INSERT_MEMBER_BY_KEYS: &str = "INSERT INTO group_members (group
 pub(crate) const IS_UNDER: &str = "SELECT EXISTS (SELECT 1 FROM group_closure \
     WHERE ancestor_id = $1 AND descendant_id = $2)";
 
-/// `$1` System Administrators, `$2` now: whether it still has an active member (not
-/// suspended, not expired).
+/// `$1` System Administrators, `$2` an instant: whether it has a member who can sign in
+/// then: not suspended, not locked, not expired at `$2`, and, for an API key's user, an
+/// enabled key.
 pub(crate) const ADMIN_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM group_closure c \
     JOIN groups mg ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
     JOIN users u ON u.seq = m.user_seq \
-    WHERE c.ancestor_id = $1 AND u.suspended = FALSE \
-    AND (u.expiry IS NULL OR u.expiry > $2))";
+    WHERE c.ancestor_id = $1 AND u.suspended = FALSE AND u.locked = FALSE \
+    AND (u.expiry IS NULL OR u.expiry > $2) \
+    AND (u.provider_type <> 'apiKey' OR EXISTS (SELECT 1 FROM api_keys k \
+    WHERE k.user_id = u.id AND k.enabled = TRUE)))";
 
 /// `$1` parent, `$2` child: closure rows for every (ancestor of parent, descendant of
 /// child) pair, after the edge was added.

@@ -27,9 +27,9 @@ use super::sqlite_direct::{
     BUSY_TIMEOUT, BatchWriter, ByName, ColumnIndex, Readers, WAL_SIZE_LIMIT, by_name,
 };
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, LoginOutcome, MemberCheck, Named, Page,
-    PoolStats, RefreshToken, RefreshUse, StateChange, Store, StoreError, StoreResult, StoredKey,
-    UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, OnAccept, Page,
+    PasswordAttempt, PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError,
+    StoreResult, StoredKey, UniqueField, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -362,6 +362,16 @@ async fn is_admin(conn: &mut SqliteConnection, user: UserId) -> StoreResult<bool
         .await?)
 }
 
+/// Reads a user in a transaction.
+async fn read_user(conn: &mut SqliteConnection, id: UserId) -> StoreResult<Option<User>> {
+    let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
+    let row = sqlx::query(&text)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(user_from_row).transpose()?)
+}
+
 /// Whether `group` is System Administrators or lies below it.
 async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreResult<bool> {
     Ok(sqlx::query_scalar(sql::IS_UNDER)
@@ -447,6 +457,23 @@ async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> S
             .await?;
     }
     Ok(())
+}
+
+/// Binds [`SqlValue`]s for sqlx's SQLite driver.
+fn sqlx_args(params: &[SqlValue]) -> StoreResult<sqlx::sqlite::SqliteArguments<'static>> {
+    use sqlx::Arguments as _;
+    let mut args = sqlx::sqlite::SqliteArguments::default();
+    for p in params {
+        match p {
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::Bool(b) => args.add(*b),
+            SqlValue::Int(i) => args.add(*i),
+            SqlValue::Real(r) => args.add(*r),
+            SqlValue::Text(s) => args.add(s.clone()),
+        }
+        .map_err(StoreError::Other)?;
+    }
+    Ok(args)
 }
 
 fn values(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
@@ -765,37 +792,31 @@ impl Store for SqliteStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, user: &User) -> StoreResult<()> {
+    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
+        let id = after.id;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(sql::UPDATE_USER_PROFILE)
-            .bind(user.id.to_string())
-            .bind(&user.username)
-            .bind(&user.email)
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(&user.timezone)
-            .bind(&user.language)
-            .bind(custom_text(&user.custom))
-            .bind(user.password_change_frequency)
-            .bind(user.opt_out_of_notifications)
-            .bind(user.expiry)
-            .bind(user.modified)
-            .bind(name_key(&user.username))
-            .bind(name_key(&user.email))
-            .bind(user.first_name.as_deref().map(name_key))
-            .bind(user.last_name.as_deref().map(name_key))
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        if let Some((text, params)) = sql::profile_update(before, after) {
+            let done = sqlx::query_with(&text, sqlx_args(&params)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unique_or(e, UniqueField::Username))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
         }
-        sqlx::query(sql::DELETE_IDENTIFIERS)
-            .bind(user.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        insert_identifiers(&mut tx, user).await?;
+        let stored = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        if sql::renames(before, after) {
+            sqlx::query(sql::DELETE_IDENTIFIERS)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            insert_identifiers(&mut tx, &stored).await?;
+        }
+        if sql::sets_expiry(before, after) && is_admin(&mut tx, id).await? {
+            admin_guard(&mut tx, Millis::MAX).await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
@@ -837,45 +858,102 @@ impl Store for SqliteStore {
         if change == StateChange::Suspend && is_admin(&mut tx, id).await? {
             admin_guard(&mut tx, now).await?;
         }
+        if sql::revokes_refresh_tokens(change) {
+            sqlx::query(sql::REVOKE_USER_TOKENS)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn record_login(
-        &self,
-        id: UserId,
-        outcome: LoginOutcome,
-        now: Millis,
-    ) -> StoreResult<User> {
+    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = match outcome {
-            LoginOutcome::Success => {
-                sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-                    .bind(id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-            }
-            LoginOutcome::Failure { lock_after } => {
-                sqlx::query(sql::RECORD_LOGIN_FAILURE)
-                    .bind(id.to_string())
-                    .bind(now)
-                    .bind(i64::from(lock_after))
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
+        let done = sqlx::query(sql::RECORD_LOGIN_SUCCESS)
+            .bind(id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
-        let row = sqlx::query(&text)
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-        let user = user_from_row(&row)?;
+        let user = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    async fn settle_password_attempt(
+        &self,
+        id: UserId,
+        attempt: PasswordAttempt<'_>,
+        now: Millis,
+    ) -> StoreResult<Settled> {
+        // `BEGIN IMMEDIATE` takes the write lock first: the row read below is the one
+        // every other attempt waits behind.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let user = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let key = id.to_string();
+        let accepted = attempt.accepted_by(&user, now);
+        if accepted {
+            match attempt.on_accept {
+                OnAccept::Login => {
+                    sqlx::query(sql::RECORD_LOGIN_SUCCESS)
+                        .bind(&key)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                OnAccept::SetPassword(hash) => {
+                    sqlx::query(sql::SET_PASSWORD)
+                        .bind(&key)
+                        .bind(&hash.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(sql::REVOKE_USER_TOKENS)
+                        .bind(&key)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(sql::RESET_FAILURES)
+                        .bind(&key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        } else if user.password_hash.is_some() {
+            sqlx::query(sql::RECORD_LOGIN_FAILURE)
+                .bind(&key)
+                .bind(now)
+                .bind(i64::from(attempt.lock_after))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let newly_locked = after.locked && !user.locked;
+        if newly_locked {
+            sqlx::query(sql::REVOKE_USER_TOKENS)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(if accepted {
+            Settled::Accepted(after)
+        } else {
+            Settled::Refused {
+                user: after,
+                newly_locked,
+            }
+        })
+    }
+
+    async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()> {
+        sqlx::query(sql::REVOKE_USER_TOKENS)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
@@ -1364,6 +1442,9 @@ impl Store for SqliteStore {
             .bind(name_key(&key.name))
             .execute(&mut *tx)
             .await?;
+        if !key.enabled && is_admin(&mut tx, key.user_id).await? {
+            admin_guard(&mut tx, key.modified).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -1408,6 +1489,14 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         })
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {

@@ -172,7 +172,7 @@ async fn create_key(app: &TestApp, name: &str) -> Value {
 }
 
 /// Runs the real `gatehouse` binary with a 60 s timeout; returns (success, stdout, stderr).
-async fn run_cli(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) async fn run_cli(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
@@ -214,7 +214,7 @@ async fn run_cli(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
 }
 
 /// The JSON line a CLI command printed on stdout.
-fn cli_json(stdout: &str) -> Value {
+pub(crate) fn cli_json(stdout: &str) -> Value {
     let line = stdout
         .lines()
         .rev()
@@ -545,14 +545,15 @@ async fn five_wrong_passwords_lock_until_unlock() {
     assert_eq!(u["lastFailedLogin"], json!(before_fifth));
     assert_eq!(u["lastLogin"], Value::Null);
 
-    // Locked: even the right password is refused. It is not a failed attempt, though
-    // (the password was right), so the counters stay where they were.
+    // Locked: even the right password is refused. A locked account is checked against
+    // the dummy hash, so the server cannot tell a right guess from a wrong one (nor can
+    // the guesser, by the answer or its timing): it counts as one more failure.
     assert_grant_error(
         &password_grant(&app, "fumble", PASSWORD).await,
         "invalid_grant",
     );
     let u = user_json(&app, "fumble").await;
-    assert_eq!(u["failedLoginAttempts"], json!(5));
+    assert_eq!(u["failedLoginAttempts"], json!(6));
     assert_eq!(u["successfulLoginAttempts"], json!(0));
     assert_eq!(u["lastLogin"], Value::Null);
 
