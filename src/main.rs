@@ -6,6 +6,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
-    gatehouse::cli::main_from(std::env::args_os().collect())
+fn main() -> std::process::ExitCode {
+    gatehouse::cli::exit_code(gatehouse::cli::main_from(std::env::args_os().collect()))
 }

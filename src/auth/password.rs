@@ -38,8 +38,13 @@ pub fn hash_blocking(password: &str) -> PasswordHash {
 }
 
 /// Checks a password against a stored hash (blocking). The comparison inside argon2 is
-/// constant-time. A hash that does not parse never verifies.
+/// constant-time. A hash that does not parse, or whose parameters are out of
+/// [`check_stored_hash`]'s bounds (however it reached the database), never verifies and
+/// costs nothing: its parameters would set the work.
 pub fn verify_blocking(password: &str, hash: &PasswordHash) -> bool {
+    if check_stored_hash(&hash.0).is_err() {
+        return false;
+    }
     match PhcHash::new(&hash.0) {
         Ok(parsed) => hasher()
             .verify_password(password.as_bytes(), &parsed)
@@ -164,6 +169,90 @@ pub fn warm_up() {
     let _ = dummy_hash();
 }
 
+/// The largest argon2id memory cost a stored hash may ask for, in KiB (1 GiB).
+pub const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
+/// The most argon2id iterations a stored hash may ask for.
+pub const MAX_STORED_ITERATIONS: u32 = 10;
+/// The most argon2id lanes a stored hash may ask for.
+pub const MAX_STORED_PARALLELISM: u32 = 16;
+/// The longest stored hash accepted, in bytes (one at the bounds above with the longest
+/// salt and output is under 200).
+const MAX_STORED_HASH_LEN: usize = 512;
+
+/// Checks a password hash that comes from outside (an import) before it is stored:
+/// it must be an argon2id PHC string, version 19, with a salt, a hash output, and
+/// parameters inside argon2's own minimums and our maximums (m ≤ 1 GiB, t ≤ 10,
+/// p ≤ 16). Every login verifies against the stored hash with the hash's own
+/// parameters, so a hash with `t=4294967295` or a huge `m` would tie up a hashing
+/// thread on every login: one line of an import file would plant a denial of service.
+/// The error names the rule that was broken.
+pub fn check_stored_hash(phc: &str) -> Result<(), String> {
+    if phc.len() > MAX_STORED_HASH_LEN {
+        return Err(format!(
+            "passwordHash must be at most {MAX_STORED_HASH_LEN} characters"
+        ));
+    }
+    let parsed =
+        PhcHash::new(phc).map_err(|e| format!("passwordHash is not a PHC string ({e})"))?;
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return Err(format!(
+            "passwordHash must use argon2id, not {}",
+            parsed.algorithm
+        ));
+    }
+    if parsed.version != Some(Version::V0x13.into()) {
+        return Err("passwordHash must be argon2 version 19 (v=19)".to_owned());
+    }
+    if let Some((name, _)) = parsed
+        .params
+        .iter()
+        .find(|(name, _)| !matches!(name.as_str(), "m" | "t" | "p"))
+    {
+        return Err(format!(
+            "passwordHash has the parameter '{name}'; only m, t and p are supported"
+        ));
+    }
+    // argon2's own rules: minimums (m ≥ 8 × p, t ≥ 1, p ≥ 1), an output of 4+ bytes.
+    let params = Params::try_from(&parsed)
+        .map_err(|e| format!("passwordHash has invalid argon2 parameters ({e})"))?;
+    if params.m_cost() > MAX_STORED_MEMORY_KIB {
+        return Err(format!(
+            "passwordHash memory cost m={} is above the maximum of {MAX_STORED_MEMORY_KIB} KiB",
+            params.m_cost()
+        ));
+    }
+    if params.t_cost() > MAX_STORED_ITERATIONS {
+        return Err(format!(
+            "passwordHash time cost t={} is above the maximum of {MAX_STORED_ITERATIONS}",
+            params.t_cost()
+        ));
+    }
+    if params.p_cost() > MAX_STORED_PARALLELISM {
+        return Err(format!(
+            "passwordHash parallelism p={} is above the maximum of {MAX_STORED_PARALLELISM}",
+            params.p_cost()
+        ));
+    }
+    let salt = parsed
+        .salt
+        .ok_or_else(|| "passwordHash has no salt".to_owned())?;
+    let mut buf = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let salt_len = salt
+        .decode_b64(&mut buf)
+        .map_err(|e| format!("passwordHash has an invalid salt ({e})"))?
+        .len();
+    if salt_len < argon2::MIN_SALT_LEN {
+        return Err(format!(
+            "passwordHash salt must be at least {} bytes",
+            argon2::MIN_SALT_LEN
+        ));
+    }
+    if parsed.hash.is_none() {
+        return Err("passwordHash has no hash output".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +272,76 @@ mod tests {
     #[test]
     fn salts_differ() {
         assert_ne!(hash_blocking("same"), hash_blocking("same"));
+    }
+
+    fn phc(params: &str) -> String {
+        // A real hash, with its parameter section replaced.
+        let h = hash_blocking("Correct-Horse-1").0;
+        let rest = h.splitn(5, '$').collect::<Vec<_>>();
+        format!("$argon2id$v=19${params}${}", rest[4])
+    }
+
+    #[test]
+    fn stored_hashes_of_our_own_pass_the_check() {
+        assert_eq!(check_stored_hash(&hash_blocking("x").0), Ok(()));
+        assert_eq!(check_stored_hash(&phc("m=1048576,t=10,p=16")), Ok(()));
+    }
+
+    #[test]
+    fn stored_hashes_outside_the_bounds_are_refused_naming_the_bound() {
+        let refused = |phc: &str, says: &str| {
+            let e = check_stored_hash(phc).expect_err(phc);
+            assert!(e.contains(says), "{phc}: {e}");
+        };
+        refused(&phc("m=19456,t=4294967295,p=1"), "t=4294967295");
+        refused(&phc("m=4194304,t=2,p=1"), "m=4194304");
+        refused(&phc("m=1048577,t=2,p=1"), "memory cost");
+        refused(&phc("m=19456,t=11,p=1"), "time cost");
+        refused(&phc("m=19456,t=2,p=17"), "parallelism");
+        refused(&phc("m=19456,t=0,p=1"), "invalid argon2 parameters");
+        refused(&phc("m=7,t=2,p=1"), "invalid argon2 parameters");
+        refused(&phc("m=19456,t=2,p=1,keyid=AAAA"), "'keyid'");
+        refused(&phc("m=19456,t=99999999999,p=1"), "");
+    }
+
+    #[test]
+    fn stored_hashes_must_be_argon2id_v19_with_salt_and_output() {
+        let h = hash_blocking("x").0;
+        for (bad, says) in [
+            ("", "not a PHC string"),
+            ("$argon2id$", "not a PHC string"),
+            ("not a hash", "not a PHC string"),
+            (&h.replacen("argon2id", "argon2i", 1), "argon2id"),
+            (&h.replacen("v=19", "v=16", 1), "version 19"),
+            (&h.replacen("$v=19", "", 1), "version 19"),
+            ("$argon2id$v=19$m=19456,t=2,p=1", "no salt"),
+            (
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+                "no hash output",
+            ),
+            (
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaGhhc2hoYXNo",
+                "salt",
+            ),
+            ("$2b$12$abcdefghijklmnopqrstuv", "not a PHC string"),
+            (
+                "$scrypt$ln=16,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+                "argon2id",
+            ),
+        ] {
+            let e = check_stored_hash(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(check_stored_hash(&format!("{h}{}", "A".repeat(600))).is_err());
+    }
+
+    #[test]
+    fn a_hash_out_of_bounds_never_verifies_and_is_never_computed() {
+        let good = hash_blocking("Correct-Horse-1");
+        let costly = good.0.replace("t=2", "t=4294967295");
+        let started = std::time::Instant::now();
+        assert!(!verify_blocking("Correct-Horse-1", &PasswordHash(costly)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

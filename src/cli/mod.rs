@@ -53,6 +53,23 @@ pub fn main_from(args: Vec<OsString>) -> anyhow::Result<()> {
     run(cli)
 }
 
+/// The process's exit code for a run's result: 0 on success; on an error, the error
+/// printed to stderr (as `anyhow` prints one from `main`) and 1, or
+/// [`import::STRICT_EXIT`] for an import under `--strict` that refused or met a conflict.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            if e.downcast_ref::<import::StrictFailure>().is_some() {
+                std::process::ExitCode::from(import::STRICT_EXIT)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

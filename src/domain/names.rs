@@ -33,10 +33,19 @@ impl FieldError {
     }
 }
 
-/// Checks a required short string: not blank, no control characters, at most 255.
+/// Checks a required short string (a username, an email, a group or key name): not
+/// blank, at most 255, and no control characters at all: unlike free text, a name
+/// lands in log lines and terminals, where a newline forges a line and an escape
+/// rewrites the screen.
 pub fn check_name(field: &'static str, value: &str) -> Result<(), FieldError> {
     if value.trim().is_empty() {
         return Err(FieldError::new(field, format!("{field} must not be empty")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     check_optional(field, value, MAX_STRING)
 }
@@ -168,5 +177,16 @@ mod tests {
         assert!(check_name("username", &"é".repeat(256)).is_err());
         assert!(check_name("username", "  ").is_err());
         assert!(check_name("username", "a\u{0}b").is_err());
+        for control in [
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "a\u{1b}[2Jb",
+            "a\u{7f}b",
+            "a\u{85}b",
+        ] {
+            assert!(check_name("username", control).is_err(), "{control:?}");
+        }
+        assert!(check_optional("description", "two\nlines\tand a tab", MAX_DESCRIPTION).is_ok());
     }
 }

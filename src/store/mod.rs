@@ -9,11 +9,14 @@
 
 pub mod filter_sql;
 mod group_graph;
+mod import_match;
 mod name_cache;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 mod sqlite_direct;
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 
@@ -385,8 +388,17 @@ pub enum RefreshUse {
 /// the caller; see [`Store::import`] for what happens to rows that already exist.
 #[derive(Debug, Clone, Default)]
 pub struct ImportBatch {
-    /// Users to create.
+    /// Users to create, or to match with existing users (see [`Store::import`]).
     pub users: Vec<User>,
+    /// The users of [`Self::users`] whose id came from the input: such a record matches
+    /// the existing user with that id. The others' ids are fresh, and only both names
+    /// together can match.
+    pub ids_given: HashSet<UserId>,
+    /// The users of [`Self::users`] that must match an existing user: the importer
+    /// skipped hashing their clear-text password because a read before the batch found
+    /// them. If the batch's own decision finds them new after all, they are reported
+    /// as a conflict rather than created without their password.
+    pub existing_only: HashSet<UserId>,
     /// Groups to create.
     pub groups: Vec<Group>,
     /// Direct memberships (group, user).
@@ -396,12 +408,16 @@ pub struct ImportBatch {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportStats {
     /// Users created.
     pub users: u64,
-    /// Users skipped because their username or email was taken.
+    /// Users not created because they match an existing user (their memberships are
+    /// applied to that user).
     pub users_skipped: u64,
+    /// Users neither created nor matched because they touch another user's names
+    /// (none of their memberships is applied): the batch's user id and why.
+    pub conflicts: Vec<(UserId, String)>,
     /// Groups created.
     pub groups: u64,
     /// Groups skipped because the name was taken.
@@ -644,10 +660,15 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_child(&self, parent: GroupId, child: GroupId, now: Millis)
     -> StoreResult<bool>;
 
-    /// Loads a batch in one transaction. Users whose username or email is taken and
-    /// groups whose name is taken are skipped (so a rerun is idempotent); memberships
-    /// and links that exist are left; a link that would close a cycle fails the batch.
-    /// Memberships and links may name rows created earlier in the same batch.
+    /// Loads a batch in one transaction. A user record that is an existing user (the
+    /// same id; or, without an id, the same username and email) is skipped and its
+    /// memberships go to that user; one that touches another user's names is a
+    /// conflict, reported in [`ImportStats::conflicts`], and none of its memberships is
+    /// applied. The decision is taken against the rows as they are inside the
+    /// transaction (on PostgreSQL, locked until it ends). Groups whose name is taken are
+    /// skipped (so a rerun is idempotent); memberships and links that exist are left; a
+    /// link that would close a cycle fails the batch. Memberships and links may name
+    /// rows created earlier in the same batch.
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats>;
 
     // ---- refresh tokens ----

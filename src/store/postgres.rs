@@ -64,7 +64,7 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
@@ -74,6 +74,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Arguments, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter_sql::{Dialect, SqlValue};
+use super::import_match::{Decision, Known, Matcher};
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, OnAccept, Page, PageRequest, PasswordAttempt,
@@ -178,37 +179,58 @@ impl PgStore {
         if !batch.children.is_empty() {
             self.lock(&mut tx, GRAPH_LOCK).await?;
         }
-        // Users: which of their names are taken (by earlier rows or earlier in this
-        // batch) decides who is skipped; a skipped user's memberships go to the user
-        // who holds the name.
+        // Users: read every user a record could be (by its names, or by its id when the
+        // record gave one) and lock those rows until the transaction ends, so the
+        // decision (module `import_match`) holds when it is acted on: a concurrent
+        // rename or email change waits for this batch, and one committed just before
+        // is what `FOR SHARE` returns. A name taken after the read makes a fresh
+        // record's insert fail; `import` then runs the batch again. An existing user's
+        // memberships go to that user; a conflict's are dropped.
+        let mut matcher = Matcher::default();
         let mut remap: HashMap<UserId, UserId> = HashMap::new();
-        let mut holder: HashMap<String, UserId> = HashMap::new();
+        let mut dropped: HashSet<UserId> = HashSet::new();
         let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
         for chunk in batch.users.chunks(IMPORT_CHUNK) {
             let keys: Vec<String> = chunk
                 .iter()
                 .flat_map(|u| [name_key(&u.username), name_key(&u.email)])
                 .collect();
-            let rows = sqlx::query("SELECT key, user_id FROM user_identifiers WHERE key = ANY($1)")
-                .bind(&keys)
-                .fetch_all(&mut *tx)
-                .await?;
+            let given: Vec<String> = chunk
+                .iter()
+                .filter(|u| batch.ids_given.contains(&u.id))
+                .map(|u| u.id.to_string())
+                .collect();
+            let rows = sqlx::query(
+                "SELECT id, username_lc, email_lc FROM users WHERE id IN \
+                 (SELECT user_id FROM user_identifiers WHERE key = ANY($1)) OR id = ANY($2) \
+                 FOR SHARE",
+            )
+            .bind(&keys)
+            .bind(&given)
+            .fetch_all(&mut *tx)
+            .await?;
             for row in rows {
-                let key: String = row.try_get("key")?;
-                let id: String = row.try_get("user_id")?;
-                holder.insert(key, parse_uuid(&id, UserId::from_uuid)?);
+                let id: String = row.try_get("id")?;
+                matcher.add(Known {
+                    id: parse_uuid(&id, UserId::from_uuid)?,
+                    username_key: row.try_get("username_lc")?,
+                    email_key: row.try_get("email_lc")?,
+                });
             }
             for user in chunk {
-                let (uk, ek) = (name_key(&user.username), name_key(&user.email));
-                match holder.get(&uk).or_else(|| holder.get(&ek)) {
-                    Some(existing) => {
-                        remap.insert(user.id, *existing);
+                match matcher.decide(
+                    user,
+                    batch.ids_given.contains(&user.id),
+                    !batch.existing_only.contains(&user.id),
+                ) {
+                    Decision::Fresh => fresh.push(user),
+                    Decision::Existing(id) => {
+                        remap.insert(user.id, id);
                         stats.users_skipped += 1;
                     }
-                    None => {
-                        holder.insert(uk, user.id);
-                        holder.insert(ek, user.id);
-                        fresh.push(user);
+                    Decision::Conflict(reason) => {
+                        dropped.insert(user.id);
+                        stats.conflicts.push((user.id, reason));
                     }
                 }
             }
@@ -298,6 +320,7 @@ impl PgStore {
         let members: Vec<(String, String)> = batch
             .members
             .iter()
+            .filter(|(_, u)| !dropped.contains(u))
             .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
             .collect();
         for chunk in members.chunks(IMPORT_CHUNK) {

@@ -5,7 +5,7 @@
 //! WAL lets reads go on while it writes. `synchronous=FULL` makes every acknowledged
 //! commit durable across a power loss.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS, Resolved};
+use super::import_match::{Decision, Known, Matcher};
 use super::name_cache::NameCache;
 use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
 use super::sqlite_direct::{
@@ -630,41 +631,60 @@ impl Store for SqliteStore {
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
         let mut stats = ImportStats::default();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        // Users: which of their names are taken (by earlier rows or earlier in this
-        // batch) decides who is skipped; a skipped user's memberships go to the user
-        // who holds the name.
+        // Users: read every user a record could be (by its names, or by its id when the
+        // record gave one) inside this transaction, which holds the write lock, and
+        // decide each record against those rows (module `import_match`). An existing
+        // user's memberships go to that user; a conflict's are dropped.
+        let mut matcher = Matcher::default();
         let mut remap: HashMap<UserId, UserId> = HashMap::new();
-        let mut holder: HashMap<String, UserId> = HashMap::new();
+        let mut dropped: HashSet<UserId> = HashSet::new();
         let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
         for chunk in batch.users.chunks(IMPORT_CHUNK) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .flat_map(|u| [name_key(&u.username), name_key(&u.email)])
-                .collect();
             let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT key, user_id FROM user_identifiers WHERE key IN (",
+                "SELECT id, username_lc, email_lc FROM users WHERE id IN \
+                 (SELECT user_id FROM user_identifiers WHERE key IN (",
             );
             let mut list = q.separated(", ");
-            for k in &keys {
-                list.push_bind(k.as_str());
+            for u in chunk {
+                list.push_bind(name_key(&u.username));
+                list.push_bind(name_key(&u.email));
             }
-            q.push(")");
+            q.push("))");
+            let given: Vec<String> = chunk
+                .iter()
+                .filter(|u| batch.ids_given.contains(&u.id))
+                .map(|u| u.id.to_string())
+                .collect();
+            if !given.is_empty() {
+                q.push(" OR id IN (");
+                let mut list = q.separated(", ");
+                for id in given {
+                    list.push_bind(id);
+                }
+                q.push(")");
+            }
             for row in q.build().fetch_all(&mut *tx).await? {
-                let key: String = row.try_get("key")?;
-                let id: String = row.try_get("user_id")?;
-                holder.insert(key, parse_uuid(&id, UserId::from_uuid)?);
+                let id: String = row.try_get("id")?;
+                matcher.add(Known {
+                    id: parse_uuid(&id, UserId::from_uuid)?,
+                    username_key: row.try_get("username_lc")?,
+                    email_key: row.try_get("email_lc")?,
+                });
             }
             for user in chunk {
-                let (uk, ek) = (name_key(&user.username), name_key(&user.email));
-                match holder.get(&uk).or_else(|| holder.get(&ek)) {
-                    Some(existing) => {
-                        remap.insert(user.id, *existing);
+                match matcher.decide(
+                    user,
+                    batch.ids_given.contains(&user.id),
+                    !batch.existing_only.contains(&user.id),
+                ) {
+                    Decision::Fresh => fresh.push(user),
+                    Decision::Existing(id) => {
+                        remap.insert(user.id, id);
                         stats.users_skipped += 1;
                     }
-                    None => {
-                        holder.insert(uk, user.id);
-                        holder.insert(ek, user.id);
-                        fresh.push(user);
+                    Decision::Conflict(reason) => {
+                        dropped.insert(user.id);
+                        stats.conflicts.push((user.id, reason));
                     }
                 }
             }
@@ -752,6 +772,7 @@ impl Store for SqliteStore {
         let members: Vec<(String, String)> = batch
             .members
             .iter()
+            .filter(|(_, u)| !dropped.contains(u))
             .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
             .collect();
         for chunk in members.chunks(IMPORT_CHUNK) {
