@@ -570,7 +570,7 @@ async fn five_wrong_passwords_lock_until_unlock() {
     let u = user_json(&app, "fumble").await;
     assert_eq!(u["lastLogin"], json!(login_time));
     assert_eq!(u["successfulLoginAttempts"], json!(1));
-    assert_eq!(u["failedLoginAttempts"], json!(5), "the total is kept");
+    assert_eq!(u["failedLoginAttempts"], json!(6), "the total is kept");
     assert_eq!(u["failedLoginAttemptsSinceLastSuccess"], json!(0));
 }
 
