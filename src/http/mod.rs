@@ -56,10 +56,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
-            Deadline {
-                limit: REQUEST_TIMEOUT,
-                detach_reads,
-            },
+            Deadline::new(REQUEST_TIMEOUT, detach_reads, MAX_DETACHED),
             deadline,
         ))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
@@ -78,11 +75,28 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// How long a request may run, and which requests run in a task of their own.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Deadline {
     limit: Duration,
     /// Whether reads run in a task of their own too ([`deadline`]).
     detach_reads: bool,
+    /// Permits for requests running in tasks of their own, held until each task ends
+    /// (past its deadline too): work that clients abandoned or that was answered 503 can
+    /// fill these, and no more, before new requests are refused at once.
+    detached: Arc<tokio::sync::Semaphore>,
+}
+
+/// Requests that may run in tasks of their own at once (see [`Deadline::detached`]).
+const MAX_DETACHED: usize = 4_096;
+
+impl Deadline {
+    fn new(limit: Duration, detach_reads: bool, max_detached: usize) -> Self {
+        Self {
+            limit,
+            detach_reads,
+            detached: Arc::new(tokio::sync::Semaphore::new(max_detached)),
+        }
+    }
 }
 
 /// Answers 503, in the error envelope, for a request still running after `limit`, and
@@ -110,6 +124,7 @@ async fn deadline(
     State(Deadline {
         limit,
         detach_reads,
+        detached,
     }): State<Deadline>,
     req: axum::extract::Request,
     next: Next,
@@ -126,8 +141,21 @@ async fn deadline(
             .await
             .unwrap_or_else(|_| too_late(limit));
     }
-    // The task keeps the request's span (its request id in every log line).
-    let task = tokio::spawn(tracing::Instrument::in_current_span(next.run(req)));
+    let Ok(permit) = detached.try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server has too many requests in progress; retry in a moment.",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    // The task keeps the request's span (its request id in every log line), and its
+    // permit until it ends.
+    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        let response = next.run(req).await;
+        drop(permit);
+        response
+    }));
     match tokio::time::timeout(limit, task).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
@@ -193,10 +221,7 @@ mod tests {
                 "done"
             })
             .layer(axum::middleware::from_fn_with_state(
-                Deadline {
-                    limit: Duration::from_millis(200),
-                    detach_reads: false,
-                },
+                Deadline::new(Duration::from_millis(200), false, MAX_DETACHED),
                 deadline,
             ))
     }
@@ -214,10 +239,7 @@ mod tests {
                 "done"
             })
             .layer(axum::middleware::from_fn_with_state(
-                Deadline {
-                    limit: Duration::from_secs(10),
-                    detach_reads: false,
-                },
+                Deadline::new(Duration::from_secs(10), false, MAX_DETACHED),
                 deadline,
             ));
         let request = app.oneshot(Request::post("/").body(Body::empty()).unwrap());
@@ -232,6 +254,59 @@ mod tests {
             finished.load(std::sync::atomic::Ordering::SeqCst),
             "the handler ran to the end"
         );
+    }
+
+    /// Requests in tasks of their own are bounded: one that was answered 503 at its
+    /// deadline (or abandoned) still holds its place until it ends, and past the bound a
+    /// new request is refused at once instead of piling more work up.
+    #[tokio::test]
+    async fn abandoned_writes_cannot_pile_up_past_the_bound() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = Arc::clone(&release);
+        let app = Router::new()
+            .fallback(move || {
+                let gate = Arc::clone(&gate);
+                async move {
+                    gate.notified().await;
+                    "done"
+                }
+            })
+            .layer(axum::middleware::from_fn_with_state(
+                Deadline::new(Duration::from_millis(100), false, 1),
+                deadline,
+            ));
+        let post = || Request::post("/").body(Body::empty()).unwrap();
+        // The first runs past its deadline: 503, but its task goes on.
+        let first = app.clone().oneshot(post()).await.unwrap();
+        assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // The bound is taken by it: the next is refused at once, with Retry-After.
+        let started = std::time::Instant::now();
+        let second = app.clone().oneshot(post()).await.unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            second
+                .headers()
+                .contains_key(axum::http::header::RETRY_AFTER)
+        );
+        assert!(started.elapsed() < Duration::from_millis(100));
+        // Once the first ends, the place is free again.
+        release.notify_one();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let app = app.clone();
+            let gate = Arc::clone(&release);
+            let third = tokio::spawn(async move { app.oneshot(post()).await.unwrap() });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            gate.notify_one();
+            let third = third.await.unwrap();
+            if third.status() == StatusCode::OK {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the place was never freed"
+            );
+        }
     }
 
     /// A handler that finishes at once, one that waits but finishes in time, and one that
