@@ -5,6 +5,7 @@
 //! and `/api/management/security` (spec §1).
 
 pub mod api_keys;
+pub mod content_type;
 pub mod error;
 pub mod extract;
 pub mod groups;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(content_type::require_json))
         .layer(axum::middleware::from_fn_with_state(
             Deadline {
                 limit: REQUEST_TIMEOUT,

@@ -208,7 +208,7 @@ fn client_addr(
     request_body(content = TokenRequestDoc, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (`Cache-Control: no-store`).", body = TokenView),
-        (status = 400, description = "The grant failed.", body = OAuthErrorView),
+        (status = 400, description = "The grant failed, or the body is not `application/x-www-form-urlencoded` (`invalid_request`).", body = OAuthErrorView),
         (status = 413, description = "The request body is larger than 1 MiB.", body = ErrorBody),
         (status = 429, description = "Too many token requests (`Retry-After` gives the seconds to wait).", body = OAuthErrorView),
     ),
@@ -231,6 +231,16 @@ async fn token(
             return no_store(ApiError::new(status, message).into_response());
         }
     };
+    if !super::content_type::is_form(&headers) {
+        tracing::info!(
+            error = "invalid_request",
+            "token request refused: not a form"
+        );
+        return no_store(oauth_error(
+            "invalid_request",
+            "The token request must be sent as application/x-www-form-urlencoded.",
+        ));
+    }
     let mut req = parse_form(&body);
     req.client_addr = client_addr(
         peer.map(|Extension(ConnectInfo(p))| p),
@@ -274,17 +284,22 @@ async fn token(
                 }
             };
             tracing::info!(error, "token request refused");
-            (
-                StatusCode::BAD_REQUEST,
-                Json(OAuthErrorView {
-                    error,
-                    error_description: description,
-                }),
-            )
-                .into_response()
+            oauth_error(error, description)
         }
     };
     no_store(response)
+}
+
+/// A 400 in the token endpoint's RFC 6749 §5.2 shape.
+fn oauth_error(error: &'static str, description: &'static str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(OAuthErrorView {
+            error,
+            error_description: description,
+        }),
+    )
+        .into_response()
 }
 
 /// The base URL clients reached us at, for absolute URLs in the discovery document.

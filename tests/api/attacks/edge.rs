@@ -1,1 +1,253 @@
 //! Attacks at the HTTP edge: content types, request ids, metrics, forged hosts, oversized input.
+//!
+//! Each test sends what an attacker (or a confused client) would and checks the edge
+//! holds: bodies that are not JSON are refused before any handler reads them, client
+//! request ids cannot forge log lines, query inputs are bounded, the discovery document
+//! and the tokens' `iss` ignore the request's `Host` and `X-Forwarded-*` headers, and an
+//! error about a wrongly typed property never repeats its value (a password typed into
+//! the wrong field must not reach the logs).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::helpers::*;
+
+const USERS: &str = "/api/security/users";
+const TOKEN: &str = "/authenticate/connect/token";
+
+/// The admin's login form, URL-encoded.
+fn admin_form() -> String {
+    format!(
+        "grant_type=contensis_classic&username=admin&password={}",
+        enc(ADMIN_PASSWORD)
+    )
+}
+
+/// A user body a create would accept.
+fn new_user(name: &str) -> Value {
+    json!({"username": name, "email": format!("{name}@example.com"),
+           "credentials": {"password": PASSWORD}})
+}
+
+/// Sends `request` (head and body, exactly as given) over a fresh connection and returns
+/// the response's head and body. For what a client library would not send: a forged
+/// `Host`, a chunked body.
+async fn raw(app: &TestApp, request: &str) -> (String, String) {
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    (head.to_owned(), body.to_owned())
+}
+
+// ---- 415: bodies that are not JSON ----
+
+#[tokio::test]
+async fn a_json_body_sent_as_text_or_without_a_type_is_415_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&new_user("smuggled")).unwrap();
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "text/json",
+    ] {
+        for prefix in ["/api/security", "/api/management/security"] {
+            let r = app
+                .send_raw(
+                    Method::POST,
+                    &format!("{prefix}/users"),
+                    Some(&app.admin),
+                    content_type,
+                    body.clone(),
+                )
+                .await;
+            r.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert!(
+                r.body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{content_type}: {}",
+                r.text
+            );
+        }
+    }
+    // No content type at all, with a body.
+    let r = Resp::from(
+        app.http
+            .post(app.url(USERS))
+            .bearer_auth(&app.admin)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Also where the handler reads no body, and before authentication.
+    let r = app
+        .send_raw(
+            Method::PUT,
+            "/api/security/groups/System%20Administrators/users/admin",
+            None,
+            "text/plain",
+            b"x".to_vec(),
+        )
+        .await;
+    r.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A chunked body, whose length the headers do not give.
+    let chunked = |content_type: &str, chunks: &str| {
+        format!(
+            "POST {USERS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n{chunks}",
+            app.admin
+        )
+    };
+    let user = serde_json::to_string(&new_user("smuggled")).unwrap();
+    let (head, body) = raw(
+        &app,
+        &chunked(
+            "text/plain",
+            &format!("{:x}\r\n{user}\r\n0\r\n\r\n", user.len()),
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 415"), "{head}\n{body}");
+    // An empty chunked body is no body: the handler runs (and wants JSON).
+    let (head, body) = raw(&app, &chunked("text/plain", "0\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}\n{body}");
+    assert!(body.contains("JSON request body is required"), "{body}");
+    // None of it created the user.
+    app.get(&format!("{USERS}/smuggled"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bodiless_requests_may_say_json_and_json_suffixes_are_json() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("plain", "plain@example.com").await;
+    let id = user["id"].as_str().unwrap();
+    let group = app.create_group("Plain Group").await;
+    let gid = group["id"].as_str().unwrap();
+    // What the npm client sends: `application/json` on GET, HEAD, DELETE and bodiless PUT.
+    let json_ct = "application/json";
+    app.send_raw(Method::GET, USERS, Some(&app.admin), json_ct, Vec::new())
+        .await
+        .expect(StatusCode::OK);
+    app.send_raw(
+        Method::PUT,
+        &format!("/api/security/groups/{gid}/users/{id}"),
+        Some(&app.admin),
+        json_ct,
+        Vec::new(),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    app.send_raw(
+        Method::HEAD,
+        &format!("/api/security/groups/{gid}/users/{id}"),
+        Some(&app.admin),
+        json_ct,
+        Vec::new(),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    // Any type, or none, on a bodiless request.
+    app.send_raw(
+        Method::GET,
+        USERS,
+        Some(&app.admin),
+        "text/plain",
+        Vec::new(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // The merge patch the npm client sends, and other spellings of JSON.
+    for content_type in [
+        "application/merge-patch+json; charset=utf-8",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.api+json",
+    ] {
+        app.send_raw(
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(&app.admin),
+            content_type,
+            br#"{"firstName": "Patched"}"#.to_vec(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    app.send_raw(
+        Method::DELETE,
+        &format!("{USERS}/{id}"),
+        Some(&app.admin),
+        json_ct,
+        Vec::new(),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_takes_only_a_form() {
+    let app = TestApp::spawn().await;
+    // A valid form, labelled as something else, is refused in the OAuth error shape.
+    for content_type in ["application/json", "text/plain", "multipart/form-data"] {
+        let r = app
+            .send_raw(
+                Method::POST,
+                TOKEN,
+                None,
+                content_type,
+                admin_form().into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{content_type}: {}",
+            r.text
+        );
+        assert_eq!(r.body["error"], "invalid_request", "{}", r.text);
+        assert!(r.body["error_description"].is_string(), "{}", r.text);
+        assert!(r.body["access_token"].is_null(), "{}", r.text);
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let r = Resp::from(
+        app.http
+            .post(app.url(TOKEN))
+            .body(admin_form())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"], "invalid_request", "{}", r.text);
+    // The form itself, with or without a charset, still works.
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded;charset=UTF-8",
+    ] {
+        let r = app
+            .send_raw(
+                Method::POST,
+                TOKEN,
+                None,
+                content_type,
+                admin_form().into_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{content_type}: {}", r.text);
+    }
+}
