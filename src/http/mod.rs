@@ -77,6 +77,35 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(tower::util::MapRequestLayer::new(
+            drop_unusable_request_id::<axum::body::Body>,
+        ))
+}
+
+/// The longest `x-request-id` kept from a client.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id is kept: 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII
+/// characters (0x21–0x7E). The id goes into every log line of the request and back to
+/// the client, so it must not carry megabytes, spaces, line breaks or other bytes a log
+/// reader could mistake for something else.
+pub fn usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// Removes a client's `x-request-id` unless it is exactly one usable value
+/// ([`usable_request_id`]), so that [`RandomRequestId`] makes a fresh one.
+fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let mut values = req.headers().get_all(REQUEST_ID).iter();
+    let usable = match (values.next(), values.next()) {
+        (None, _) => return req,
+        (Some(id), None) => usable_request_id(id.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 /// How long a request may run, and which requests run in a task of their own.
@@ -234,6 +263,45 @@ mod tests {
             finished.load(std::sync::atomic::Ordering::SeqCst),
             "the handler ran to the end"
         );
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_if_short_and_visible_ascii() {
+        for good in ["a", "caller-chosen-42", "!~", &"x".repeat(64)] {
+            assert!(usable_request_id(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "".as_bytes(),
+            "x".repeat(65).as_bytes(),
+            b"two words",
+            b"tab\there",
+            b"line\nbreak",
+            b"del\x7f",
+            "naïve".as_bytes(),
+        ] {
+            assert!(!usable_request_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_or_repeated_request_id_is_dropped_and_a_good_one_kept() {
+        let with = |ids: &[&str]| {
+            let mut req = Request::get("/").body(()).unwrap();
+            for id in ids {
+                req.headers_mut()
+                    .append(REQUEST_ID, HeaderValue::from_str(id).unwrap());
+            }
+            drop_unusable_request_id(req)
+                .headers()
+                .get_all(REQUEST_ID)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(with(&["kept-1"]), ["kept-1"]);
+        assert!(with(&["a b"]).is_empty());
+        assert!(with(&["one", "two"]).is_empty());
+        assert!(with(&[]).is_empty());
     }
 
     /// A handler that finishes at once, one that waits but finishes in time, and one that

@@ -251,3 +251,47 @@ async fn the_token_endpoint_takes_only_a_form() {
         assert_eq!(r.status, StatusCode::OK, "{content_type}: {}", r.text);
     }
 }
+
+// ---- x-request-id ----
+
+/// The request id a response carries for a request that sent `id`.
+async fn echoed_request_id(app: &TestApp, id: reqwest::header::HeaderValue) -> String {
+    let r = app
+        .http
+        .get(app.url("/health"))
+        .header("x-request-id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let values: Vec<_> = r.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(values.len(), 1, "{values:?}");
+    values[0].to_str().expect("visible ASCII").to_owned()
+}
+
+#[tokio::test]
+async fn a_request_id_is_kept_only_if_short_and_visible_ascii() {
+    let app = TestApp::spawn().await;
+    let fine = format!("abc-{}", "x".repeat(60));
+    assert_eq!(fine.len(), 64);
+    for good in ["a", "caller-chosen-42", "!~{}[]", fine.as_str()] {
+        let id = reqwest::header::HeaderValue::from_str(good).unwrap();
+        assert_eq!(echoed_request_id(&app, id).await, good);
+    }
+    let bad: Vec<reqwest::header::HeaderValue> = vec![
+        reqwest::header::HeaderValue::from_str(&"y".repeat(65)).unwrap(),
+        reqwest::header::HeaderValue::from_str(&"z".repeat(8000)).unwrap(),
+        reqwest::header::HeaderValue::from_str("two words").unwrap(),
+        reqwest::header::HeaderValue::from_str("tab\there").unwrap(),
+        reqwest::header::HeaderValue::from_bytes("naïve-id".as_bytes()).unwrap(),
+        reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        reqwest::header::HeaderValue::from_static(""),
+    ];
+    for id in bad {
+        let sent = id.as_bytes().to_vec();
+        let got = echoed_request_id(&app, id).await;
+        assert_ne!(got.as_bytes(), sent.as_slice());
+        let parsed = uuid::Uuid::parse_str(&got).unwrap_or_else(|e| panic!("{got}: {e}"));
+        assert_eq!(parsed.get_version_num(), 4, "{got}");
+    }
+}
