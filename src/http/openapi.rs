@@ -197,11 +197,12 @@ pub struct PageParams {
 #[expect(dead_code, reason = "documents the query; `Params` reads it")]
 pub struct ListParams {
     /// Case-insensitive contains over username, email, firstName and lastName (users)
-    /// or the name (groups).
+    /// or the name (groups); at most 255 characters.
+    #[param(max_length = 255)]
     q: Option<String>,
     /// A ZenQL filter, e.g. `lastName = Durden and created > now(-7)`. Also `zenQL`.
     zenql: Option<String>,
-    /// Comma-separated fields, `-` for descending: `lastName,-created`.
+    /// Comma-separated fields, `-` for descending: `lastName,-created`; at most 16.
     order: Option<String>,
 }
 

@@ -295,3 +295,57 @@ async fn a_request_id_is_kept_only_if_short_and_visible_ascii() {
         assert_eq!(parsed.get_version_num(), 4, "{got}");
     }
 }
+
+// ---- caps on query input ----
+
+#[tokio::test]
+async fn order_by_beyond_16_terms_and_q_beyond_255_characters_are_400() {
+    let app = TestApp::spawn().await;
+    let terms = |n: usize| -> Vec<String> { (0..n).map(|i| format!("custom.k{i}")).collect() };
+    // JSON orderBy, both transports.
+    for (n, status) in [(16, StatusCode::OK), (17, StatusCode::BAD_REQUEST)] {
+        let order: Vec<Value> = terms(n).into_iter().map(|t| json!({"asc": t})).collect();
+        let r = app
+            .post(&format!("{USERS}/search"), json!({"orderBy": order}))
+            .await;
+        r.expect(status);
+        let order = serde_json::to_string(&order).unwrap();
+        let r = app
+            .get(&format!("{USERS}/search?orderBy={}", enc(&order)))
+            .await;
+        r.expect(status);
+        // The bare comma-separated form of GET orderBy, and `order=` on the lists.
+        let csv = terms(n).join(",");
+        app.get(&format!("{USERS}/search?orderBy={}", enc(&csv)))
+            .await
+            .expect(status);
+        app.get(&format!("{USERS}?order={}", enc(&csv)))
+            .await
+            .expect(status);
+        let csv = vec!["-name"; n].join(",");
+        app.get(&format!("/api/security/groups?order={}", enc(&csv)))
+            .await
+            .expect(status);
+    }
+    let r = app
+        .post(
+            &format!("{USERS}/search"),
+            json!({"orderBy": terms(10_000)}),
+        )
+        .await;
+    r.expect(StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("16"), "{}", r.text);
+    // q: 255 characters (not bytes) are fine, 256 are not.
+    for (q, status) in [
+        ("é".repeat(255), StatusCode::OK),
+        ("a".repeat(256), StatusCode::BAD_REQUEST),
+        ("a".repeat(60_000), StatusCode::BAD_REQUEST),
+    ] {
+        for list in [USERS, "/api/security/groups"] {
+            let r = app.get(&format!("{list}?q={}", enc(&q))).await;
+            r.expect(status);
+        }
+    }
+    let r = app.get(&format!("{USERS}?q={}", "a".repeat(256))).await;
+    assert_eq!(r.body["data"]["parameter"], "q", "{}", r.text);
+}
