@@ -349,3 +349,71 @@ async fn order_by_beyond_16_terms_and_q_beyond_255_characters_are_400() {
     let r = app.get(&format!("{USERS}?q={}", "a".repeat(256))).await;
     assert_eq!(r.body["data"]["parameter"], "q", "{}", r.text);
 }
+
+// ---- values of wrongly typed properties are not repeated ----
+
+#[tokio::test]
+async fn a_wrongly_typed_password_is_not_repeated_in_the_error() {
+    let app = TestApp::spawn().await;
+    app.create_user("typo", "typo@example.com").await;
+    let secret = "Hunter2-Secret-Value";
+    let number = "31415926535897932";
+    let cases = [
+        (
+            Method::POST,
+            USERS.to_owned(),
+            format!(r#"{{"username": "x", "email": "x@example.com", "credentials": "{secret}"}}"#),
+        ),
+        (
+            Method::POST,
+            USERS.to_owned(),
+            format!(
+                r#"{{"username": "x", "email": "x@example.com", "credentials": {{"password": {number}}}}}"#
+            ),
+        ),
+        (
+            Method::POST,
+            format!("{USERS}/typo/credentials/password"),
+            format!(r#"{{"existing": {number}, "new": "{secret}"}}"#),
+        ),
+        (
+            Method::POST,
+            format!("{USERS}/typo/credentials/password"),
+            format!(r#"{{"existing": "{secret}", "new": {number}}}"#),
+        ),
+        (
+            Method::POST,
+            format!("{USERS}/typo/actions"),
+            format!(r#"{{"type": {number}}}"#),
+        ),
+        (
+            Method::POST,
+            "/api/security/apiKeys".to_owned(),
+            format!(r#"{{"name": {number}}}"#),
+        ),
+        (
+            Method::POST,
+            format!("{USERS}/search"),
+            format!(r#"{{"pageSize": "{secret}"}}"#),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let r = app
+            .send_raw(
+                method.clone(),
+                &path,
+                Some(&app.admin),
+                "application/json",
+                body.clone().into_bytes(),
+            )
+            .await;
+        r.expect(StatusCode::BAD_REQUEST);
+        assert!(
+            !r.text.contains(secret) && !r.text.contains(number),
+            "{method} {path} {body}: {}",
+            r.text
+        );
+        // Still useful: it names the property, or says what was expected.
+        assert!(r.text.contains("expected"), "{method} {path}: {}", r.text);
+    }
+}
