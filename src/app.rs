@@ -54,7 +54,7 @@ pub async fn open_store_with_pool(url: &str, pool_size: u32) -> anyhow::Result<A
             .with_context(|| {
                 format!(
                     "opening the PostgreSQL database {}",
-                    crate::cli::serve::redact_url(url)
+                    crate::config::redact_url(url)
                 )
             })?;
         Ok(Arc::new(store))
@@ -147,7 +147,8 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let store = open_store_with_pool(&config.database_url, config.database_pool_size).await?;
+    let store =
+        open_store_with_pool(config.database_url.expose(), config.database_pool_size).await?;
     let services = Arc::new(Services::start(store, clock, config.settings()).await?);
     bootstrap_admin(&services, config).await?;
     crate::auth::password::warm_up();

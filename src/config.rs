@@ -38,6 +38,67 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A database URL whose `Debug` hides its passwords ([`redact_url`]), so
+/// `--print-config` and any log of the settings never show them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included; call only where the database is opened.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_url(&self.0), f)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// A database URL fit for a log line: the password of `scheme://user:password@host` and
+/// the value of every query parameter whose name ends in `password` (`password=`,
+/// `sslpassword=`) become `***`. It errs on the side of hiding: the credentials end at
+/// the last `@`, so a password with a raw `@`, `/` or `?` in it is hidden too.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    let mut rest_from = 0;
+    if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
+        let start = scheme + 3;
+        if at > start {
+            if let Some((user, _)) = url[start..at].split_once(':') {
+                out = format!("{}{user}:***{}", &url[..start], &url[at..]);
+            }
+            rest_from = out.rfind('@').unwrap_or(0);
+        }
+    }
+    let Some(q) = out[rest_from..].find('?').map(|q| rest_from + q) else {
+        return out;
+    };
+    let params: Vec<String> = out[q + 1..]
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                format!("{key}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", &out[..q], params.join("&"))
+}
+
 /// Settings of `gatehouse serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -60,7 +121,7 @@ pub struct Config {
         env = "GATEHOUSE_DATABASE_URL",
         default_value = "sqlite://gatehouse.db"
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Most connections one process opens to PostgreSQL (ignored for SQLite). Size it so
     /// that nodes × pool size stays below the server's `max_connections`.
@@ -149,7 +210,7 @@ impl Config {
             config: None,
             print_config: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
+            database_url: DatabaseUrl(database_url.into()),
             database_pool_size: 10,
             token_ttl_secs: 3600,
             caller_cache_ms: 1000,
@@ -426,8 +487,49 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let mut c = Config::for_database("sqlite::memory:");
+        let mut c = Config::for_database("postgres://u:pw-Secret@h/db?sslpassword=ssl-Secret");
         c.admin_password = Some(Secret::new("hunter2-Secret"));
-        assert!(!format!("{c:?}").contains("hunter2"));
+        let printed = format!("{c:#?}");
+        for secret in ["pw-Secret", "ssl-Secret", "hunter2"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains(r#""postgres://u:***@h/db?sslpassword=***""#));
+        assert_eq!(
+            c.database_url.expose(),
+            "postgres://u:pw-Secret@h/db?sslpassword=ssl-Secret"
+        );
+    }
+
+    #[test]
+    fn database_passwords_are_not_logged() {
+        for (url, shown) in [
+            ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgresql://u:secret@h:5432/db",
+                "postgresql://u:***@h:5432/db",
+            ),
+            ("postgres://u:se@c:r/et@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:se?cret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u:secret@h/db?sslmode=require&options=-c%20x%3Dy",
+                "postgres://u:***@h/db?sslmode=require&options=-c%20x%3Dy",
+            ),
+            (
+                "postgres://h/db?user=u&password=secret&sslmode=require",
+                "postgres://h/db?user=u&password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:secret@h/db?PASSWORD=secret&sslpassword=secret",
+                "postgres://u:***@h/db?PASSWORD=***&sslpassword=***",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("sqlite://gatehouse.db", "sqlite://gatehouse.db"),
+            ("sqlite:///var/lib/a@b.db", "sqlite:///var/lib/a@b.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("secret"), "{url}");
+        }
     }
 }

@@ -336,6 +336,22 @@ bogus-setting = 1
 }
 
 #[test]
+fn print_config_hides_database_passwords() {
+    let (out, _) = print_config(
+        &[
+            "--database",
+            "postgres://gate:pw-in-userinfo@db.internal/gh?sslmode=require&password=pw-in-query",
+        ],
+        &[],
+    );
+    assert!(!out.contains("pw-in-"), "{out}");
+    assert!(
+        out.contains(r#""postgres://gate:***@db.internal/gh?sslmode=require&password=***""#),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_bad_value_in_the_config_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "lockout-threshold = \"many\"\n");
