@@ -154,9 +154,11 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
 
-    /// Serve Prometheus metrics at `GET /metrics`, without authentication (`false`: 404).
-    #[arg(long, env = "GATEHOUSE_METRICS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
-    pub metrics: bool,
+    /// Serve Prometheus metrics at `GET /metrics` on this separate management address
+    /// (e.g. `127.0.0.1:9090`), for scrapers only; off when unset. The public listener
+    /// never serves them.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Token requests per minute from one client address, sustained (0 = unlimited).
     #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_IP", default_value_t = 60)]
@@ -218,7 +220,7 @@ impl Config {
             lockout_threshold: 5,
             issuer: "gatehouse".into(),
             log_json: false,
-            metrics: true,
+            metrics_listen: None,
             login_rate_per_ip: limits.per_ip.per_minute,
             login_burst_per_ip: limits.per_ip.burst,
             login_rate_per_user: limits.per_user.per_minute,
@@ -247,7 +249,6 @@ impl Config {
                     burst: self.login_burst_per_user,
                 },
             },
-            metrics_endpoint: self.metrics,
             trust_forwarded_for: self.trust_forwarded_for,
         }
     }
@@ -439,15 +440,16 @@ mod tests {
     #[test]
     fn the_file_fills_what_flags_leave_at_their_defaults() {
         let f = file(
-            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\nmetrics = false\n\
-             listen = \"0.0.0.0:9000\"\nlogin-burst-per-ip = 3\nnot-a-key = 1\n",
+            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\n\
+             metrics_listen = \"127.0.0.1:9090\"\nlisten = \"0.0.0.0:9000\"\n\
+             login-burst-per-ip = 3\nnot-a-key = 1\n",
         );
         let path = f.path().to_str().unwrap();
         let (c, warnings) = serve(&["--config", path, "--issuer", "flag"]);
         assert_eq!(c.issuer, "flag", "a flag wins over the file");
         assert_eq!(c.lockout_threshold, 9, "`_` stands for `-`");
         assert!(c.log_json);
-        assert!(!c.metrics);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(c.login_burst_per_ip, 3);
         assert_eq!(c.token_ttl_secs, 3600, "neither: the default");
@@ -462,7 +464,8 @@ mod tests {
         assert!(warnings.is_empty());
         let d = Config::for_database("sqlite::memory:");
         assert_eq!(c.settings().login_limits, d.settings().login_limits);
-        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.metrics_listen, None, "off by default");
+        assert_eq!(c.metrics_listen, d.metrics_listen);
         assert_eq!(c.lockout_threshold, d.lockout_threshold);
     }
 

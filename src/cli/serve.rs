@@ -56,6 +56,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (running, handle) =
         crate::app::start(&config, Arc::new(SystemClock), shutdown_signal()).await?;
     tracing::info!(addr = %running.addr, database = %config.database_url, "gatehouse listening");
+    if let Some(addr) = running.metrics_addr {
+        tracing::info!(addr = %addr, "serving /metrics");
+    }
     handle.await??;
     tracing::info!("stopped");
     Ok(())

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, api_keys, groups, health, metrics, token, users};
+use super::{AppState, api_keys, groups, health, token, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -90,7 +90,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .nest(management, security)
         .merge(token::router())
         .merge(health::router())
-        .merge(metrics::router())
         .routes(routes!(openapi_json))
 }
 

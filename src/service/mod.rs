@@ -155,8 +155,6 @@ pub struct Settings {
     pub refresh_ttl_secs: i64,
     /// Rate limits of the token endpoint.
     pub login_limits: rate_limit::LoginLimitSettings,
-    /// Whether `GET /metrics` answers (404 when off).
-    pub metrics_endpoint: bool,
     /// Whether the token endpoint takes the client address from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
@@ -171,7 +169,6 @@ impl Default for Settings {
             lockout_threshold: 5,
             refresh_ttl_secs: 14 * 86_400,
             login_limits: rate_limit::LoginLimitSettings::default(),
-            metrics_endpoint: true,
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
         }

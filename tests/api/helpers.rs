@@ -41,6 +41,8 @@ fn init_logging() {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, unless a test turned it off.
+    pub metrics_base: Option<String>,
     /// The manual clock the server reads.
     pub clock: ManualClock,
     /// A client without default headers.
@@ -84,6 +86,8 @@ impl TestApp {
         config.login_burst_per_ip = 1_000_000;
         config.login_rate_per_user = 1_000_000;
         config.login_burst_per_user = 1_000_000;
+        // Tests scrape metrics from the management listener; off in production.
+        config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         tweak(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (running, handle) = gatehouse::app::start(&config, Arc::new(clock.clone()), async {
@@ -93,6 +97,7 @@ impl TestApp {
         .expect("the server starts");
         let mut app = Self {
             base: format!("http://{}", running.addr),
+            metrics_base: running.metrics_addr.map(|a| format!("http://{a}")),
             clock,
             http: reqwest::Client::new(),
             admin: String::new(),

@@ -22,7 +22,7 @@ const CLEARED: &[&str] = &[
     "GATEHOUSE_LOCKOUT_THRESHOLD",
     "GATEHOUSE_TOKEN_TTL_SECS",
     "GATEHOUSE_LOG_JSON",
-    "GATEHOUSE_METRICS",
+    "GATEHOUSE_METRICS_LISTEN",
     "RUST_LOG",
 ];
 
@@ -39,6 +39,8 @@ fn gatehouse() -> Command {
 struct Server {
     base: String,
     addr: String,
+    /// The metrics listener's address.
+    metrics_addr: String,
     child: Child,
     log: PathBuf,
     _dir: std::sync::Arc<tempfile::TempDir>,
@@ -47,13 +49,17 @@ struct Server {
 impl Server {
     async fn start() -> Server {
         let (dir, database_url) = fresh_database().await;
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .to_string();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .to_string()
+        };
+        let (addr, metrics_addr) = (free(), free());
         let log = dir.path().join("server.log");
         let child = gatehouse()
             .args(["serve", "--log-json", "--listen", &addr])
+            .args(["--metrics-listen", &metrics_addr])
             .args(["--database", &database_url])
             .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::null())
@@ -63,6 +69,7 @@ impl Server {
         let mut server = Server {
             base: format!("http://{addr}"),
             addr,
+            metrics_addr,
             child,
             log,
             _dir: dir,
@@ -232,6 +239,10 @@ fn read_response(stream: &mut TcpStream) -> String {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let mut server = Server::start().await;
+    let metrics = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(metrics.status(), StatusCode::OK);
     let body = format!(
         "grant_type=contensis_classic&username=admin&password={}",
         enc(ADMIN_PASSWORD)
@@ -259,6 +270,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     assert!(
         TcpStream::connect(&server.addr).is_err(),
         "the listener is closed once shutdown starts"
+    );
+    assert!(
+        TcpStream::connect(&server.metrics_addr).is_err(),
+        "so is the metrics listener"
     );
     stream.write_all(rest.as_bytes()).unwrap();
     let response = read_response(&mut stream);

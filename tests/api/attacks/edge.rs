@@ -417,3 +417,43 @@ async fn a_wrongly_typed_password_is_not_repeated_in_the_error() {
         assert!(r.text.contains("expected"), "{method} {path}: {}", r.text);
     }
 }
+
+// ---- /metrics is not on the public listener ----
+
+#[tokio::test]
+async fn metrics_are_a_404_on_the_public_port_and_served_on_the_metrics_listener() {
+    let app = TestApp::spawn().await;
+    for path in ["/metrics", "/metrics/", "/METRICS"] {
+        let r = app.send(Method::GET, path, None, None).await;
+        r.expect(StatusCode::NOT_FOUND);
+        assert!(!r.text.contains("gatehouse_"), "{path}: {}", r.text);
+        // Not with an admin token either: the public port has no such route.
+        app.get(path).await.expect(StatusCode::NOT_FOUND);
+    }
+    let base = app.metrics_base.as_ref().expect("the harness turns it on");
+    let r = Resp::from(
+        app.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains("gatehouse_http_requests_total"),
+        "{}",
+        r.text
+    );
+    // The public port's refusals were counted, under no route template.
+    assert!(
+        r.text.contains(
+            r#"gatehouse_http_requests_total{method="GET",route="unmatched",status="404"} 6"#
+        ),
+        "{}",
+        r.text
+    );
+    // And the OpenAPI document of the public port does not offer it.
+    let doc = app.send(Method::GET, "/api/openapi.json", None, None).await;
+    assert!(doc.body["paths"].get("/metrics").is_none());
+}
