@@ -153,13 +153,15 @@ pub async fn start(
 ) -> anyhow::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let store =
         open_store_with_pool(config.database_url.expose(), config.database_pool_size).await?;
-    let services = Arc::new(Services::start(store, clock, config.settings()).await?);
-    bootstrap_admin(&services, config).await?;
-    crate::auth::password::warm_up();
+    // Bound before the services start: without `--public-url` the issuer and the
+    // discovery URLs name the address actually bound.
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let services = Arc::new(Services::start(store, clock, config.settings_at(addr)).await?);
+    bootstrap_admin(&services, config).await?;
+    crate::auth::password::warm_up();
     let metrics_listener = match config.metrics_listen {
         Some(at) => Some(
             TcpListener::bind(at)

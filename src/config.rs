@@ -38,6 +38,58 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the token service lives under the public URL; the default `iss` is the public
+/// URL with this path, so that, as OpenID Connect Discovery requires, the discovery
+/// document sits at `<iss>/.well-known/openid-configuration`.
+pub const ISSUER_PATH: &str = "/authenticate";
+
+/// The base URL clients reach the service at (`--public-url`), checked at load time:
+/// `http` or `https`, a host, an optional path prefix, no user info, query or fragment.
+/// Kept without a trailing slash, with the scheme and host lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| Err(format!("{s:?} is not a public base URL: {why}"));
+        if s.contains('#') {
+            return bad("it has a fragment");
+        }
+        let Ok(uri) = s.parse::<axum::http::Uri>() else {
+            return bad("expected an absolute URL such as https://auth.example.com");
+        };
+        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => return bad("the scheme must be http or https"),
+        };
+        let Some(authority) = uri.authority() else {
+            return bad("it has no host");
+        };
+        if authority.as_str().contains('@') {
+            return bad("it has user info");
+        }
+        if authority.host().is_empty() {
+            return bad("it has no host");
+        }
+        if uri.query().is_some() {
+            return bad("it has a query");
+        }
+        let authority = authority.as_str().to_ascii_lowercase();
+        let path = uri.path().trim_end_matches('/');
+        Ok(Self(format!("{scheme}://{authority}{path}")))
+    }
+}
+
 /// A database URL whose `Debug` hides its passwords ([`redact_url`]), so
 /// `--print-config` and any log of the settings never show them.
 #[derive(Clone, PartialEq, Eq)]
@@ -146,9 +198,19 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
 
-    /// The `iss` claim of issued tokens; every node of one service must use the same.
-    #[arg(long, env = "GATEHOUSE_ISSUER", default_value = "gatehouse")]
-    pub issuer: String,
+    /// The base URL clients reach this service at (`https://auth.example.com`, http or
+    /// https, no query or fragment). The discovery document's URLs and the tokens' `iss`
+    /// (`<public URL>/authenticate`) come from it, never from a request's `Host` or
+    /// `X-Forwarded-*` headers. Unset: `http://<listen address>`. Every node of one
+    /// service must use the same.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
+
+    /// Overrides the `iss` claim of issued tokens (default: `<public URL>/authenticate`),
+    /// e.g. to keep the issuer of an existing deployment. Every node of one service must
+    /// use the same.
+    #[arg(long, env = "GATEHOUSE_ISSUER")]
+    pub issuer: Option<String>,
 
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "GATEHOUSE_LOG_JSON", default_value_t = false)]
@@ -218,7 +280,8 @@ impl Config {
             caller_cache_ms: 1000,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
-            issuer: "gatehouse".into(),
+            public_url: None,
+            issuer: None,
             log_json: false,
             metrics_listen: None,
             login_rate_per_ip: limits.per_ip.per_minute,
@@ -231,10 +294,30 @@ impl Config {
         }
     }
 
-    /// The settings the services use.
+    /// The settings the services use, for a server at the configured listen address.
     pub fn settings(&self) -> crate::service::Settings {
+        self.settings_at(self.listen)
+    }
+
+    /// The base URL clients reach a server listening at `listening` at: `--public-url`,
+    /// else `http://<listening>` (the address actually bound, so port 0 names the port
+    /// the system chose).
+    pub fn public_base(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("http://{listening}"),
+        }
+    }
+
+    /// The settings the services use, for a server listening at `listening`.
+    pub fn settings_at(&self, listening: SocketAddr) -> crate::service::Settings {
+        let public_base = self.public_base(listening);
         crate::service::Settings {
-            issuer: self.issuer.clone(),
+            issuer: self
+                .issuer
+                .clone()
+                .unwrap_or_else(|| format!("{public_base}{ISSUER_PATH}")),
+            public_base,
             token_ttl_secs: self.token_ttl_secs,
             caller_cache_ttl: std::time::Duration::from_millis(self.caller_cache_ms),
             lockout_threshold: self.lockout_threshold,
@@ -431,6 +514,16 @@ mod tests {
         }
     }
 
+    /// The error for a `serve` command line clap refuses.
+    fn serve_err(args: &[&str]) -> String {
+        let mut argv: Vec<OsString> = vec!["gatehouse".into(), "serve".into()];
+        argv.extend(args.iter().map(OsString::from));
+        crate::cli::Cli::command()
+            .try_get_matches_from(argv)
+            .unwrap_err()
+            .to_string()
+    }
+
     fn file(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
@@ -446,7 +539,11 @@ mod tests {
         );
         let path = f.path().to_str().unwrap();
         let (c, warnings) = serve(&["--config", path, "--issuer", "flag"]);
-        assert_eq!(c.issuer, "flag", "a flag wins over the file");
+        assert_eq!(
+            c.issuer.as_deref(),
+            Some("flag"),
+            "a flag wins over the file"
+        );
         assert_eq!(c.lockout_threshold, 9, "`_` stands for `-`");
         assert!(c.log_json);
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
@@ -456,6 +553,60 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("not-a-key"));
         assert_eq!(c.config.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn public_urls_are_checked_and_normalized() {
+        for (given, kept) in [
+            ("https://auth.example.com", "https://auth.example.com"),
+            ("https://auth.example.com/", "https://auth.example.com"),
+            (
+                "HTTPS://Auth.Example.COM:8443/",
+                "https://auth.example.com:8443",
+            ),
+            ("http://10.0.0.5:8080/gate/", "http://10.0.0.5:8080/gate"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let url: PublicUrl = given.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(url.as_str(), kept, "{given}");
+        }
+        for bad in [
+            "",
+            "auth.example.com",
+            "/authenticate",
+            "ftp://auth.example.com",
+            "javascript:alert(1)",
+            "https://auth.example.com/?next=x",
+            "https://auth.example.com/#top",
+            "https://user:pw@auth.example.com",
+            "https://auth example.com",
+            "https://auth.example.com/\n",
+            "https://",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad:?}");
+        }
+        let err = serve_err(&["--public-url", "https://auth.example.com/?a=b"]);
+        assert!(err.contains("query"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_and_discovery_urls_come_from_the_public_url_or_the_listen_address() {
+        let listening: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        let (c, _) = serve(&["--public-url", "https://auth.example.com/"]);
+        let s = c.settings_at(listening);
+        assert_eq!(s.public_base, "https://auth.example.com");
+        assert_eq!(s.issuer, "https://auth.example.com/authenticate");
+        let (c, _) = serve(&["--listen", "0.0.0.0:8080"]);
+        assert_eq!(c.settings().public_base, "http://0.0.0.0:8080");
+        let s = c.settings_at(listening);
+        assert_eq!(s.public_base, "http://127.0.0.1:4321");
+        assert_eq!(s.issuer, "http://127.0.0.1:4321/authenticate");
+        let (c, _) = serve(&["--public-url", "https://a.example", "--issuer", "legacy"]);
+        let s = c.settings_at(listening);
+        assert_eq!(
+            (s.public_base.as_str(), s.issuer.as_str()),
+            ("https://a.example", "legacy")
+        );
     }
 
     #[test]

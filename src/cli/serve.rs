@@ -56,6 +56,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (running, handle) =
         crate::app::start(&config, Arc::new(SystemClock), shutdown_signal()).await?;
     tracing::info!(addr = %running.addr, database = %config.database_url, "gatehouse listening");
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            public_url = %running.services.settings().public_base,
+            "no --public-url: the discovery document and the tokens' issuer name the listen \
+             address, which clients cannot reach; set --public-url to the URL they use"
+        );
+    }
     if let Some(addr) = running.metrics_addr {
         tracing::info!(addr = %addr, "serving /metrics");
     }

@@ -302,20 +302,6 @@ fn oauth_error(error: &'static str, description: &'static str) -> Response {
         .into_response()
 }
 
-/// The base URL clients reached us at, for absolute URLs in the discovery document.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
 /// The OpenID discovery document.
 #[utoipa::path(
     get,
@@ -324,8 +310,11 @@ fn base_url(headers: &HeaderMap) -> String {
     operation_id = "discovery",
     responses((status = 200, description = "The discovery document.", body = DiscoveryView)),
 )]
-async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+async fn discovery(State(s): State<AppState>) -> Response {
+    // The URLs come from the configured public base URL (`--public-url`, else the listen
+    // address), never from the request: a forged `Host` or `X-Forwarded-*` header must
+    // not point clients, or a cache between them, at another server.
+    let base = &s.settings().public_base;
     Json(DiscoveryView {
         grant_types_supported: [
             "contensis_classic",

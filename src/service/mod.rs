@@ -147,6 +147,9 @@ impl Caller {
 pub struct Settings {
     /// The `iss` of issued tokens.
     pub issuer: String,
+    /// The base URL clients reach the service at, without a trailing slash: the
+    /// discovery document's URLs start with it.
+    pub public_base: String,
     /// Access-token lifetime in seconds.
     pub token_ttl_secs: i64,
     /// Consecutive failed logins that lock an account (0 = never).
@@ -165,6 +168,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             issuer: "gatehouse".into(),
+            public_base: "http://127.0.0.1:8080".into(),
             token_ttl_secs: 3600,
             lockout_threshold: 5,
             refresh_ttl_secs: 14 * 86_400,

@@ -7,6 +7,8 @@
 //! error about a wrongly typed property never repeats its value (a password typed into
 //! the wrong field must not reach the logs).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -15,6 +17,7 @@ use crate::helpers::*;
 
 const USERS: &str = "/api/security/users";
 const TOKEN: &str = "/authenticate/connect/token";
+const DISCOVERY: &str = "/authenticate/.well-known/openid-configuration";
 
 /// The admin's login form, URL-encoded.
 fn admin_form() -> String {
@@ -456,4 +459,111 @@ async fn metrics_are_a_404_on_the_public_port_and_served_on_the_metrics_listener
     // And the OpenAPI document of the public port does not offer it.
     let doc = app.send(Method::GET, "/api/openapi.json", None, None).await;
     assert!(doc.body["paths"].get("/metrics").is_none());
+}
+
+// ---- forged Host and X-Forwarded-* headers ----
+
+/// The JSON body of a 200 to `request_head` (request line and headers, without the
+/// blank line) with `body`, sent over a raw connection.
+async fn raw_json(app: &TestApp, request_head: &str, body: &str) -> Value {
+    let (head, text) = raw(
+        app,
+        &format!(
+            "{request_head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The claims of a JWT, unverified.
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).unwrap()
+}
+
+/// Every header a proxy or an attacker might use to name another host.
+const FORGED: &str = "Host: evil.example\r\nX-Forwarded-Host: evil.example\r\n\
+                      X-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\
+                      X-Forwarded-Prefix: /evil\r\nForwarded: host=evil.example;proto=https\r\n";
+
+/// The discovery document and a fresh token's `iss`, both asked for with `headers`.
+async fn discovery_and_iss(app: &TestApp, headers: &str) -> (Value, String) {
+    let doc = raw_json(app, &format!("GET {DISCOVERY} HTTP/1.1\r\n{headers}"), "").await;
+    let form = format!(
+        "grant_type=contensis_classic&username=admin&password={}",
+        enc(ADMIN_PASSWORD)
+    );
+    let tokens = raw_json(
+        app,
+        &format!(
+            "POST {TOKEN} HTTP/1.1\r\n{headers}\
+             Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        &form,
+    )
+    .await;
+    let iss = claims(tokens["access_token"].as_str().unwrap())["iss"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (doc, iss)
+}
+
+#[tokio::test]
+async fn a_forged_host_changes_neither_the_discovery_document_nor_the_issuer() {
+    // No --public-url, no --issuer: both come from the listen address.
+    let app = TestApp::spawn_with(|c| c.issuer = None).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (honest, honest_iss) = discovery_and_iss(&app, &format!("Host: {addr}\r\n")).await;
+    let (forged, forged_iss) = discovery_and_iss(&app, FORGED).await;
+    assert!(!forged.to_string().contains("evil"), "{forged}");
+    assert_eq!(forged, honest);
+    assert_eq!(forged_iss, honest_iss);
+    let issuer = format!("{}/authenticate", app.base);
+    assert_eq!(honest["issuer"], issuer);
+    assert_eq!(honest_iss, issuer);
+    assert_eq!(honest["token_endpoint"], app.url(TOKEN));
+    assert_eq!(
+        honest["jwks_uri"],
+        app.url("/authenticate/.well-known/jwks")
+    );
+}
+
+#[tokio::test]
+async fn the_public_url_names_the_issuer_and_the_discovery_urls_whatever_the_headers() {
+    let app = TestApp::spawn_with(|c| {
+        c.issuer = None;
+        c.public_url = Some("https://Auth.Example.com/".parse().unwrap());
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for headers in [format!("Host: {addr}\r\n"), FORGED.to_owned()] {
+        let (doc, iss) = discovery_and_iss(&app, &headers).await;
+        assert_eq!(
+            doc["issuer"], "https://auth.example.com/authenticate",
+            "{doc}"
+        );
+        assert_eq!(iss, "https://auth.example.com/authenticate");
+        assert_eq!(
+            doc["token_endpoint"],
+            "https://auth.example.com/authenticate/connect/token"
+        );
+        assert_eq!(
+            doc["jwks_uri"],
+            "https://auth.example.com/authenticate/.well-known/jwks"
+        );
+    }
+    // Its tokens verify here (the same issuer is required as is written).
+    let token = app.login("admin", ADMIN_PASSWORD).await;
+    app.send(
+        Method::GET,
+        "/api/security/users/@current",
+        Some(&token),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
 }
