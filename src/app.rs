@@ -1,7 +1,7 @@
 //! Assembles a running gatehouse: opens the store, bootstraps the built-in group and
 //! the first administrator, builds the router and serves it with graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub async fn open_store_with_pool(url: &str, pool_size: u32) -> anyhow::Result<A
             .with_context(|| {
                 format!(
                     "opening the PostgreSQL database {}",
-                    crate::cli::serve::redact_url(url)
+                    crate::config::redact_url(url)
                 )
             })?;
         Ok(Arc::new(store))
@@ -68,6 +68,8 @@ pub async fn open_store_with_pool(url: &str, pool_size: u32) -> anyhow::Result<A
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, if `--metrics-listen` asks for it.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its services, for tests that need to reach behind the HTTP API.
     pub services: Arc<Services>,
 }
@@ -140,29 +142,74 @@ fn spawn_key_reloader(services: Arc<Services>) {
     });
 }
 
-/// Opens the database, bootstraps, binds the listener and serves until `shutdown`
-/// resolves. Returns once it is listening; the server runs on a spawned task.
+/// Opens the database, bootstraps, binds the listeners (the public one and, with
+/// `--metrics-listen`, the management one) and serves until `shutdown` resolves, when
+/// both stop accepting and finish the requests in flight. Returns once it is listening;
+/// the servers run on a spawned task, whose result is the first error of either.
 pub async fn start(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let store = open_store_with_pool(&config.database_url, config.database_pool_size).await?;
-    let services = Arc::new(Services::start(store, clock, config.settings()).await?);
-    bootstrap_admin(&services, config).await?;
-    crate::auth::password::warm_up();
+    let store =
+        open_store_with_pool(config.database_url.expose(), config.database_pool_size).await?;
+    // Bound before the services start: without `--public-url` the issuer and the
+    // discovery URLs name the address actually bound.
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let services = Arc::new(Services::start(store, clock, config.settings_at(addr)).await?);
+    bootstrap_admin(&services, config).await?;
+    crate::auth::password::warm_up();
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding the metrics listener {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     spawn_key_reloader(services.clone());
     let router = crate::http::router(services.clone());
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    let metrics_app = NormalizePathLayer::trim_trailing_slash()
+        .layer(crate::http::metrics::router(services.clone()));
+    // One signal stops both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: stop as well.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
     let handle = tokio::spawn(async move {
         let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let public = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped(stopping.clone()))
+            .into_future();
+        let Some(metrics_listener) = metrics_listener else {
+            return public.await;
+        };
+        let metrics_app = ServiceExt::<Request>::into_make_service(metrics_app);
+        let metrics = axum::serve(metrics_listener, metrics_app)
+            .with_graceful_shutdown(stopped(stopping))
+            .into_future();
+        let (public, metrics) = tokio::join!(public, metrics);
+        public.and(metrics)
     });
-    Ok((Running { addr, services }, handle))
+    Ok((
+        Running {
+            addr,
+            metrics_addr,
+            services,
+        },
+        handle,
+    ))
 }

@@ -38,6 +38,119 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the token service lives under the public URL; the default `iss` is the public
+/// URL with this path, so that, as OpenID Connect Discovery requires, the discovery
+/// document sits at `<iss>/.well-known/openid-configuration`.
+pub const ISSUER_PATH: &str = "/authenticate";
+
+/// The base URL clients reach the service at (`--public-url`), checked at load time:
+/// `http` or `https`, a host, an optional path prefix, no user info, query or fragment.
+/// Kept without a trailing slash, with the scheme and host lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| Err(format!("{s:?} is not a public base URL: {why}"));
+        if s.contains('#') {
+            return bad("it has a fragment");
+        }
+        let Ok(uri) = s.parse::<axum::http::Uri>() else {
+            return bad("expected an absolute URL such as https://auth.example.com");
+        };
+        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => return bad("the scheme must be http or https"),
+        };
+        let Some(authority) = uri.authority() else {
+            return bad("it has no host");
+        };
+        if authority.as_str().contains('@') {
+            return bad("it has user info");
+        }
+        if authority.host().is_empty() {
+            return bad("it has no host");
+        }
+        if uri.query().is_some() {
+            return bad("it has a query");
+        }
+        let authority = authority.as_str().to_ascii_lowercase();
+        let path = uri.path().trim_end_matches('/');
+        Ok(Self(format!("{scheme}://{authority}{path}")))
+    }
+}
+
+/// A database URL whose `Debug` hides its passwords ([`redact_url`]), so
+/// `--print-config` and any log of the settings never show them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included; call only where the database is opened.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_url(&self.0), f)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// A database URL fit for a log line: the password of `scheme://user:password@host` and
+/// the value of every query parameter whose name ends in `password` (`password=`,
+/// `sslpassword=`) become `***`. It errs on the side of hiding: the credentials end at
+/// the last `@`, so a password with a raw `@`, `/` or `?` in it is hidden too.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    let mut rest_from = 0;
+    if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
+        let start = scheme + 3;
+        if at > start {
+            if let Some((user, _)) = url[start..at].split_once(':') {
+                out = format!("{}{user}:***{}", &url[..start], &url[at..]);
+            }
+            rest_from = out.rfind('@').unwrap_or(0);
+        }
+    }
+    let Some(q) = out[rest_from..].find('?').map(|q| rest_from + q) else {
+        return out;
+    };
+    let params: Vec<String> = out[q + 1..]
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                format!("{key}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", &out[..q], params.join("&"))
+}
+
 /// Settings of `gatehouse serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -60,7 +173,7 @@ pub struct Config {
         env = "GATEHOUSE_DATABASE_URL",
         default_value = "sqlite://gatehouse.db"
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Most connections one process opens to PostgreSQL (ignored for SQLite). Size it so
     /// that nodes × pool size stays below the server's `max_connections`.
@@ -85,17 +198,29 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
 
-    /// The `iss` claim of issued tokens; every node of one service must use the same.
-    #[arg(long, env = "GATEHOUSE_ISSUER", default_value = "gatehouse")]
-    pub issuer: String,
+    /// The base URL clients reach this service at (`https://auth.example.com`, http or
+    /// https, no query or fragment). The discovery document's URLs and the tokens' `iss`
+    /// (`<public URL>/authenticate`) come from it, never from a request's `Host` or
+    /// `X-Forwarded-*` headers. Unset: `http://<listen address>`. Every node of one
+    /// service must use the same.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
+
+    /// Overrides the `iss` claim of issued tokens (default: `<public URL>/authenticate`),
+    /// e.g. to keep the issuer of an existing deployment. Every node of one service must
+    /// use the same.
+    #[arg(long, env = "GATEHOUSE_ISSUER")]
+    pub issuer: Option<String>,
 
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "GATEHOUSE_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
 
-    /// Serve Prometheus metrics at `GET /metrics`, without authentication (`false`: 404).
-    #[arg(long, env = "GATEHOUSE_METRICS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
-    pub metrics: bool,
+    /// Serve Prometheus metrics at `GET /metrics` on this separate management address
+    /// (e.g. `127.0.0.1:9090`), for scrapers only; off when unset. The public listener
+    /// never serves them.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Token requests per minute from one client address, sustained (0 = unlimited).
     #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_IP", default_value_t = 60)]
@@ -149,15 +274,16 @@ impl Config {
             config: None,
             print_config: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
+            database_url: DatabaseUrl(database_url.into()),
             database_pool_size: 10,
             token_ttl_secs: 3600,
             caller_cache_ms: 1000,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
-            issuer: "gatehouse".into(),
+            public_url: None,
+            issuer: None,
             log_json: false,
-            metrics: true,
+            metrics_listen: None,
             login_rate_per_ip: limits.per_ip.per_minute,
             login_burst_per_ip: limits.per_ip.burst,
             login_rate_per_user: limits.per_user.per_minute,
@@ -168,10 +294,30 @@ impl Config {
         }
     }
 
-    /// The settings the services use.
+    /// The settings the services use, for a server at the configured listen address.
     pub fn settings(&self) -> crate::service::Settings {
+        self.settings_at(self.listen)
+    }
+
+    /// The base URL clients reach a server listening at `listening` at: `--public-url`,
+    /// else `http://<listening>` (the address actually bound, so port 0 names the port
+    /// the system chose).
+    pub fn public_base(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("http://{listening}"),
+        }
+    }
+
+    /// The settings the services use, for a server listening at `listening`.
+    pub fn settings_at(&self, listening: SocketAddr) -> crate::service::Settings {
+        let public_base = self.public_base(listening);
         crate::service::Settings {
-            issuer: self.issuer.clone(),
+            issuer: self
+                .issuer
+                .clone()
+                .unwrap_or_else(|| format!("{public_base}{ISSUER_PATH}")),
+            public_base,
             token_ttl_secs: self.token_ttl_secs,
             caller_cache_ttl: std::time::Duration::from_millis(self.caller_cache_ms),
             lockout_threshold: self.lockout_threshold,
@@ -186,7 +332,6 @@ impl Config {
                     burst: self.login_burst_per_user,
                 },
             },
-            metrics_endpoint: self.metrics,
             trust_forwarded_for: self.trust_forwarded_for,
         }
     }
@@ -369,6 +514,16 @@ mod tests {
         }
     }
 
+    /// The error for a `serve` command line clap refuses.
+    fn serve_err(args: &[&str]) -> String {
+        let mut argv: Vec<OsString> = vec!["gatehouse".into(), "serve".into()];
+        argv.extend(args.iter().map(OsString::from));
+        crate::cli::Cli::command()
+            .try_get_matches_from(argv)
+            .unwrap_err()
+            .to_string()
+    }
+
     fn file(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
@@ -378,15 +533,20 @@ mod tests {
     #[test]
     fn the_file_fills_what_flags_leave_at_their_defaults() {
         let f = file(
-            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\nmetrics = false\n\
-             listen = \"0.0.0.0:9000\"\nlogin-burst-per-ip = 3\nnot-a-key = 1\n",
+            "issuer = \"file\"\nlockout_threshold = 9\nlog-json = true\n\
+             metrics_listen = \"127.0.0.1:9090\"\nlisten = \"0.0.0.0:9000\"\n\
+             login-burst-per-ip = 3\nnot-a-key = 1\n",
         );
         let path = f.path().to_str().unwrap();
         let (c, warnings) = serve(&["--config", path, "--issuer", "flag"]);
-        assert_eq!(c.issuer, "flag", "a flag wins over the file");
+        assert_eq!(
+            c.issuer.as_deref(),
+            Some("flag"),
+            "a flag wins over the file"
+        );
         assert_eq!(c.lockout_threshold, 9, "`_` stands for `-`");
         assert!(c.log_json);
-        assert!(!c.metrics);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(c.login_burst_per_ip, 3);
         assert_eq!(c.token_ttl_secs, 3600, "neither: the default");
@@ -396,12 +556,67 @@ mod tests {
     }
 
     #[test]
+    fn public_urls_are_checked_and_normalized() {
+        for (given, kept) in [
+            ("https://auth.example.com", "https://auth.example.com"),
+            ("https://auth.example.com/", "https://auth.example.com"),
+            (
+                "HTTPS://Auth.Example.COM:8443/",
+                "https://auth.example.com:8443",
+            ),
+            ("http://10.0.0.5:8080/gate/", "http://10.0.0.5:8080/gate"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let url: PublicUrl = given.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(url.as_str(), kept, "{given}");
+        }
+        for bad in [
+            "",
+            "auth.example.com",
+            "/authenticate",
+            "ftp://auth.example.com",
+            "javascript:alert(1)",
+            "https://auth.example.com/?next=x",
+            "https://auth.example.com/#top",
+            "https://user:pw@auth.example.com",
+            "https://auth example.com",
+            "https://auth.example.com/\n",
+            "https://",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad:?}");
+        }
+        let err = serve_err(&["--public-url", "https://auth.example.com/?a=b"]);
+        assert!(err.contains("query"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_and_discovery_urls_come_from_the_public_url_or_the_listen_address() {
+        let listening: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        let (c, _) = serve(&["--public-url", "https://auth.example.com/"]);
+        let s = c.settings_at(listening);
+        assert_eq!(s.public_base, "https://auth.example.com");
+        assert_eq!(s.issuer, "https://auth.example.com/authenticate");
+        let (c, _) = serve(&["--listen", "0.0.0.0:8080"]);
+        assert_eq!(c.settings().public_base, "http://0.0.0.0:8080");
+        let s = c.settings_at(listening);
+        assert_eq!(s.public_base, "http://127.0.0.1:4321");
+        assert_eq!(s.issuer, "http://127.0.0.1:4321/authenticate");
+        let (c, _) = serve(&["--public-url", "https://a.example", "--issuer", "legacy"]);
+        let s = c.settings_at(listening);
+        assert_eq!(
+            (s.public_base.as_str(), s.issuer.as_str()),
+            ("https://a.example", "legacy")
+        );
+    }
+
+    #[test]
     fn without_a_file_the_defaults_match_for_database() {
         let (c, warnings) = serve(&["--database", "sqlite::memory:"]);
         assert!(warnings.is_empty());
         let d = Config::for_database("sqlite::memory:");
         assert_eq!(c.settings().login_limits, d.settings().login_limits);
-        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.metrics_listen, None, "off by default");
+        assert_eq!(c.metrics_listen, d.metrics_listen);
         assert_eq!(c.lockout_threshold, d.lockout_threshold);
     }
 
@@ -426,8 +641,49 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let mut c = Config::for_database("sqlite::memory:");
+        let mut c = Config::for_database("postgres://u:pw-Secret@h/db?sslpassword=ssl-Secret");
         c.admin_password = Some(Secret::new("hunter2-Secret"));
-        assert!(!format!("{c:?}").contains("hunter2"));
+        let printed = format!("{c:#?}");
+        for secret in ["pw-Secret", "ssl-Secret", "hunter2"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains(r#""postgres://u:***@h/db?sslpassword=***""#));
+        assert_eq!(
+            c.database_url.expose(),
+            "postgres://u:pw-Secret@h/db?sslpassword=ssl-Secret"
+        );
+    }
+
+    #[test]
+    fn database_passwords_are_not_logged() {
+        for (url, shown) in [
+            ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgresql://u:secret@h:5432/db",
+                "postgresql://u:***@h:5432/db",
+            ),
+            ("postgres://u:se@c:r/et@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:se?cret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u:secret@h/db?sslmode=require&options=-c%20x%3Dy",
+                "postgres://u:***@h/db?sslmode=require&options=-c%20x%3Dy",
+            ),
+            (
+                "postgres://h/db?user=u&password=secret&sslmode=require",
+                "postgres://h/db?user=u&password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:secret@h/db?PASSWORD=secret&sslpassword=secret",
+                "postgres://u:***@h/db?PASSWORD=***&sslpassword=***",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("sqlite://gatehouse.db", "sqlite://gatehouse.db"),
+            ("sqlite:///var/lib/a@b.db", "sqlite:///var/lib/a@b.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("secret"), "{url}");
+        }
     }
 }

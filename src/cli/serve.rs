@@ -55,37 +55,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (running, handle) =
         crate::app::start(&config, Arc::new(SystemClock), shutdown_signal()).await?;
-    tracing::info!(addr = %running.addr, database = %redact_url(&config.database_url), "gatehouse listening");
+    tracing::info!(addr = %running.addr, database = %config.database_url, "gatehouse listening");
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            public_url = %running.services.settings().public_base,
+            "no --public-url: the discovery document and the tokens' issuer name the listen \
+             address, which clients cannot reach; set --public-url to the URL they use"
+        );
+    }
+    if let Some(addr) = running.metrics_addr {
+        tracing::info!(addr = %addr, "serving /metrics");
+    }
     handle.await??;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Hides a password in a database URL before it is logged.
-pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_not_logged() {
-        assert_eq!(
-            super::redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(
-            super::redact_url("sqlite://gatehouse.db"),
-            "sqlite://gatehouse.db"
-        );
-    }
 }

@@ -102,15 +102,72 @@ where
         canonicalize(&mut value, T::FIELDS);
         let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                ApiError::bad_request(format!("The request body has the wrong shape: {inner}."))
-            } else {
-                ApiError::bad_request(format!("Property '{path}' has the wrong type: {inner}."))
-            }
+            ApiError::bad_request(type_error(&path, &e.into_inner().to_string()))
         })?;
         Ok(Self(parsed))
     }
+}
+
+/// The 400 message for a body that is JSON but not of the expected shape, built so that
+/// it never repeats a value the client sent: serde quotes the offending value
+/// (`invalid type: string "hunter2", expected …`), and the message is both answered and
+/// logged, so a password sent in the wrong property would reach the logs. Only serde's
+/// fixed words are kept: the kind of value found, what was expected (which comes from
+/// our types, not from the request), and the names of missing or unknown properties.
+fn type_error(path: &str, serde_message: &str) -> String {
+    let subject = if path == "." {
+        "The request body".to_owned()
+    } else {
+        format!("Property '{path}'")
+    };
+    // The client's value, if any, comes before the last ", expected " (serde writes
+    // `{found}, expected {what}`), so what follows it is ours.
+    let expected = serde_message.rsplit_once(", expected ").map(|(_, e)| e);
+    for (prefix, what) in [
+        ("invalid type: ", "has the wrong type"),
+        ("invalid value: ", "has an invalid value"),
+        ("unknown variant ", "has an unknown value"),
+    ] {
+        let Some(found) = serde_message.strip_prefix(prefix) else {
+            continue;
+        };
+        return match (expected, kind_of(found)) {
+            (Some(e), Some(kind)) => format!("{subject} {what}: expected {e}, got {kind}."),
+            (Some(e), None) => format!("{subject} {what}: expected {e}."),
+            (None, _) => format!("{subject} {what}."),
+        };
+    }
+    // These name properties (ours, or keys the client chose) and never a value.
+    let names_only = ["missing field `", "duplicate field `", "unknown field `"]
+        .iter()
+        .any(|p| serde_message.starts_with(p));
+    if names_only {
+        format!("{subject} has the wrong shape: {serde_message}.")
+    } else {
+        format!("{subject} has the wrong type.")
+    }
+}
+
+/// The kind of value serde found (`string "…"`, ``integer `5` ``, `sequence`, `null`), in
+/// JSON's words; `None` for anything else. The value itself, quoted after the kind, is
+/// never read.
+fn kind_of(found: &str) -> Option<&'static str> {
+    let end = found
+        .find(['"', '`'])
+        .into_iter()
+        .chain(found.find(", expected"))
+        .min()
+        .unwrap_or(found.len());
+    Some(match found[..end].trim() {
+        "string" => "a string",
+        "integer" => "an integer",
+        "floating point" => "a number",
+        "boolean" => "a boolean",
+        "null" | "unit value" => "null",
+        "sequence" => "an array",
+        "map" => "an object",
+        _ => return None,
+    })
 }
 
 /// Path parameters; a malformed segment is a 400 in the error envelope.
@@ -280,6 +337,96 @@ mod tests {
             canonicalize(&mut v, FIELDS);
             assert_eq!(v, json!({"firstName": "b"}));
         }
+    }
+
+    /// What serde says for each kind of value, with a value chosen to break a naive
+    /// rewrite (it contains `", expected "`, quotes and backticks).
+    #[test]
+    fn type_errors_never_repeat_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[expect(dead_code, reason = "only its errors are read")]
+        struct Body {
+            password: String,
+            count: u32,
+            flag: bool,
+            kind: Kind,
+            list: Vec<String>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        enum Kind {
+            Suspend,
+            Unlock,
+        }
+        let secret = "hunter2`, expected \"x\" \u{1F600}";
+        let base = json!({"password": "p", "count": 1, "flag": true, "kind": "unlock", "list": []});
+        let cases = [
+            (
+                "password",
+                json!(31_415_926_535_u64),
+                "expected a string, got an integer",
+            ),
+            (
+                "password",
+                json!(-31_415_926_535_i64),
+                "expected a string, got an integer",
+            ),
+            (
+                "password",
+                json!(12.345_678_9),
+                "expected a string, got a number",
+            ),
+            (
+                "password",
+                json!([secret]),
+                "expected a string, got an array",
+            ),
+            (
+                "password",
+                json!({"k": secret}),
+                "expected a string, got an object",
+            ),
+            ("password", json!(null), "expected a string, got null"),
+            ("password", json!(true), "expected a string, got a boolean"),
+            ("count", json!(secret), "expected u32, got a string"),
+            (
+                "count",
+                json!(-31_415_926_535_i64),
+                "has an invalid value: expected u32",
+            ),
+            ("flag", json!(secret), "expected a boolean, got a string"),
+            (
+                "kind",
+                json!(secret),
+                "has an unknown value: expected `suspend` or `unlock`.",
+            ),
+            ("list", json!(secret), "expected a sequence, got a string"),
+        ];
+        for (field, value, want) in cases {
+            let mut body = base.clone();
+            body[field] = value.clone();
+            let e = serde_path_to_error::deserialize::<_, Body>(body).unwrap_err();
+            let message = type_error(&e.path().to_string(), &e.into_inner().to_string());
+            assert!(message.contains(want), "{field}: {message}");
+            assert!(
+                message.starts_with(&format!("Property '{field}'")),
+                "{message}"
+            );
+            for leak in ["hunter2", "31415926535", "12.345", "\u{1F600}"] {
+                assert!(!message.contains(leak), "{field}={value}: {message}");
+            }
+        }
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().remove("count");
+        let e = serde_path_to_error::deserialize::<_, Body>(body).unwrap_err();
+        assert_eq!(
+            type_error(&e.path().to_string(), &e.into_inner().to_string()),
+            "The request body has the wrong shape: missing field `count`."
+        );
+        assert_eq!(
+            type_error("x", "something custom: hunter2"),
+            "Property 'x' has the wrong type."
+        );
     }
 
     fn params(q: &str) -> Params {

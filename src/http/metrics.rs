@@ -1,9 +1,14 @@
-//! `GET /metrics` (Prometheus/OpenMetrics text, no authentication; off with
-//! `--metrics false`) and the middleware that counts and times every request by its
-//! matched route template.
+//! `GET /metrics` (Prometheus/OpenMetrics text) on the management listener
+//! (`--metrics-listen`), and the middleware that counts and times every request of the
+//! public listener by its matched route template.
+//!
+//! The metrics are not part of the public API: the public listener answers `/metrics`
+//! with its 404 (spec §3), and the OpenAPI document, which describes the public
+//! listener, does not list it.
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -14,9 +19,16 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 
-/// The metrics route, with its documentation.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(metrics))
+/// The management listener's router: `GET /metrics` and a 404 in the error envelope for
+/// anything else. Wrap it like the public router ([`super::router`]) to accept a
+/// trailing slash.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .split_for_parts();
+    routes
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
+        .with_state(state)
 }
 
 /// Prometheus metrics: requests by route template and status, logins, lockouts, pools.
@@ -27,13 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     operation_id = "metrics",
     responses(
         (status = 200, description = "Metrics in the Prometheus/OpenMetrics text format.", content_type = "application/openmetrics-text", body = String),
-        (status = 404, description = "Metrics are turned off (`--metrics false`).", body = super::error::ErrorBody),
     ),
 )]
 async fn metrics(State(s): State<AppState>) -> Response {
-    if !s.settings().metrics_endpoint {
-        return ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.").into_response();
-    }
     let mut response = s.render_metrics().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

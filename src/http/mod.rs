@@ -5,6 +5,7 @@
 //! and `/api/management/security` (spec §1).
 
 pub mod api_keys;
+pub mod content_type;
 pub mod error;
 pub mod extract;
 pub mod groups;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(content_type::require_json))
         .layer(axum::middleware::from_fn_with_state(
             Deadline::new(REQUEST_TIMEOUT, detach_reads, MAX_DETACHED),
             deadline,
@@ -72,6 +74,35 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(tower::util::MapRequestLayer::new(
+            drop_unusable_request_id::<axum::body::Body>,
+        ))
+}
+
+/// The longest `x-request-id` kept from a client.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id is kept: 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII
+/// characters (0x21–0x7E). The id goes into every log line of the request and back to
+/// the client, so it must not carry megabytes, spaces, line breaks or other bytes a log
+/// reader could mistake for something else.
+pub fn usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// Removes a client's `x-request-id` unless it is exactly one usable value
+/// ([`usable_request_id`]), so that [`RandomRequestId`] makes a fresh one.
+fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let mut values = req.headers().get_all(REQUEST_ID).iter();
+    let usable = match (values.next(), values.next()) {
+        (None, _) => return req,
+        (Some(id), None) => usable_request_id(id.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 /// How long a request may run, and which requests run in a task of their own.
@@ -307,6 +338,45 @@ mod tests {
                 "the place was never freed"
             );
         }
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_if_short_and_visible_ascii() {
+        for good in ["a", "caller-chosen-42", "!~", &"x".repeat(64)] {
+            assert!(usable_request_id(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "".as_bytes(),
+            "x".repeat(65).as_bytes(),
+            b"two words",
+            b"tab\there",
+            b"line\nbreak",
+            b"del\x7f",
+            "naïve".as_bytes(),
+        ] {
+            assert!(!usable_request_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_or_repeated_request_id_is_dropped_and_a_good_one_kept() {
+        let with = |ids: &[&str]| {
+            let mut req = Request::get("/").body(()).unwrap();
+            for id in ids {
+                req.headers_mut()
+                    .append(REQUEST_ID, HeaderValue::from_str(id).unwrap());
+            }
+            drop_unusable_request_id(req)
+                .headers()
+                .get_all(REQUEST_ID)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(with(&["kept-1"]), ["kept-1"]);
+        assert!(with(&["a b"]).is_empty());
+        assert!(with(&["one", "two"]).is_empty());
+        assert!(with(&[]).is_empty());
     }
 
     /// A handler that finishes at once, one that waits but finishes in time, and one that

@@ -16,14 +16,16 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response as DocResponse, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, PathItem};
+use utoipa::openapi::{OpenApi as Document, PathItem, Ref};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{AppState, api_keys, groups, health, metrics, token, users};
+use super::{AppState, api_keys, groups, health, token, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -88,7 +90,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .nest(management, security)
         .merge(token::router())
         .merge(health::router())
-        .merge(metrics::router())
         .routes(routes!(openapi_json))
 }
 
@@ -98,19 +99,42 @@ pub fn document() -> Document {
 }
 
 /// Operation ids must be unique: the copies under `/api/management/security` get a
-/// `management_` prefix (`listUsers` there is `management_listUsers`).
+/// `management_` prefix (`listUsers` there is `management_listUsers`). Every operation
+/// under `/api/` can answer 415 (`content_type::require_json`, a middleware rather than
+/// a handler, so it is declared here once).
 fn finish(mut doc: Document) -> Document {
     let management = format!("{}/", PREFIXES[1]);
     for (path, item) in &mut doc.paths.paths {
-        if path.starts_with(&management) {
-            for op in operations_mut(item) {
-                if let Some(id) = &mut op.operation_id {
-                    *id = format!("management_{id}");
-                }
+        let renamed = path.starts_with(&management);
+        let api = path.starts_with("/api/");
+        for op in operations_mut(item) {
+            if renamed && let Some(id) = &mut op.operation_id {
+                *id = format!("management_{id}");
+            }
+            if api {
+                op.responses
+                    .responses
+                    .insert("415".to_owned(), unsupported_media_type().into());
             }
         }
     }
     doc
+}
+
+/// The 415 of every API operation.
+fn unsupported_media_type() -> DocResponse {
+    ResponseBuilder::new()
+        .description(
+            "The request has a body that is not labelled `application/json` (or an \
+             `application/…+json` type). Requests without a body may carry any label.",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build()
 }
 
 /// The operations of a path item.
@@ -172,11 +196,12 @@ pub struct PageParams {
 #[expect(dead_code, reason = "documents the query; `Params` reads it")]
 pub struct ListParams {
     /// Case-insensitive contains over username, email, firstName and lastName (users)
-    /// or the name (groups).
+    /// or the name (groups); at most 255 characters.
+    #[param(max_length = 255)]
     q: Option<String>,
     /// A ZenQL filter, e.g. `lastName = Durden and created > now(-7)`. Also `zenQL`.
     zenql: Option<String>,
-    /// Comma-separated fields, `-` for descending: `lastName,-created`.
+    /// Comma-separated fields, `-` for descending: `lastName,-created`; at most 16.
     order: Option<String>,
 }
 

@@ -208,7 +208,7 @@ pub(crate) fn client_addr(
     request_body(content = TokenRequestDoc, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (`Cache-Control: no-store`).", body = TokenView),
-        (status = 400, description = "The grant failed.", body = OAuthErrorView),
+        (status = 400, description = "The grant failed, or the body is not `application/x-www-form-urlencoded` (`invalid_request`).", body = OAuthErrorView),
         (status = 413, description = "The request body is larger than 1 MiB.", body = ErrorBody),
         (status = 429, description = "Too many token requests (`Retry-After` gives the seconds to wait).", body = OAuthErrorView),
     ),
@@ -231,6 +231,16 @@ async fn token(
             return no_store(ApiError::new(status, message).into_response());
         }
     };
+    if !super::content_type::is_form(&headers) {
+        tracing::info!(
+            error = "invalid_request",
+            "token request refused: not a form"
+        );
+        return no_store(oauth_error(
+            "invalid_request",
+            "The token request must be sent as application/x-www-form-urlencoded.",
+        ));
+    }
     let mut req = parse_form(&body);
     req.client_addr = client_addr(
         peer.map(|Extension(ConnectInfo(p))| p),
@@ -274,31 +284,22 @@ async fn token(
                 }
             };
             tracing::info!(error, "token request refused");
-            (
-                StatusCode::BAD_REQUEST,
-                Json(OAuthErrorView {
-                    error,
-                    error_description: description,
-                }),
-            )
-                .into_response()
+            oauth_error(error, description)
         }
     };
     no_store(response)
 }
 
-/// The base URL clients reached us at, for absolute URLs in the discovery document.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+/// A 400 in the token endpoint's RFC 6749 §5.2 shape.
+fn oauth_error(error: &'static str, description: &'static str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(OAuthErrorView {
+            error,
+            error_description: description,
+        }),
+    )
+        .into_response()
 }
 
 /// The OpenID discovery document.
@@ -309,8 +310,11 @@ fn base_url(headers: &HeaderMap) -> String {
     operation_id = "discovery",
     responses((status = 200, description = "The discovery document.", body = DiscoveryView)),
 )]
-async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+async fn discovery(State(s): State<AppState>) -> Response {
+    // The URLs come from the configured public base URL (`--public-url`, else the listen
+    // address), never from the request: a forged `Host` or `X-Forwarded-*` header must
+    // not point clients, or a cache between them, at another server.
+    let base = &s.settings().public_base;
     Json(DiscoveryView {
         grant_types_supported: [
             "contensis_classic",

@@ -43,8 +43,8 @@ pub struct SearchInput {
     #[serde(rename = "where")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub filter: Value,
-    /// `[{"asc": F} | {"desc": F}]` or a list of field names.
-    #[schema(value_type = Option<Vec<Value>>)]
+    /// `[{"asc": F} | {"desc": F}]` or a list of field names; at most 16.
+    #[schema(value_type = Option<Vec<Value>>, max_items = 16)]
     pub order_by: Value,
     /// Zero-based page.
     #[schema(format = Int64, maximum = 4_294_967_295_u32)]
@@ -186,7 +186,8 @@ struct SearchParams {
     /// The JSON `where` array (spec §7), as JSON text.
     #[param(rename = "where")]
     filter: Option<String>,
-    /// `orderBy` as JSON text, or comma-separated fields like `lastName,-created`.
+    /// `orderBy` as JSON text, or comma-separated fields like `lastName,-created`; at
+    /// most 16 fields.
     order_by: Option<String>,
 }
 
@@ -233,6 +234,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(action))
 }
 
+/// The longest `q` (in characters, like every string of spec §1).
+pub const MAX_Q_CHARS: usize = 255;
+
 /// Reads `q`, `zenql`, `order` and paging for a list of `fields`.
 pub fn list_query(
     params: &Params,
@@ -248,8 +252,15 @@ pub fn list_query(
         Some(o) => json::parse_order_param(o, fields).map_err(|e| query_error("order", &e))?,
         None => OrderBy(Vec::new()),
     };
+    let q = params.get("q");
+    if q.is_some_and(|q| q.chars().nth(MAX_Q_CHARS).is_some()) {
+        return Err(ApiError::bad_request(format!(
+            "Query parameter 'q' is too long (at most {MAX_Q_CHARS} characters)."
+        ))
+        .with_data(json!({ "parameter": "q" })));
+    }
     Ok(ListQuery {
-        q: params.get("q").map(str::to_owned),
+        q: q.map(str::to_owned),
         filter,
         order,
         page: params.page()?,

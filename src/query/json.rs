@@ -21,6 +21,9 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_TERMS: usize = 1000;
 /// Most words in one `freeText` value.
 pub const MAX_FREE_TEXT_WORDS: usize = 16;
+/// Most sort keys in one `orderBy` or `order=`: each becomes an `ORDER BY` term (a JSON
+/// extraction for `custom.<key>`), and no useful order needs more.
+pub const MAX_ORDER_TERMS: usize = 16;
 
 /// Reads a JSON `where`: an array of items that must all hold. An item is
 /// `{"field": F, OP: V}` (one operator), `{"and": [...]}`, `{"or": [...]}`,
@@ -46,6 +49,12 @@ pub fn parse_order_by(value: &Json, fields: &FieldSet) -> Result<OrderBy, QueryE
     match value {
         Json::Null => {}
         Json::Array(items) => {
+            if items.len() > MAX_ORDER_TERMS {
+                return Err(QueryError::at_path(
+                    "orderBy",
+                    format!("orderBy takes at most {MAX_ORDER_TERMS} fields"),
+                ));
+            }
             for (i, item) in items.iter().enumerate() {
                 keys.push(order_item(item, &format!("orderBy[{i}]"), fields)?);
             }
@@ -76,6 +85,12 @@ pub fn parse_order_param(s: &str, fields: &FieldSet) -> Result<OrderBy, QueryErr
         let name = part.trim();
         let pos = offset + lead;
         offset += part.len() + 1;
+        if keys.len() == MAX_ORDER_TERMS {
+            return Err(QueryError::at(
+                pos,
+                format!("order takes at most {MAX_ORDER_TERMS} fields"),
+            ));
+        }
         let (dir, bare) = split_direction(name);
         let Some(field) = lookup_orderable(bare, fields) else {
             let msg = if bare.is_empty() {
@@ -716,6 +731,14 @@ mod tests {
             json!([1]),
             "error: expected a field name or {\"asc\": field} at orderBy[0]",
         );
+        let sixteen: Vec<String> = (0..16).map(|i| format!("custom.k{i}")).collect();
+        assert_eq!(parse_order_by(&json!(sixteen), &USERS).unwrap().0.len(), 16);
+        let mut seventeen = sixteen.clone();
+        seventeen.push("email".into());
+        check_order(
+            json!(seventeen),
+            "error: orderBy takes at most 16 fields at orderBy",
+        );
         let groups = parse_order_by(&json!(["-Name"]), &GROUPS).unwrap();
         assert_eq!(groups.to_string(), "-name");
     }
@@ -739,6 +762,12 @@ mod tests {
             "error: unknown field 'name;delete' at position 0",
         );
         check_param("email, -", "error: expected a field name at position 7");
+        let sixteen = vec!["-email"; 16].join(",");
+        assert_eq!(parse_order_param(&sixteen, &USERS).unwrap().0.len(), 16);
+        check_param(
+            &format!("{sixteen},id"),
+            "error: order takes at most 16 fields at position 112",
+        );
     }
 
     mod props {

@@ -164,6 +164,9 @@ impl Caller {
 pub struct Settings {
     /// The `iss` of issued tokens.
     pub issuer: String,
+    /// The base URL clients reach the service at, without a trailing slash: the
+    /// discovery document's URLs start with it.
+    pub public_base: String,
     /// Access-token lifetime in seconds.
     pub token_ttl_secs: i64,
     /// Consecutive failed logins that lock an account (0 = never).
@@ -172,8 +175,6 @@ pub struct Settings {
     pub refresh_ttl_secs: i64,
     /// Rate limits of the token endpoint.
     pub login_limits: rate_limit::LoginLimitSettings,
-    /// Whether `GET /metrics` answers (404 when off).
-    pub metrics_endpoint: bool,
     /// Whether the token endpoint takes the client address from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
@@ -184,11 +185,11 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             issuer: "gatehouse".into(),
+            public_base: "http://127.0.0.1:8080".into(),
             token_ttl_secs: 3600,
             lockout_threshold: 5,
             refresh_ttl_secs: 14 * 86_400,
             login_limits: rate_limit::LoginLimitSettings::default(),
-            metrics_endpoint: true,
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
         }

@@ -2,12 +2,13 @@
 //!
 //! Each limit is a GCRA token bucket (the `governor` crate) keyed in memory: `burst`
 //! requests may come at once, then one more every `60 / per_minute` seconds. Every
-//! token request counts against its client address; password-grant requests also count
+//! token request counts against its client address (an IPv6 client by its /64, see
+//! [`address_key`]); password-grant requests also count
 //! against the (case-folded) username, whatever address they come from. The buckets
 //! live in this process: with N nodes behind a load balancer a client may get up to N
 //! times the limit. They run on the monotonic clock, not on [`crate::clock::Clock`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -115,7 +116,7 @@ impl LoginLimiter {
         }
         if let (Some(limiter), Some(addr)) = (&self.per_ip, addr) {
             limiter
-                .check_key(&addr)
+                .check_key(&address_key(addr))
                 .map_err(|n| refused("ip", n.wait_time_from(DefaultClock::default().now())))?;
         }
         if let (Some(limiter), Some(name)) = (&self.per_user, username) {
@@ -142,6 +143,24 @@ impl LoginLimiter {
         if let Some(l) = &self.per_user {
             l.retain_recent();
         }
+    }
+}
+
+/// The bucket an address counts against: an IPv4 address itself, also when it arrives
+/// as an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack listener reports
+/// IPv4 peers); an IPv6 address by its /64, the smallest block a network normally hands
+/// one subscriber, so a client cannot take a fresh bucket from each of the 2^64
+/// addresses it owns.
+pub fn address_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -203,6 +222,48 @@ mod tests {
         assert!(r.retry_after_secs > 1 && r.retry_after_secs <= 60, "{r:?}");
         l.check(IP, Some("bob")).expect("another username");
         l.check(IP, None).expect("no username, no user limit");
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            address_key("192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        let l = limiter(
+            RateLimit {
+                per_minute: 1,
+                burst: 2,
+            },
+            RateLimit::OFF,
+        );
+        // Two addresses of one /64 empty its bucket; a third is refused.
+        l.check(ip("2001:db8:1:2::1"), None).unwrap();
+        l.check(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), None)
+            .unwrap();
+        let r = l
+            .check(ip("2001:db8:1:2:1234:5678:9abc:def0"), None)
+            .expect_err("the same /64");
+        assert_eq!(r.limit, "ip");
+        // The next /64 has its own bucket.
+        l.check(ip("2001:db8:1:3::1"), None).expect("another /64");
+        // An IPv4 client counts the same whichever way the listener reports it.
+        l.check(ip("198.51.100.1"), None).unwrap();
+        l.check(ip("::ffff:198.51.100.1"), None).unwrap();
+        l.check(ip("198.51.100.1"), None)
+            .expect_err("one bucket for both spellings");
     }
 
     #[test]

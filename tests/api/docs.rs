@@ -164,10 +164,12 @@ async fn the_guide_examples_run_against_a_live_server() {
     let path = app.dir.path().join("guide.sh");
     std::fs::write(&path, &script).expect("the script is written");
     let (base, token) = (app.base.clone(), app.admin.clone());
+    let metrics = app.metrics_base.clone().expect("a metrics listener");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg(&path)
             .env("B", base)
+            .env("METRICS", metrics)
             .env("TOKEN", token)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .output()

@@ -23,6 +23,11 @@ use sqlx::{Connection as _, Executor as _, PgConnection};
 pub const ADMIN_PASSWORD: &str = "Admin-Pass-123";
 /// A password that satisfies the policy, for test users.
 pub const PASSWORD: &str = "Sturdy-Pass-42";
+/// The token issuer of every test server (see [`TestApp::spawn_on`]).
+pub const TEST_ISSUER: &str = "gatehouse-tests";
+/// The public URL every node of [`Node::start`] shares, as nodes behind one load
+/// balancer do: their tokens then carry the same issuer.
+pub const NODES_PUBLIC_URL: &str = "http://gatehouse.test";
 
 static LOGGING: Once = Once::new();
 
@@ -41,6 +46,8 @@ fn init_logging() {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, unless a test turned it off.
+    pub metrics_base: Option<String>,
     /// The manual clock the server reads.
     pub clock: ManualClock,
     /// A client without default headers.
@@ -84,6 +91,12 @@ impl TestApp {
         config.login_burst_per_ip = 1_000_000;
         config.login_rate_per_user = 1_000_000;
         config.login_burst_per_user = 1_000_000;
+        // Tests scrape metrics from the management listener; off in production.
+        config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        // One issuer for every server of a test, whatever port each gets: a token must
+        // survive a restart (another port) and work on a second node. By default the
+        // issuer derives from the listen address (tests/api/attacks/edge.rs checks that).
+        config.issuer = Some(TEST_ISSUER.to_owned());
         tweak(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (running, handle) = gatehouse::app::start(&config, Arc::new(clock.clone()), async {
@@ -93,6 +106,7 @@ impl TestApp {
         .expect("the server starts");
         let mut app = Self {
             base: format!("http://{}", running.addr),
+            metrics_base: running.metrics_addr.map(|a| format!("http://{a}")),
             clock,
             http: reqwest::Client::new(),
             admin: String::new(),
@@ -462,6 +476,7 @@ impl Node {
         let stderr = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--listen", &listen, "--database", database_url])
+            .args(["--public-url", NODES_PUBLIC_URL])
             .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             // Tests log in many times from one address: no rate limits.
             .env("GATEHOUSE_LOGIN_RATE_PER_IP", "0")

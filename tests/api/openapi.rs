@@ -47,14 +47,14 @@ pub(crate) const SECURITY: &[(&str, &str)] = &[
     ("DELETE", "/apiKeys/{id}"),
 ];
 
-/// The endpoints outside the two prefixes (spec §2, §8, metrics, and the document).
+/// The endpoints outside the two prefixes (spec §2, §8, and the document). `/metrics`
+/// is not one: it is served on the metrics listener only.
 pub(crate) const OTHER: &[(&str, &str)] = &[
     ("POST", "/authenticate/connect/token"),
     ("GET", "/authenticate/.well-known/openid-configuration"),
     ("GET", "/authenticate/.well-known/jwks"),
     ("GET", "/health"),
     ("GET", "/ready"),
-    ("GET", "/metrics"),
     ("GET", "/api/openapi.json"),
 ];
 

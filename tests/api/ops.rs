@@ -1,4 +1,4 @@
-//! Operability over HTTP: `/metrics`, the request-id header, and the token endpoint's
+//! Operability over HTTP: `/metrics` (on the metrics listener), the request-id header, and the token endpoint's
 //! rate limits (per client address and per username, 429 with `Retry-After`).
 
 use reqwest::{Method, StatusCode};
@@ -20,8 +20,17 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The metrics, scraped from the management listener.
 async fn metrics(app: &TestApp) -> String {
-    let r = app.send(Method::GET, "/metrics", None, None).await;
+    let base = app.metrics_base.as_ref().expect("a metrics listener");
+    let r = Resp::from(
+        app.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let ct = r.headers["content-type"].to_str().unwrap();
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
@@ -167,10 +176,30 @@ async fn metrics_count_requests_by_route_template_and_logins_by_outcome() {
 }
 
 #[tokio::test]
-async fn metrics_need_no_token_and_can_be_turned_off() {
+async fn metrics_need_no_token_on_their_listener_which_is_off_by_default() {
     let app = TestApp::spawn().await;
     metrics(&app).await;
-    let off = TestApp::spawn_with(|c| c.metrics = false).await;
+    let base = app.metrics_base.as_ref().unwrap();
+    let r = Resp::from(
+        app.http
+            .get(format!("{base}/metrics/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "a trailing slash is accepted");
+    // Nothing else is served there.
+    for path in [
+        "/health",
+        "/api/security/users",
+        "/authenticate/connect/token",
+    ] {
+        let r = Resp::from(app.http.get(format!("{base}{path}")).send().await.unwrap()).await;
+        r.expect(StatusCode::NOT_FOUND);
+    }
+    let off = TestApp::spawn_with(|c| c.metrics_listen = None).await;
+    assert!(off.metrics_base.is_none());
     off.send(Method::GET, "/metrics", None, None)
         .await
         .expect(StatusCode::NOT_FOUND);

@@ -19,10 +19,11 @@ const CLEARED: &[&str] = &[
     "GATEHOUSE_DATABASE_URL",
     "GATEHOUSE_CONFIG",
     "GATEHOUSE_ISSUER",
+    "GATEHOUSE_PUBLIC_URL",
     "GATEHOUSE_LOCKOUT_THRESHOLD",
     "GATEHOUSE_TOKEN_TTL_SECS",
     "GATEHOUSE_LOG_JSON",
-    "GATEHOUSE_METRICS",
+    "GATEHOUSE_METRICS_LISTEN",
     "RUST_LOG",
 ];
 
@@ -39,6 +40,8 @@ fn gatehouse() -> Command {
 struct Server {
     base: String,
     addr: String,
+    /// The metrics listener's address.
+    metrics_addr: String,
     child: Child,
     log: PathBuf,
     _dir: std::sync::Arc<tempfile::TempDir>,
@@ -47,13 +50,17 @@ struct Server {
 impl Server {
     async fn start() -> Server {
         let (dir, database_url) = fresh_database().await;
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .to_string();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .to_string()
+        };
+        let (addr, metrics_addr) = (free(), free());
         let log = dir.path().join("server.log");
         let child = gatehouse()
             .args(["serve", "--log-json", "--listen", &addr])
+            .args(["--metrics-listen", &metrics_addr])
             .args(["--database", &database_url])
             .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::null())
@@ -63,6 +70,7 @@ impl Server {
         let mut server = Server {
             base: format!("http://{addr}"),
             addr,
+            metrics_addr,
             child,
             log,
             _dir: dir,
@@ -232,6 +240,10 @@ fn read_response(stream: &mut TcpStream) -> String {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let mut server = Server::start().await;
+    let metrics = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(metrics.status(), StatusCode::OK);
     let body = format!(
         "grant_type=contensis_classic&username=admin&password={}",
         enc(ADMIN_PASSWORD)
@@ -259,6 +271,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     assert!(
         TcpStream::connect(&server.addr).is_err(),
         "the listener is closed once shutdown starts"
+    );
+    assert!(
+        TcpStream::connect(&server.metrics_addr).is_err(),
+        "so is the metrics listener"
     );
     stream.write_all(rest.as_bytes()).unwrap();
     let response = read_response(&mut stream);
@@ -317,7 +333,7 @@ bogus-setting = 1
             ("GATEHOUSE_NOT_A_SETTING", "x"),
         ],
     );
-    assert!(out.contains(r#"issuer: "from-env""#), "{out}");
+    assert!(out.contains(r#""from-env""#), "{out}");
     assert!(out.contains("token_ttl_secs: 120,"), "{out}");
     assert!(out.contains("lockout_threshold: 7,"), "{out}");
     assert!(out.contains("login_rate_per_ip: 5,"), "{out}");
@@ -331,8 +347,24 @@ bogus-setting = 1
 
     // GATEHOUSE_CONFIG names the file too.
     let (out, _) = print_config(&[], &[("GATEHOUSE_CONFIG", &file)]);
-    assert!(out.contains(r#"issuer: "from-file""#), "{out}");
+    assert!(out.contains(r#""from-file""#), "{out}");
     assert!(out.contains("token_ttl_secs: 999,"), "{out}");
+}
+
+#[test]
+fn print_config_hides_database_passwords() {
+    let (out, _) = print_config(
+        &[
+            "--database",
+            "postgres://gate:pw-in-userinfo@db.internal/gh?sslmode=require&password=pw-in-query",
+        ],
+        &[],
+    );
+    assert!(!out.contains("pw-in-"), "{out}");
+    assert!(
+        out.contains(r#""postgres://gate:***@db.internal/gh?sslmode=require&password=***""#),
+        "{out}"
+    );
 }
 
 #[test]
