@@ -7,5 +7,7 @@ pub mod api_key;
 pub mod group;
 pub mod ids;
 pub mod names;
+pub mod page;
 pub mod password_policy;
+pub mod signing_key;
 pub mod user;

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::ids::GroupRef;
+use crate::domain::page::PageRequest;
 use crate::service::Caller;
-use crate::store::PageRequest;
 
 /// A property of a request body, for case-insensitive matching of property names.
 #[derive(Debug)]

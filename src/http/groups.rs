@@ -90,7 +90,7 @@ async fn list(
     Auth(caller): Auth,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, &GROUPS, &caller, s.now())?;
+    let query = list_query(&params, &GROUPS)?;
     let page = s.list_groups(&caller, &query).await?;
     Ok(Json(views::page(&page, query.page, views::group)).into_response())
 }
@@ -206,7 +206,7 @@ async fn members(
     Segments(group): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, &USERS, &caller, s.now())?;
+    let query = list_query(&params, &USERS)?;
     let page = s
         .group_members(
             &caller,
@@ -341,7 +341,7 @@ async fn children(
     Segments(group): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, &GROUPS, &caller, s.now())?;
+    let query = list_query(&params, &GROUPS)?;
     let page = s
         .child_groups(
             &caller,

@@ -51,7 +51,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// [`openapi::router`], which also builds the OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
-    let detach_reads = !state.store().reads_are_cancel_safe();
+    let detach_reads = !state.reads_are_cancel_safe();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())

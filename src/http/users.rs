@@ -22,16 +22,14 @@ use super::openapi::{
 use super::token::client_addr;
 use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
-use crate::clock::Millis;
 use crate::domain::ids::{GroupRef, UserRef};
+use crate::domain::page::PageRequest;
 use crate::query::ast::{FieldSet, GROUPS, OrderBy, USERS};
 use crate::query::error::QueryError;
 use crate::query::{json, zenql};
 use crate::service::Caller;
+use crate::service::ListRequest;
 use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UpdateMode, UserInput};
-use crate::store::ListQuery;
-use crate::store::PageRequest;
-use crate::store::filter_sql::Ctx;
 use serde_json::{Value, json};
 
 /// The body of `POST /users/search`.
@@ -238,12 +236,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub const MAX_Q_CHARS: usize = 255;
 
 /// Reads `q`, `zenql`, `order` and paging for a list of `fields`.
-pub fn list_query(
-    params: &Params,
-    fields: &FieldSet,
-    caller: &Caller,
-    now: Millis,
-) -> Result<ListQuery, ApiError> {
+pub fn list_query(params: &Params, fields: &FieldSet) -> Result<ListRequest, ApiError> {
     let filter = match params.get("zenql").filter(|z| !z.trim().is_empty()) {
         Some(z) => Some(zenql::parse(z, fields).map_err(|e| query_error("zenql", &e))?),
         None => None,
@@ -259,15 +252,11 @@ pub fn list_query(
         ))
         .with_data(json!({ "parameter": "q" })));
     }
-    Ok(ListQuery {
+    Ok(ListRequest {
         q: q.map(str::to_owned),
         filter,
         order,
         page: params.page()?,
-        ctx: Ctx {
-            now_ms: now,
-            current_user_id: caller.user.id.to_string(),
-        },
     })
 }
 
@@ -298,7 +287,7 @@ async fn list(
     Auth(caller): Auth,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, &USERS, &caller, s.now())?;
+    let query = list_query(&params, &USERS)?;
     let page = s.list_users(&caller, &query).await?;
     let now = s.now();
     Ok(Json(views::page(&page, query.page, |u| views::user(u, now))).into_response())
@@ -457,7 +446,7 @@ async fn groups(
     Segments(user): Segments<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let query = list_query(&params, &GROUPS, &caller, s.now())?;
+    let query = list_query(&params, &GROUPS)?;
     let page = s
         .user_groups(
             &caller,
@@ -585,15 +574,11 @@ async fn search(s: &AppState, caller: &Caller, input: SearchInput) -> Result<Res
         )));
     }
     let now = s.now();
-    let query = ListQuery {
+    let query = ListRequest {
         q: None,
         filter,
         order,
         page,
-        ctx: Ctx {
-            now_ms: now,
-            current_user_id: caller.user.id.to_string(),
-        },
     };
     let result = s.list_users(caller, &query).await?;
     Ok(Json(views::page(&result, page, |u| views::user(u, now))).into_response())

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use crate::clock::{Millis, format_rfc3339};
 use crate::domain::group::Group;
+use crate::domain::page::{Page, PageRequest};
 use crate::domain::user::{Provider, User};
-use crate::store::{Page, PageRequest};
 
 /// A timestamp as RFC 3339 text, or `null`.
 pub fn time(ms: Option<Millis>) -> Value {

@@ -3,12 +3,12 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Caller, Error, Patch, Result, Services};
+use super::{Caller, Error, ListRequest, Patch, Result, Services};
 use crate::domain::group::{Group, GroupType};
 use crate::domain::ids::{GroupId, GroupRef, UserId, UserRef};
 use crate::domain::names::{self, FieldError, MAX_DESCRIPTION, name_key};
 use crate::domain::user::User;
-use crate::store::{GroupScope, ListQuery, Named, Page, UserScope};
+use crate::store::{GroupScope, Named, Page, UserScope};
 
 /// The body of a group create or update.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -149,9 +149,12 @@ impl Services {
     }
 
     /// `GET /groups`.
-    pub async fn list_groups(&self, caller: &Caller, query: &ListQuery) -> Result<Page<Group>> {
+    pub async fn list_groups(&self, caller: &Caller, query: &ListRequest) -> Result<Page<Group>> {
         caller.require_admin()?;
-        Ok(self.store().list_groups(&GroupScope::All, query).await?)
+        Ok(self
+            .store()
+            .list_groups(&GroupScope::All, &self.list_query(caller, query))
+            .await?)
     }
 
     /// `PUT /groups/{group}/users/{user}`: idempotent.
@@ -234,7 +237,7 @@ impl Services {
         g: &GroupRef,
         inherited: bool,
         excluded: &[GroupRef],
-        query: &ListQuery,
+        query: &ListRequest,
     ) -> Result<Page<User>> {
         caller.require_admin()?;
         let group = self.resolve_group_id(g).await?;
@@ -244,7 +247,10 @@ impl Services {
             inherited,
             excluded,
         };
-        Ok(self.store().list_users(&scope, query).await?)
+        Ok(self
+            .store()
+            .list_users(&scope, &self.list_query(caller, query))
+            .await?)
     }
 
     /// `PUT /groups/{group}/groups/{child}`: idempotent; 409 for a cycle.
@@ -322,7 +328,7 @@ impl Services {
         inherited: bool,
         include_self: bool,
         excluded: &[GroupRef],
-        query: &ListQuery,
+        query: &ListRequest,
     ) -> Result<Page<Group>> {
         caller.require_admin()?;
         let group = self.resolve_group_id(g).await?;
@@ -333,7 +339,10 @@ impl Services {
             include_self,
             excluded,
         };
-        Ok(self.store().list_groups(&scope, query).await?)
+        Ok(self
+            .store()
+            .list_groups(&scope, &self.list_query(caller, query))
+            .await?)
     }
 }
 

@@ -196,6 +196,33 @@ impl Default for Settings {
     }
 }
 
+/// A list as a client asks for it: free text, a parsed filter, the order and the page.
+/// The service completes it with what `now()` and `currentUser()` mean
+/// ([`Services::list_query`]), so no front door builds a store query itself.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    /// Case-insensitive "contains" over the resource's text fields (`q`).
+    pub q: Option<String>,
+    /// A parsed ZenQL or JSON filter.
+    pub filter: Option<crate::query::ast::Expr>,
+    /// Ordering; empty means the resource's default order.
+    pub order: crate::query::ast::OrderBy,
+    /// The page wanted.
+    pub page: crate::domain::page::PageRequest,
+}
+
+impl ListRequest {
+    /// Everything, in the default order, on the given page.
+    pub fn page(page: crate::domain::page::PageRequest) -> Self {
+        Self {
+            q: None,
+            filter: None,
+            order: crate::query::ast::OrderBy(Vec::new()),
+            page,
+        }
+    }
+}
+
 /// Everything a request needs, shared by all of them.
 pub struct Services {
     store: Arc<dyn Store>,
@@ -252,6 +279,26 @@ impl Services {
     /// graph, API keys) has committed.
     fn callers_changed_all(&self) {
         self.callers.invalidate_all();
+    }
+
+    /// The store's query for a client's list request, made by `caller` now.
+    fn list_query(&self, caller: &Caller, req: &ListRequest) -> crate::store::ListQuery {
+        crate::store::ListQuery {
+            q: req.q.clone(),
+            filter: req.filter.clone(),
+            order: req.order.clone(),
+            page: req.page,
+            ctx: crate::store::filter_sql::Ctx {
+                now_ms: self.now(),
+                current_user_id: caller.user.id.to_string(),
+            },
+        }
+    }
+
+    /// Whether the store's reads may be dropped halfway (see
+    /// [`crate::store::Store::reads_are_cancel_safe`]).
+    pub fn reads_are_cancel_safe(&self) -> bool {
+        self.store.reads_are_cancel_safe()
     }
 
     /// The current time.

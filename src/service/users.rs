@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Caller, Error, Patch, Result, Services};
+use super::{Caller, Error, ListRequest, Patch, Result, Services};
 use crate::auth::password;
 use crate::clock::parse_rfc3339;
 use crate::domain::group::Group;
@@ -13,7 +13,7 @@ use crate::domain::ids::{GroupRef, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
-use crate::store::{GroupScope, ListQuery, OnAccept, Page, StateChange, UserScope};
+use crate::store::{GroupScope, OnAccept, Page, StateChange, UserScope};
 
 /// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
 /// client sends back (`id`, `status`, counters, ...) are simply not read.
@@ -326,9 +326,12 @@ impl Services {
     }
 
     /// `GET /users`.
-    pub async fn list_users(&self, caller: &Caller, query: &ListQuery) -> Result<Page<User>> {
+    pub async fn list_users(&self, caller: &Caller, query: &ListRequest) -> Result<Page<User>> {
         caller.require_admin()?;
-        Ok(self.store().list_users(&UserScope::All, query).await?)
+        Ok(self
+            .store()
+            .list_users(&UserScope::All, &self.list_query(caller, query))
+            .await?)
     }
 
     /// `GET /users/{user}/groups`.
@@ -338,7 +341,7 @@ impl Services {
         r: &UserRef,
         inherited: bool,
         excluded: &[GroupRef],
-        query: &ListQuery,
+        query: &ListRequest,
     ) -> Result<Page<Group>> {
         caller.require_may_address(r)?;
         let user = self.resolve_user_id(Some(caller), r).await?;
@@ -349,7 +352,10 @@ impl Services {
             inherited,
             excluded,
         };
-        Ok(self.store().list_groups(&scope, query).await?)
+        Ok(self
+            .store()
+            .list_groups(&scope, &self.list_query(caller, query))
+            .await?)
     }
 
     /// `HEAD /users/{user}/groups/{g1},{g2}`: in any of them, directly or inherited.

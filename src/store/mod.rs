@@ -101,23 +101,7 @@ pub enum UniqueField {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A requested page: zero-based index and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    /// Zero-based page number.
-    pub index: u32,
-    /// Items per page, at least 1.
-    pub size: u32,
-}
-
-/// One page of results and the total count over all pages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// The items on this page.
-    pub items: Vec<T>,
-    /// How many items match in all.
-    pub total: i64,
-}
+pub use crate::domain::page::{Page, PageRequest};
 
 /// Filters, ordering and paging shared by every list.
 #[derive(Debug, Clone)]
@@ -451,30 +435,7 @@ pub(crate) fn pool_stats<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<
     }
 }
 
-/// A token-signing key as stored.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoredKey {
-    /// Key id (`kid` in token headers and the JWKS).
-    pub kid: String,
-    /// Algorithm name, e.g. `EdDSA`.
-    pub algorithm: String,
-    /// PKCS#8 private key.
-    pub private_key: Vec<u8>,
-    /// Raw public key.
-    pub public_key: Vec<u8>,
-    /// When it was made; the newest key signs.
-    pub created: Millis,
-}
-
-impl std::fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .field("created", &self.created)
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::domain::signing_key::StoredKey;
 
 /// The persistence interface. See the module documentation.
 ///
