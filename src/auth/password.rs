@@ -73,7 +73,7 @@ const QUEUE_PER_THREAD: usize = 64;
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The hashing threads could not take the job (the queue is full, or it waited past
-/// [`MAX_WAIT`]): the caller answers 503 with `Retry-After`.
+/// `MAX_WAIT` (5 s)): the caller answers 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("every password hashing thread is busy")]
 pub struct Busy;
@@ -118,7 +118,7 @@ fn hashing_queue() -> &'static mpsc::SyncSender<HashJob> {
 
 /// Runs one argon2 computation on a hashing thread, in the caller's tracing span; or
 /// refuses at once when the queue is full. A job whose caller has gone (the request
-/// was dropped) or that waited past [`MAX_WAIT`] is skipped, so abandoned work never
+/// was dropped) or that waited past `MAX_WAIT` (5 s) is skipped, so abandoned work never
 /// piles up in front of live requests.
 async fn run_bounded<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,

@@ -198,7 +198,7 @@ impl Default for Settings {
 
 /// A list as a client asks for it: free text, a parsed filter, the order and the page.
 /// The service completes it with what `now()` and `currentUser()` mean
-/// ([`Services::list_query`]), so no front door builds a store query itself.
+/// (`Services::list_query`), so no front door builds a store query itself.
 #[derive(Debug, Clone)]
 pub struct ListRequest {
     /// Case-insensitive "contains" over the resource's text fields (`q`).
