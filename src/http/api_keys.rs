@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{AppJson, Auth, Field, Params, Schema, Segments, leaf};
+use super::extract::{AppJson, Auth, Params, Segments};
 use super::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PageParams, PayloadTooLarge, Unauthorized,
     Unprocessable,
@@ -19,28 +19,36 @@ use super::openapi::{
 use super::views::{PageView, stamp};
 use super::{AppState, views};
 use crate::domain::api_key::ApiKey;
+use crate::service::Patch;
 use crate::service::api_keys::ApiKeyInput;
 
-impl Schema for ApiKeyInput {
-    const FIELDS: &'static [Field] = &[leaf("name"), leaf("description"), leaf("enabled")];
+/// The body of an API key create or update: what is read is what is documented.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ApiKeyInput)]
+pub struct ApiKeyBody {
+    /// Required on create; unique case-insensitively.
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub name: Patch<String>,
+    /// Optional.
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[serde(default)]
+    pub description: Patch<String>,
+    /// Defaults to true on create; a disabled key's tokens stop working.
+    #[schema(value_type = Option<bool>)]
+    #[serde(default)]
+    pub enabled: Patch<bool>,
 }
 
-/// The documented shape of [`ApiKeyInput`], the body of a create or update.
-#[derive(ToSchema)]
-#[schema(as = ApiKeyInput)]
-#[expect(
-    dead_code,
-    reason = "documents the body; `ApiKeyInput` is what is read"
-)]
-struct ApiKeyInputDoc {
-    /// Required on create; unique case-insensitively.
-    #[schema(max_length = 255)]
-    name: Option<String>,
-    /// Optional.
-    #[schema(max_length = 2000)]
-    description: Option<String>,
-    /// Defaults to true on create; a disabled key's tokens stop working.
-    enabled: Option<bool>,
+impl From<ApiKeyBody> for ApiKeyInput {
+    fn from(b: ApiKeyBody) -> Self {
+        Self {
+            name: b.name,
+            description: b.description,
+            enabled: b.enabled,
+        }
+    }
 }
 
 /// An API key id in the path.
@@ -173,7 +181,7 @@ async fn list(
     path = "/apiKeys",
     tag = "apiKeys",
     operation_id = "createApiKey",
-    request_body = ApiKeyInputDoc,
+    request_body = ApiKeyBody,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new key with its secret.", body = ApiKeyCreatedView),
@@ -183,9 +191,9 @@ async fn list(
 async fn create(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    AppJson(input): AppJson<ApiKeyInput>,
+    AppJson(input): AppJson<ApiKeyBody>,
 ) -> Result<Response, ApiError> {
-    let created = s.create_api_key(&caller, input).await?;
+    let created = s.create_api_key(&caller, input.into()).await?;
     let ApiKeyView {
         client_id,
         created: created_at,
@@ -247,7 +255,7 @@ async fn read(
     tag = "apiKeys",
     operation_id = "updateApiKey",
     params(KeyPath),
-    request_body = ApiKeyInputDoc,
+    request_body = ApiKeyBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The updated key.", body = ApiKeyView),
@@ -258,9 +266,9 @@ async fn update(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Segments(id): Segments<String>,
-    AppJson(input): AppJson<ApiKeyInput>,
+    AppJson(input): AppJson<ApiKeyBody>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(view(&s.update_api_key(&caller, &id, input).await?)).into_response())
+    Ok(Json(view(&s.update_api_key(&caller, &id, input.into()).await?)).into_response())
 }
 
 /// Delete an API key and its user; its tokens stop working.

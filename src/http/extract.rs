@@ -17,29 +17,7 @@ use crate::domain::ids::GroupRef;
 use crate::domain::page::PageRequest;
 use crate::service::Caller;
 
-/// A property of a request body, for case-insensitive matching of property names.
-#[derive(Debug)]
-pub struct Field {
-    /// The canonical (camelCase) name.
-    pub name: &'static str,
-    /// The properties of a nested object whose names are also matched loosely.
-    pub nested: &'static [Field],
-}
-
-/// A leaf property.
-pub const fn leaf(name: &'static str) -> Field {
-    Field { name, nested: &[] }
-}
-
-/// Request bodies whose property names are read case-insensitively (spec §1).
-pub trait Schema {
-    /// The known properties; anything else is ignored.
-    const FIELDS: &'static [Field];
-}
-
-impl Schema for Vec<String> {
-    const FIELDS: &'static [Field] = &[];
-}
+pub use super::fields::Field;
 
 /// Renames properties that match a known field case-insensitively to its canonical
 /// name. Where a body has both spellings (`firstname` and `firstName`), the exact one wins.
@@ -53,7 +31,7 @@ fn canonicalize(value: &mut Value, fields: &[Field]) {
     for (key, mut v) in old {
         match fields.iter().find(|f| f.name.eq_ignore_ascii_case(&key)) {
             Some(f) => {
-                canonicalize(&mut v, f.nested);
+                canonicalize(&mut v, &f.nested);
                 let exact = key == f.name;
                 if exact || !out.contains_key(f.name) {
                     out.insert(f.name.to_owned(), v);
@@ -74,7 +52,7 @@ pub struct AppJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for AppJson<T>
 where
-    T: DeserializeOwned + Schema,
+    T: DeserializeOwned + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -94,12 +72,13 @@ where
         let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("The request body is not valid JSON: {e}."))
         })?;
-        if !T::FIELDS.is_empty() && !value.is_object() {
+        let fields = super::fields::of::<T>();
+        if !fields.is_empty() && !value.is_object() {
             return Err(ApiError::bad_request(
                 "The request body must be a JSON object.",
             ));
         }
-        canonicalize(&mut value, T::FIELDS);
+        canonicalize(&mut value, &fields);
         let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             ApiError::bad_request(type_error(&path, &e.into_inner().to_string()))
@@ -297,15 +276,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const NESTED: &[Field] = &[leaf("password"), leaf("passwordChangeFrequency")];
-    const FIELDS: &[Field] = &[
-        leaf("firstName"),
+    fn leaf(name: &'static str) -> Field {
         Field {
-            name: "credentials",
-            nested: NESTED,
-        },
-        leaf("custom"),
-    ];
+            name,
+            nested: Vec::new(),
+        }
+    }
+
+    fn fields() -> Vec<Field> {
+        vec![
+            leaf("firstName"),
+            Field {
+                name: "credentials",
+                nested: vec![leaf("password"), leaf("passwordChangeFrequency")],
+            },
+            leaf("custom"),
+        ]
+    }
 
     #[test]
     fn property_names_match_case_insensitively_but_custom_keys_keep_theirs() {
@@ -315,7 +302,7 @@ mod tests {
             "custom": {"SomeKey": 1},
             "unknown": true
         });
-        canonicalize(&mut v, FIELDS);
+        canonicalize(&mut v, &fields());
         assert_eq!(
             v,
             json!({
@@ -334,7 +321,7 @@ mod tests {
             json!({"firstName": "b", "firstname": "a"}),
         ] {
             let mut v = body;
-            canonicalize(&mut v, FIELDS);
+            canonicalize(&mut v, &fields());
             assert_eq!(v, json!({"firstName": "b"}));
         }
     }

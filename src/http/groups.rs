@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{AppJson, Auth, Field, Params, Schema, Segments, leaf};
+use super::extract::{AppJson, Auth, Params, Segments};
 use super::openapi::{
     BadRequest, Conflict, Forbidden, GroupChildPath, GroupPath, GroupUserPath, IncludeSelfParam,
     InheritanceParams, ListParams, NotFound, PageParams, PayloadTooLarge, Unauthorized,
@@ -21,44 +21,53 @@ use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
 use crate::domain::ids::{GroupRef, UserRef};
 use crate::query::ast::{GROUPS, USERS};
+use crate::service::Patch;
 use crate::service::groups::GroupInput;
 
-/// The documented shape of [`GroupInput`], the body of a create or update.
-#[derive(ToSchema)]
+/// The body of a group create or update: what is read is what is documented.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = GroupInput)]
-#[expect(dead_code, reason = "documents the body; `GroupInput` is what is read")]
-struct GroupInputDoc {
+pub struct GroupBody {
     /// Required on create; unique case-insensitively.
-    #[schema(max_length = 255)]
-    name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub name: Patch<String>,
     /// Optional.
-    #[schema(max_length = 2000)]
-    description: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[serde(default)]
+    pub description: Patch<String>,
     /// `contensis` (default) or `external` on create; ignored on update.
     #[serde(rename = "type")]
-    kind: Option<GroupKindDoc>,
+    #[schema(value_type = Option<GroupKind>)]
+    #[serde(default)]
+    pub kind: Patch<String>,
     /// Free-form JSON object, at most 64 KiB serialized.
     #[schema(value_type = Option<Object>)]
-    custom: Option<Value>,
+    #[serde(default)]
+    pub custom: Patch<Map<String, Value>>,
 }
 
-/// The group types a client may create.
+impl From<GroupBody> for GroupInput {
+    fn from(b: GroupBody) -> Self {
+        Self {
+            name: b.name,
+            description: b.description,
+            kind: b.kind,
+            custom: b.custom,
+        }
+    }
+}
+
+/// The group types a client may create (`type`; the service checks the value).
 #[derive(ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(as = GroupType)]
-#[expect(dead_code, reason = "documents the body; `GroupInput` is what is read")]
-enum GroupKindDoc {
+pub enum GroupKind {
+    /// Managed here (the default).
     Contensis,
+    /// Managed by another system.
     External,
-}
-
-impl Schema for GroupInput {
-    const FIELDS: &'static [Field] = &[
-        leaf("name"),
-        leaf("description"),
-        leaf("type"),
-        leaf("custom"),
-    ];
 }
 
 /// The routes under `/groups`, with their documentation.
@@ -101,7 +110,7 @@ async fn list(
     path = "/groups",
     tag = "groups",
     operation_id = "createGroup",
-    request_body = GroupInputDoc,
+    request_body = GroupBody,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new group.", body = GroupView),
@@ -111,9 +120,9 @@ async fn list(
 async fn create(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    AppJson(input): AppJson<GroupInput>,
+    AppJson(input): AppJson<GroupBody>,
 ) -> Result<Response, ApiError> {
-    let group = s.create_group(&caller, input).await?;
+    let group = s.create_group(&caller, input.into()).await?;
     Ok((StatusCode::CREATED, Json(views::group(&group))).into_response())
 }
 
@@ -146,7 +155,7 @@ async fn read(
     tag = "groups",
     operation_id = "updateGroup",
     params(GroupPath),
-    request_body = GroupInputDoc,
+    request_body = GroupBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The updated group.", body = GroupView),
@@ -157,10 +166,10 @@ async fn update(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Segments(group): Segments<String>,
-    AppJson(input): AppJson<GroupInput>,
+    AppJson(input): AppJson<GroupBody>,
 ) -> Result<Response, ApiError> {
     let group = s
-        .update_group(&caller, &GroupRef::group(&group), input)
+        .update_group(&caller, &GroupRef::group(&group), input.into())
         .await?;
     Ok(Json(views::group(&group)).into_response())
 }

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod content_type;
 pub mod error;
 pub mod extract;
+pub mod fields;
 pub mod groups;
 pub mod health;
 pub mod metrics;

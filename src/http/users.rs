@@ -12,8 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{
-    AppJson, Auth, DEFAULT_PAGE_SIZE, Field, MAX_PAGE_SIZE, MaybeAuth, Params, Schema, Segments,
-    leaf,
+    AppJson, Auth, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MaybeAuth, Params, Segments,
 };
 use super::openapi::{
     BadRequest, Busy, Conflict, Forbidden, InheritanceParams, ListParams, NotFound, PageParams,
@@ -23,14 +22,18 @@ use super::token::client_addr;
 use super::views::{GroupView, PageView, UserView};
 use super::{AppState, views};
 use crate::domain::ids::{GroupRef, UserRef};
+use crate::domain::names::FieldError;
 use crate::domain::page::PageRequest;
 use crate::query::ast::{FieldSet, GROUPS, OrderBy, USERS};
 use crate::query::error::QueryError;
 use crate::query::{json, zenql};
 use crate::service::Caller;
 use crate::service::ListRequest;
-use crate::service::users::{ActionInput, CreateOptions, PasswordInput, UpdateMode, UserInput};
-use serde_json::{Value, json};
+use crate::service::Patch;
+use crate::service::users::{
+    CreateOptions, CredentialsInput, PasswordInput, UpdateMode, UserAction, UserInput,
+};
+use serde_json::{Map, Value, json};
 
 /// The body of `POST /users/search`.
 #[derive(Debug, Default, Clone, serde::Deserialize, ToSchema)]
@@ -52,117 +55,176 @@ pub struct SearchInput {
     pub page_size: Option<u32>,
 }
 
-impl Schema for SearchInput {
-    const FIELDS: &'static [Field] = &[
-        leaf("where"),
-        leaf("orderBy"),
-        leaf("pageIndex"),
-        leaf("pageSize"),
-    ];
-}
-
-impl Schema for PasswordInput {
-    const FIELDS: &'static [Field] = &[leaf("existing"), leaf("new")];
-}
-
-impl Schema for ActionInput {
-    const FIELDS: &'static [Field] = &[leaf("type")];
-}
-
-/// The documented shape of [`UserInput`], the body of create, PUT and PATCH. Every
-/// property is optional on update; `null` clears a nullable field.
-#[derive(ToSchema)]
+/// The body of create, PUT and PATCH of a user: what is read is what is documented.
+/// Every property is optional on update; `null` clears a nullable field.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserInput)]
-#[expect(dead_code, reason = "documents the body; `UserInput` is what is read")]
-struct UserInputDoc {
+pub struct UserBody {
     /// Defaults to the email on create; `null` is refused.
-    #[schema(max_length = 255)]
-    username: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub username: Patch<String>,
     /// Required on create; `null` is refused.
-    #[schema(max_length = 255)]
-    email: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub email: Patch<String>,
     /// Optional profile field.
-    #[schema(max_length = 255)]
-    first_name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub first_name: Patch<String>,
     /// Optional profile field.
-    #[schema(max_length = 255)]
-    last_name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub last_name: Patch<String>,
     /// Optional profile field (an IANA zone name).
-    #[schema(max_length = 255)]
-    timezone: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub timezone: Patch<String>,
     /// Optional profile field (a language tag).
-    #[schema(max_length = 255)]
-    language: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 255)]
+    #[serde(default)]
+    pub language: Patch<String>,
     /// Free-form JSON object, at most 64 KiB serialized. PATCH merges it (RFC 7396).
     #[schema(value_type = Option<Object>)]
-    custom: Option<Value>,
+    #[serde(default)]
+    pub custom: Patch<Map<String, Value>>,
     /// The initial password (create only) and the change frequency.
-    credentials: Option<CredentialsInputDoc>,
+    pub credentials: Option<CredentialsBody>,
     /// RFC 3339 instant after which the account stops working; must be in the future.
-    #[schema(format = DateTime)]
-    expiry: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default)]
+    pub expiry: Patch<String>,
     /// Opted out of notifications.
-    opt_out_of_notifications: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    #[serde(default)]
+    pub opt_out_of_notifications: Patch<bool>,
+}
+
+impl From<UserBody> for UserInput {
+    fn from(b: UserBody) -> Self {
+        Self {
+            username: b.username,
+            email: b.email,
+            first_name: b.first_name,
+            last_name: b.last_name,
+            timezone: b.timezone,
+            language: b.language,
+            custom: b.custom,
+            credentials: b.credentials.map(|c| CredentialsInput {
+                password: c.password,
+                password_change_frequency: c.password_change_frequency,
+            }),
+            expiry: b.expiry,
+            opt_out_of_notifications: b.opt_out_of_notifications,
+        }
+    }
 }
 
 /// The `credentials` object of a user body.
-#[derive(ToSchema)]
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = CredentialsInput)]
-#[expect(
-    dead_code,
-    reason = "documents the body; `CredentialsInput` is what is read"
-)]
-struct CredentialsInputDoc {
+pub struct CredentialsBody {
     /// The initial password (create only; use the password endpoint to change it).
-    password: Option<String>,
+    pub password: Option<String>,
     /// Days before an expirable password must be changed; 0 = never.
-    #[schema(minimum = 0)]
-    password_change_frequency: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    #[serde(default)]
+    pub password_change_frequency: Patch<i64>,
 }
 
-/// The documented shape of [`PasswordInput`].
-#[derive(ToSchema)]
+/// The body of `POST /users/{user}/credentials/password`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[schema(as = PasswordInput)]
-#[expect(
-    dead_code,
-    reason = "documents the body; `PasswordInput` is what is read"
-)]
-struct PasswordInputDoc {
+pub struct PasswordBody {
     /// The current password; required when changing one's own, or without a token.
-    existing: Option<String>,
+    #[serde(default)]
+    pub existing: Option<String>,
     /// The new password (at least 8 characters, three kinds of character).
-    new: String,
+    pub new: String,
 }
 
-/// The documented shape of [`ActionInput`].
-#[derive(ToSchema)]
+impl From<PasswordBody> for PasswordInput {
+    fn from(b: PasswordBody) -> Self {
+        Self {
+            existing: b.existing,
+            new: b.new,
+        }
+    }
+}
+
+/// The body of `POST /users/{user}/actions`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[schema(as = ActionInput)]
-#[expect(
-    dead_code,
-    reason = "documents the body; `ActionInput` is what is read"
-)]
-struct ActionInputDoc {
-    /// The action (matched case-insensitively).
+pub struct ActionBody {
+    /// The action, matched case-insensitively; anything else is a 422.
     #[serde(rename = "type")]
-    kind: Action,
+    #[schema(value_type = ActionKind)]
+    pub kind: String,
 }
 
-/// A user action.
-#[derive(ToSchema)]
+/// A user action, as `ActionBody::kind` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserAction)]
-#[expect(
-    dead_code,
-    reason = "documents the body; `ActionInput` is what is read"
-)]
-enum Action {
+pub enum ActionKind {
+    /// No logins; every token refused.
     Suspend,
+    /// Lift a suspension.
     Unsuspend,
+    /// Lift a lockout.
     Unlock,
+    /// Require a new password at the next login.
     ForcePasswordReset,
+    /// Let the password expire after `passwordChangeFrequency` days.
     SetPasswordToExpirable,
+}
+
+impl ActionKind {
+    const ALL: [Self; 5] = [
+        Self::Suspend,
+        Self::Unsuspend,
+        Self::Unlock,
+        Self::ForcePasswordReset,
+        Self::SetPasswordToExpirable,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Suspend => "suspend",
+            Self::Unsuspend => "unsuspend",
+            Self::Unlock => "unlock",
+            Self::ForcePasswordReset => "forcePasswordReset",
+            Self::SetPasswordToExpirable => "setPasswordToExpirable",
+        }
+    }
+
+    /// The action a body names, case-insensitively; otherwise the 422 naming `type`.
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                crate::service::Error::from(FieldError::new(
+                    "type",
+                    "type must be one of suspend, unsuspend, unlock, forcePasswordReset, setPasswordToExpirable",
+                ))
+                .into()
+            })
+    }
+}
+
+impl From<ActionKind> for UserAction {
+    fn from(k: ActionKind) -> Self {
+        match k {
+            ActionKind::Suspend => Self::Suspend,
+            ActionKind::Unsuspend => Self::Unsuspend,
+            ActionKind::Unlock => Self::Unlock,
+            ActionKind::ForcePasswordReset => Self::ForcePasswordReset,
+            ActionKind::SetPasswordToExpirable => Self::SetPasswordToExpirable,
+        }
+    }
 }
 
 /// `POST /users` options.
@@ -200,24 +262,6 @@ struct UserGroupsPath {
     /// Comma-separated group ids or names.
     #[param(min_length = 1)]
     groups: String,
-}
-
-impl Schema for UserInput {
-    const FIELDS: &'static [Field] = &[
-        leaf("username"),
-        leaf("email"),
-        leaf("firstName"),
-        leaf("lastName"),
-        leaf("timezone"),
-        leaf("language"),
-        leaf("custom"),
-        Field {
-            name: "credentials",
-            nested: &[leaf("password"), leaf("passwordChangeFrequency")],
-        },
-        leaf("expiry"),
-        leaf("optOutOfNotifications"),
-    ];
 }
 
 /// The routes under `/users`, with their documentation.
@@ -300,7 +344,7 @@ async fn list(
     tag = "users",
     operation_id = "createUser",
     params(CreateParams),
-    request_body = UserInputDoc,
+    request_body = UserBody,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new user.", body = UserView),
@@ -311,13 +355,13 @@ async fn create(
     State(s): State<AppState>,
     Auth(caller): Auth,
     params: Params,
-    AppJson(input): AppJson<UserInput>,
+    AppJson(input): AppJson<UserBody>,
 ) -> Result<Response, ApiError> {
     let opts = CreateOptions {
         suspended: params.bool("suspended")?,
         force_password_reset: params.bool("forcePasswordReset")?,
     };
-    let user = s.create_user(&caller, input, opts).await?;
+    let user = s.create_user(&caller, input.into(), opts).await?;
     Ok((StatusCode::CREATED, Json(views::user(&user, s.now()))).into_response())
 }
 
@@ -350,7 +394,7 @@ async fn read(
     tag = "users",
     operation_id = "updateUser",
     params(UserPath),
-    request_body = UserInputDoc,
+    request_body = UserBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The updated user.", body = UserView),
@@ -361,10 +405,15 @@ async fn update(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Segments(user): Segments<String>,
-    AppJson(input): AppJson<UserInput>,
+    AppJson(input): AppJson<UserBody>,
 ) -> Result<Response, ApiError> {
     let user = s
-        .update_user(&caller, &UserRef::parse(&user), input, UpdateMode::Replace)
+        .update_user(
+            &caller,
+            &UserRef::parse(&user),
+            input.into(),
+            UpdateMode::Replace,
+        )
         .await?;
     Ok(Json(views::user(&user, s.now())).into_response())
 }
@@ -378,8 +427,8 @@ async fn update(
     params(UserPath),
     request_body(
         content(
-            (UserInputDoc = "application/merge-patch+json"),
-            (UserInputDoc = "application/json"),
+            (UserBody = "application/merge-patch+json"),
+            (UserBody = "application/json"),
         ),
     ),
     security(("bearer" = [])),
@@ -392,13 +441,13 @@ async fn patch(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Segments(user): Segments<String>,
-    AppJson(input): AppJson<UserInput>,
+    AppJson(input): AppJson<UserBody>,
 ) -> Result<Response, ApiError> {
     let user = s
         .update_user(
             &caller,
             &UserRef::parse(&user),
-            input,
+            input.into(),
             UpdateMode::MergePatch,
         )
         .await?;
@@ -503,7 +552,7 @@ async fn in_groups(
     tag = "users",
     operation_id = "setPassword",
     params(UserPath),
-    request_body = PasswordInputDoc,
+    request_body = PasswordBody,
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Changed (empty body)."),
@@ -517,15 +566,20 @@ async fn password(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Segments(user): Segments<String>,
-    AppJson(input): AppJson<PasswordInput>,
+    AppJson(input): AppJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
     let addr = client_addr(
         peer.map(|Extension(ConnectInfo(p))| p),
         &headers,
         s.settings().trust_forwarded_for,
     );
-    s.change_password(caller.as_deref(), &UserRef::parse(&user), input, addr)
-        .await?;
+    s.change_password(
+        caller.as_deref(),
+        &UserRef::parse(&user),
+        input.into(),
+        addr,
+    )
+    .await?;
     Ok(StatusCode::OK)
 }
 
@@ -536,7 +590,7 @@ async fn password(
     tag = "users",
     operation_id = "userAction",
     params(UserPath),
-    request_body = ActionInputDoc,
+    request_body = ActionBody,
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Done."),
@@ -547,9 +601,10 @@ async fn action(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Segments(user): Segments<String>,
-    AppJson(input): AppJson<ActionInput>,
+    AppJson(input): AppJson<ActionBody>,
 ) -> Result<StatusCode, ApiError> {
-    s.user_action(&caller, &UserRef::parse(&user), input)
+    let action = ActionKind::parse(&input.kind)?;
+    s.user_action(&caller, &UserRef::parse(&user), action.into())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -16,8 +15,7 @@ use crate::domain::user::{Provider, User};
 use crate::store::{Page, PageRequest};
 
 /// The body of an API key create or update.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Default, Clone)]
 pub struct ApiKeyInput {
     /// Required on create; unique case-insensitively.
     pub name: Patch<String>,

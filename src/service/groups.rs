@@ -1,6 +1,5 @@
 //! Group verbs: CRUD, user membership and child groups.
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Error, ListRequest, Patch, Result, Services};
@@ -11,15 +10,13 @@ use crate::domain::user::User;
 use crate::store::{GroupScope, Named, Page, UserScope};
 
 /// The body of a group create or update.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Default, Clone)]
 pub struct GroupInput {
     /// Required on create; unique case-insensitively.
     pub name: Patch<String>,
     /// Optional, at most 2000 characters.
     pub description: Patch<String>,
     /// `contensis` (default) or `external` on create; ignored on update.
-    #[serde(rename = "type")]
     pub kind: Patch<String>,
     /// Free-form JSON object.
     pub custom: Patch<Map<String, Value>>,

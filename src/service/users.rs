@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Caller, Error, ListRequest, Patch, Result, Services};
@@ -13,12 +12,12 @@ use crate::domain::ids::{GroupRef, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
-use crate::store::{GroupScope, OnAccept, Page, StateChange, UserScope};
+use crate::store::{GroupScope, OnAccept, Page, UserScope};
 
 /// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
 /// client sends back (`id`, `status`, counters, ...) are simply not read.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+/// A user's create or update, as a front door read it (HTTP: `http::users::UserBody`).
+#[derive(Debug, Default, Clone)]
 pub struct UserInput {
     /// Defaults to the email on create.
     pub username: Patch<String>,
@@ -43,8 +42,7 @@ pub struct UserInput {
 }
 
 /// The `credentials` object of a user body.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Default, Clone)]
 pub struct CredentialsInput {
     /// The initial password (create only; use the password endpoint to change it).
     pub password: Option<String>,
@@ -53,22 +51,16 @@ pub struct CredentialsInput {
 }
 
 /// The body of `POST /users/{user}/credentials/password`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct PasswordInput {
     /// The current password; required when changing one's own.
-    #[serde(default)]
     pub existing: Option<String>,
     /// The new password.
     pub new: String,
 }
 
-/// The body of `POST /users/{user}/actions`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ActionInput {
-    /// `suspend`, `unsuspend`, `unlock`, `forcePasswordReset` or `setPasswordToExpirable`.
-    #[serde(rename = "type")]
-    pub kind: String,
-}
+/// What `POST /users/{user}/actions` does: a change of the user's status.
+pub use crate::store::StateChange as UserAction;
 
 /// How an update treats the `custom` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,28 +371,14 @@ impl Services {
     }
 
     /// `POST /users/{user}/actions`.
-    #[tracing::instrument(skip_all, fields(action = %input.kind))]
+    #[tracing::instrument(skip_all, fields(action = ?change))]
     pub async fn user_action(
         &self,
         caller: &Caller,
         r: &UserRef,
-        input: ActionInput,
+        change: UserAction,
     ) -> Result<()> {
         caller.require_admin()?;
-        let change = match input.kind.to_ascii_lowercase().as_str() {
-            "suspend" => StateChange::Suspend,
-            "unsuspend" => StateChange::Unsuspend,
-            "unlock" => StateChange::Unlock,
-            "forcepasswordreset" => StateChange::ForcePasswordReset,
-            "setpasswordtoexpirable" => StateChange::SetPasswordToExpirable,
-            _ => {
-                return Err(FieldError::new(
-                    "type",
-                    "type must be one of suspend, unsuspend, unlock, forcePasswordReset, setPasswordToExpirable",
-                )
-                .into());
-            }
-        };
         let id = self.resolve_user_id(Some(caller), r).await?;
         self.store().set_user_state(id, change, self.now()).await?;
         self.callers_changed(&[id]);
