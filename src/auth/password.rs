@@ -62,18 +62,31 @@ fn dummy_hash() -> &'static PasswordHash {
 
 type HashJob = Box<dyn FnOnce() + Send>;
 
-/// Jobs that may wait per hashing thread. At ~20 ms a job, a full queue is about
-/// 1.3 s of work: a burst past that is refused at once (503) instead of growing the
-/// queue, and with it every later request's wait, without bound.
+/// Jobs a server may have waiting per hashing thread ([`queue_bound`]). At ~20 ms a
+/// job, a full queue is about 1.3 s of work: a burst past that is refused at once (503)
+/// instead of growing the queue, and with it every later request's wait, without bound.
 const QUEUE_PER_THREAD: usize = 64;
+
+/// How many password jobs one server may have queued or running at once: the server
+/// holds a permit of a semaphore this size around each [`hash`] and [`verify`] and
+/// answers [`Busy`] when none is left. (The bound is the server's rather than the
+/// queue's, so that several servers in one process, as in tests, do not refuse each
+/// other's work; the command line, which hashes one password at a time, needs none.)
+pub fn queue_bound() -> usize {
+    hashing_threads() * QUEUE_PER_THREAD
+}
+
+fn hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
 
 /// A job that waited longer than this is not run: its request has been answered by the
 /// deadline or abandoned, or the server is so far behind that the answer would come too
 /// late to matter.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// The hashing threads could not take the job (the queue is full, or it waited past
-/// `MAX_WAIT` (5 s)): the caller answers 503 with `Retry-After`.
+/// The job was not run: the server's queue is full ([`queue_bound`]), or it waited past
+/// `MAX_WAIT` (5 s). The caller answers 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("every password hashing thread is busy")]
 pub struct Busy;
@@ -82,13 +95,13 @@ pub struct Busy;
 /// each takes 19 MiB and a core for ~20 ms, so running more only adds memory without
 /// finishing any sooner. Keeping them on a few threads of their own also keeps the
 /// 19 MiB buffers in a few allocator arenas: on tokio's blocking pool every thread got
-/// an arena of its own, and a burst of logins left 860 MB resident. The queue is bounded
-/// ([`QUEUE_PER_THREAD`]).
-fn hashing_queue() -> &'static mpsc::SyncSender<HashJob> {
-    static QUEUE: OnceLock<mpsc::SyncSender<HashJob>> = OnceLock::new();
+/// an arena of its own, and a burst of logins left 860 MB resident. Each server bounds
+/// what it queues ([`queue_bound`]).
+fn hashing_queue() -> &'static Mutex<mpsc::Sender<HashJob>> {
+    static QUEUE: OnceLock<Mutex<mpsc::Sender<HashJob>>> = OnceLock::new();
     QUEUE.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let (sender, jobs) = mpsc::sync_channel::<HashJob>(cores * QUEUE_PER_THREAD);
+        let cores = hashing_threads();
+        let (sender, jobs) = mpsc::channel::<HashJob>();
         let jobs = std::sync::Arc::new(Mutex::new(jobs));
         for n in 0..cores {
             let jobs = std::sync::Arc::clone(&jobs);
@@ -112,14 +125,13 @@ fn hashing_queue() -> &'static mpsc::SyncSender<HashJob> {
                 })
                 .expect("a hashing thread starts");
         }
-        sender
+        Mutex::new(sender)
     })
 }
 
-/// Runs one argon2 computation on a hashing thread, in the caller's tracing span; or
-/// refuses at once when the queue is full. A job whose caller has gone (the request
-/// was dropped) or that waited past `MAX_WAIT` (5 s) is skipped, so abandoned work never
-/// piles up in front of live requests.
+/// Runs one argon2 computation on a hashing thread, in the caller's tracing span. A job
+/// whose caller has gone (the request was dropped) or that waited past `MAX_WAIT` (5 s)
+/// is skipped, so abandoned work never piles up in front of live requests.
 async fn run_bounded<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Busy> {
@@ -136,11 +148,11 @@ async fn run_bounded<T: Send + 'static>(
         }
         let _ = reply.send(Ok(span.in_scope(work)));
     });
-    match hashing_queue().try_send(job) {
-        Ok(()) => {}
-        Err(mpsc::TrySendError::Full(_)) => return Err(Busy),
-        Err(mpsc::TrySendError::Disconnected(_)) => unreachable!("the hashing threads never stop"),
-    }
+    hashing_queue()
+        .lock()
+        .expect("the hashing queue is never poisoned")
+        .send(job)
+        .expect("the hashing threads never stop");
     // A job that panicked dropped its reply: refuse that one request like a busy queue.
     answer.await.unwrap_or(Err(Busy))
 }

@@ -31,25 +31,41 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jwks))
 }
 
-/// The documented form of a token request (`application/x-www-form-urlencoded`).
-#[derive(ToSchema)]
+/// A token request as the form carries it (`application/x-www-form-urlencoded`).
+// What is read is what is documented. No `Debug`: it holds secrets.
+#[derive(Default, serde::Deserialize, ToSchema)]
 #[schema(as = TokenRequest)]
-#[expect(dead_code, reason = "documents the form; `parse_form` reads it")]
-struct TokenRequestDoc {
+pub struct TokenForm {
     /// `contensis_classic`, `contensis_classic_refresh_token` or `client_credentials`.
-    grant_type: String,
+    #[schema(value_type = String)]
+    pub grant_type: Option<String>,
     /// Username or email (`contensis_classic`).
-    username: Option<String>,
+    pub username: Option<String>,
     /// Password (`contensis_classic`).
-    password: Option<String>,
+    pub password: Option<String>,
     /// Refresh token (`contensis_classic_refresh_token`).
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
     /// API key client id (`client_credentials`).
-    client_id: Option<String>,
+    pub client_id: Option<String>,
     /// API key secret (`client_credentials`).
-    client_secret: Option<String>,
+    pub client_secret: Option<String>,
     /// Echoed back; does not widen what the caller may do.
-    scope: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl From<TokenForm> for TokenRequest {
+    fn from(f: TokenForm) -> Self {
+        Self {
+            grant_type: f.grant_type,
+            username: f.username,
+            password: f.password,
+            refresh_token: f.refresh_token,
+            client_id: f.client_id,
+            client_secret: f.client_secret,
+            scope: f.scope,
+            client_addr: None,
+        }
+    }
 }
 
 /// The token endpoint's success body (RFC 6749 §5.1), in the field order it always had.
@@ -151,22 +167,15 @@ struct JwkDoc {
     x: String,
 }
 
+/// Reads the form: a repeated name keeps its last value, unknown names are ignored,
+/// and the names are [`TokenForm`]'s own (its `Deserialize`).
 fn parse_form(body: &[u8]) -> TokenRequest {
-    let mut req = TokenRequest::default();
-    for (k, v) in form_urlencoded::parse(body) {
-        let v = Some(v.into_owned());
-        match k.as_ref() {
-            "grant_type" => req.grant_type = v,
-            "username" => req.username = v,
-            "password" => req.password = v,
-            "refresh_token" => req.refresh_token = v,
-            "client_id" => req.client_id = v,
-            "client_secret" => req.client_secret = v,
-            "scope" => req.scope = v,
-            _ => {}
-        }
-    }
-    req
+    let pairs: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    serde_json::from_value::<TokenForm>(serde_json::Value::Object(pairs))
+        .unwrap_or_default()
+        .into()
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -205,7 +214,7 @@ pub(crate) fn client_addr(
     path = "/authenticate/connect/token",
     tag = "authentication",
     operation_id = "token",
-    request_body(content = TokenRequestDoc, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (`Cache-Control: no-store`).", body = TokenView),
         (status = 400, description = "The grant failed, or the body is not `application/x-www-form-urlencoded` (`invalid_request`).", body = OAuthErrorView),

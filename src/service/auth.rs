@@ -5,7 +5,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{Caller, Error, Result, Services, caller_cache};
-use crate::auth::password;
 use crate::auth::token::{Claims, TokenError};
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
@@ -15,8 +14,8 @@ use crate::service::api_keys::{hash_secret, secret_matches};
 use crate::service::rate_limit::Refused;
 use crate::store::{OnAccept, PasswordAttempt, RefreshToken, RefreshUse, Settled, StoreError};
 
-/// A token request, as read from the form body.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+/// A token request, as a front door read it. Its `Debug` leaves the secrets out.
+#[derive(Default, Clone)]
 pub struct TokenRequest {
     /// `contensis_classic`, `contensis_classic_refresh_token` or `client_credentials`.
     pub grant_type: Option<String>,
@@ -34,8 +33,19 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The client's address, for the per-address rate limit (none: not limited by
     /// address).
-    #[serde(skip)]
     pub client_addr: Option<std::net::IpAddr>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("username", &self.username)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("client_addr", &self.client_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The token endpoint's success body (RFC 6749 §5.1).
@@ -221,7 +231,7 @@ impl Services {
         let hash = user
             .filter(|u| u.may_prove_password(now))
             .and_then(|u| u.password_hash.clone());
-        let verified = password::verify(password, hash.clone()).await?;
+        let verified = self.verify_password(password, hash.clone()).await?;
         Ok(hash.filter(|_| verified))
     }
 

@@ -234,6 +234,9 @@ pub struct Services {
     callers: caller_cache::CallerCache,
     /// When a token with an unknown key id last made this node re-read the keys.
     keys_reloaded_at: std::sync::atomic::AtomicI64,
+    /// Password jobs this server may have queued or running
+    /// ([`crate::auth::password::queue_bound`]).
+    hashing: tokio::sync::Semaphore,
 }
 
 /// The least time between two key reloads caused by tokens with an unknown key id.
@@ -264,6 +267,7 @@ impl Services {
             login_limiter: rate_limit::LoginLimiter::new(settings.login_limits),
             callers: caller_cache::CallerCache::new(settings.caller_cache_ttl),
             keys_reloaded_at: std::sync::atomic::AtomicI64::new(Millis::MIN),
+            hashing: tokio::sync::Semaphore::new(crate::auth::password::queue_bound()),
             settings,
             metrics: Metrics::new(),
         })
@@ -279,6 +283,26 @@ impl Services {
     /// graph, API keys) has committed.
     fn callers_changed_all(&self) {
         self.callers.invalidate_all();
+    }
+
+    /// Hashes a password, or [`Error::Busy`] when this server's password queue is full.
+    pub(crate) async fn hash_password(
+        &self,
+        password: String,
+    ) -> Result<crate::domain::user::PasswordHash> {
+        let _permit = self.hashing.try_acquire().map_err(|_| Error::Busy)?;
+        Ok(crate::auth::password::hash(password).await?)
+    }
+
+    /// Verifies a password (against the dummy hash with `None`), or [`Error::Busy`] when
+    /// this server's password queue is full.
+    pub(crate) async fn verify_password(
+        &self,
+        password: String,
+        hash: Option<crate::domain::user::PasswordHash>,
+    ) -> Result<bool> {
+        let _permit = self.hashing.try_acquire().map_err(|_| Error::Busy)?;
+        Ok(crate::auth::password::verify(password, hash).await?)
     }
 
     /// The store's query for a client's list request, made by `caller` now.

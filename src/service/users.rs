@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::{Caller, Error, ListRequest, Patch, Result, Services};
-use crate::auth::password;
 use crate::clock::parse_rfc3339;
 use crate::domain::group::Group;
 use crate::domain::ids::{GroupRef, UserRef};
@@ -177,7 +176,7 @@ impl Services {
         let password_hash = match creds.password {
             Some(p) => {
                 password_policy::check(&p, &[first_name.as_deref(), last_name.as_deref()])?;
-                Some(password::hash(p).await?)
+                Some(self.hash_password(p).await?)
             }
             None => None,
         };
@@ -438,14 +437,17 @@ impl Services {
             &input.new,
             &[user.first_name.as_deref(), user.last_name.as_deref()],
         )?;
-        if password::verify(input.new.clone(), user.password_hash.clone()).await? {
+        if self
+            .verify_password(input.new.clone(), user.password_hash.clone())
+            .await?
+        {
             return Err(FieldError::new(
                 "new",
                 "the new password must differ from the current one",
             )
             .into());
         }
-        let hash = password::hash(input.new).await?;
+        let hash = self.hash_password(input.new).await?;
         self.store()
             .set_password(user.id, &hash, self.now())
             .await?;
@@ -519,7 +521,7 @@ impl Services {
             )
             .into());
         }
-        let hash = password::hash(input.new).await?;
+        let hash = self.hash_password(input.new).await?;
         if self
             .settle_attempt(&user, matched, OnAccept::SetPassword(&hash))
             .await?
