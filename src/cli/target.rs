@@ -33,6 +33,7 @@ pub struct TargetArgs {
     #[arg(
         long = "database",
         env = "GATEHOUSE_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://gatehouse.db",
         global = true,
         value_name = "URL"
