@@ -18,6 +18,7 @@ pub struct DatabaseArg {
     #[arg(
         long = "database",
         env = "GATEHOUSE_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://gatehouse.db"
     )]
     pub database_url: String,

@@ -45,6 +45,7 @@ pub enum Command {
         #[arg(
             long = "database",
             env = "GATEHOUSE_DATABASE_URL",
+            hide_env_values = true,
             default_value = "sqlite://gatehouse.db"
         )]
         database_url: String,
