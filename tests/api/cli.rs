@@ -627,14 +627,12 @@ struct Server {
 }
 
 impl Server {
+    /// Starts on port 0 and learns the port from the log's `gatehouse listening` line, so
+    /// no other test's process can take the port between a probe and the bind.
     async fn start(dir: &std::path::Path, database_url: &str, password: &str, name: &str) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .to_string();
         let log = dir.join(format!("{name}.log"));
         let child = command()
-            .args(["serve", "--log-json", "--listen", &addr])
+            .args(["serve", "--log-json", "--listen", "127.0.0.1:0"])
             .args(["--database", database_url])
             .env("GATEHOUSE_ADMIN_PASSWORD", password)
             .stdin(Stdio::null())
@@ -643,26 +641,31 @@ impl Server {
             .spawn()
             .expect("the gatehouse binary starts");
         let mut server = Server {
-            base: format!("http://{addr}"),
+            base: String::new(),
             child,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/ready", server.base)).await {
-                if r.status() == StatusCode::OK {
-                    break;
-                }
+            let listening = server.log_text().lines().find_map(|l| {
+                let line: Value = serde_json::from_str(l).ok()?;
+                (line["fields"]["message"] == "gatehouse listening")
+                    .then(|| line["fields"]["addr"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(addr) = listening {
+                server.base = format!("http://{addr}");
+                break;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("gatehouse exited with {status}:\n{}", server.log_text());
             }
             assert!(
                 Instant::now() < deadline,
-                "not ready:\n{}",
+                "not listening:\n{}",
                 server.log_text()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         server
     }
@@ -860,12 +863,22 @@ async fn a_user_named_admin_who_is_no_administrator_is_left_alone() {
 
     let server = Server::start(dir.path(), &url, FIRST, "alone").await;
     // ops can sign in, so nothing changes: admin keeps its password and stays out.
-    assert_eq!(server.grant("admin", FIRST).await, StatusCode::BAD_REQUEST);
-    assert_eq!(server.grant("admin", ADMIN_PASSWORD).await, StatusCode::OK);
-    assert_eq!(server.grant("ops", PASSWORD).await, StatusCode::OK);
+    let log = server.log_text();
+    assert_eq!(
+        server.grant("admin", FIRST).await,
+        StatusCode::BAD_REQUEST,
+        "{log}"
+    );
+    assert_eq!(
+        server.grant("admin", ADMIN_PASSWORD).await,
+        StatusCode::OK,
+        "{log}"
+    );
+    assert_eq!(server.grant("ops", PASSWORD).await, StatusCode::OK, "{log}");
     assert_eq!(
         server.logged("WARN", "GATEHOUSE_ADMIN_PASSWORD is set but was ignored"),
-        1
+        1,
+        "{log}"
     );
     let r = gatehouse(
         &[
