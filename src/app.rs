@@ -11,16 +11,16 @@ use axum::extract::Request;
 use tokio::net::TcpListener;
 use tower::Layer as _;
 use tower_http::normalize_path::NormalizePathLayer;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::ids::SYSTEM_ADMINISTRATORS_ID;
-use crate::domain::password_policy;
-use crate::domain::user::User;
-use crate::service::Services;
+use crate::domain::ids::{SYSTEM_ADMINISTRATORS_ID, UserRef};
+use crate::service::users::{CreateOptions, CredentialsInput, UserInput};
+use crate::service::{Caller, Error as ServiceError, Patch, Services};
+use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::{SqliteStore, Workload};
-use crate::store::{Store, StoreError};
 
 /// Opens the store named by a database URL, with the default PostgreSQL pool size.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -74,26 +74,93 @@ pub struct Running {
     pub services: Arc<Services>,
 }
 
-/// Creates the `admin` user in System Administrators when the database has no users.
+/// Makes sure someone can administer the installation, following what the operator
+/// meant (README.md, "The first administrator"):
+///
+/// - System Administrators has a member who can sign in ([`Store::admin_can_sign_in`]):
+///   nothing changes; a `GATEHOUSE_ADMIN_PASSWORD` is ignored, with one warning that says
+///   why (start-up never overwrites an administrator's password).
+/// - It has none, and `GATEHOUSE_ADMIN_PASSWORD` is set: the user `admin` is created with
+///   that password in System Administrators, or, if it exists, repaired in one
+///   transaction (the password set, unlocked, unsuspended, a past expiry cleared, put
+///   back into System Administrators).
+/// - It has none, the variable is unset and the database has no users: `admin` is
+///   created with a random password printed once to the log. With users but no
+///   administrator who can sign in, a warning says how to recover.
 pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result<()> {
     let store = services.store();
-    if store.count_users().await? > 0 {
+    if store.admin_can_sign_in(services.now()).await? {
+        if config.admin_password.is_some() {
+            tracing::warn!(
+                "GATEHOUSE_ADMIN_PASSWORD is set but was ignored: System Administrators already \
+                 has a member who can sign in, and start-up never changes an administrator's \
+                 password (use `gatehouse admin reset-password USER` to set one)"
+            );
+        }
         return Ok(());
     }
     let (password, generated) = match &config.admin_password {
         Some(p) => (p.expose().to_owned(), false),
-        None => (random_password(), true),
+        None if store.count_users().await? == 0 => (random_password(), true),
+        None => {
+            tracing::warn!(
+                "System Administrators has no member who can sign in: set \
+                 GATEHOUSE_ADMIN_PASSWORD and restart to create or repair the user `admin`, \
+                 or run `gatehouse admin reset-password USER`"
+            );
+            return Ok(());
+        }
     };
-    password_policy::check(&password, &[])
-        .map_err(|e| anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", e.reason))?;
-    let now = services.now();
-    let hash = crate::auth::password::hash(password.clone()).await?;
-    let admin =
-        User::new("admin".into(), "admin@localhost".into(), now).with_password(Some(hash), now);
-    match store.create_user(&admin, &[SYSTEM_ADMINISTRATORS_ID]).await {
-        // Another node bootstrapped the same empty database at the same moment.
-        Err(StoreError::Unique(_)) => return Ok(()),
-        other => other?,
+    let weak = |e: ServiceError| match e {
+        ServiceError::Invalid(f) => {
+            anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", f.reason)
+        }
+        e => anyhow::anyhow!("could not set up the administrator `admin`: {e}"),
+    };
+    let operator = Caller::operator();
+    let admin = UserRef::parse("admin");
+    let exists = match services.resolve_user_id(Some(&operator), &admin).await {
+        Ok(_) => true,
+        Err(ServiceError::NotFound { .. }) => false,
+        Err(e) => return Err(weak(e)),
+    };
+    if exists {
+        services
+            .recover_account(&operator, &admin, &password, true)
+            .await
+            .map_err(weak)?;
+        tracing::info!(
+            username = "admin",
+            "System Administrators had no member who could sign in: repaired the user `admin` \
+             from GATEHOUSE_ADMIN_PASSWORD (password set, unlocked, unsuspended, past expiry \
+             cleared, member of System Administrators)"
+        );
+        return Ok(());
+    }
+    let input = UserInput {
+        username: Patch::Value("admin".into()),
+        email: Patch::Value("admin@localhost".into()),
+        credentials: Some(CredentialsInput {
+            password: Some(password.clone()),
+            ..CredentialsInput::default()
+        }),
+        ..UserInput::default()
+    };
+    let created = services
+        .create_user_in(
+            &operator,
+            input,
+            CreateOptions::default(),
+            &[SYSTEM_ADMINISTRATORS_ID],
+        )
+        .await;
+    match created {
+        Ok(_) => {}
+        // Another node bootstrapped the same database at the same moment.
+        Err(ServiceError::Conflict(_)) if store.admin_can_sign_in(services.now()).await? => {
+            return Ok(());
+        }
+        Err(e) => return Err(weak(e)),
     }
     if generated {
         // Printed once, on purpose: there is no other way to learn it.
@@ -105,7 +172,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     } else {
         tracing::info!(
             username = "admin",
-            "created the first administrator from GATEHOUSE_ADMIN_PASSWORD"
+            "created the administrator `admin` from GATEHOUSE_ADMIN_PASSWORD"
         );
     }
     Ok(())
@@ -160,7 +227,10 @@ pub async fn start(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let services = Arc::new(Services::start(store, clock, config.settings_at(addr)).await?);
-    bootstrap_admin(&services, config).await?;
+    // Its log lines carry the span `bootstrap`, not a request's.
+    bootstrap_admin(&services, config)
+        .instrument(tracing::info_span!("bootstrap"))
+        .await?;
     crate::auth::password::warm_up();
     let metrics_listener = match config.metrics_listen {
         Some(at) => Some(

@@ -1,19 +1,15 @@
 //! Recovery without the API, straight on the database: `gatehouse admin reset-password`
 //! and `gatehouse apikey create`. Both reuse the service layer the server uses.
 
-use std::io::Read as _;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::clock::SystemClock;
 use crate::domain::ids::{SYSTEM_ADMINISTRATORS_ID, UserRef};
-use crate::domain::password_policy;
 use crate::service::api_keys::ApiKeyInput;
-use crate::service::{Patch, Services};
-use crate::store::StateChange;
+use crate::service::{Caller, Patch, Services};
 
 /// Where the database is.
 #[derive(Debug, Clone, Args)]
@@ -22,6 +18,7 @@ pub struct DatabaseArg {
     #[arg(
         long = "database",
         env = "GATEHOUSE_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://gatehouse.db"
     )]
     pub database_url: String,
@@ -73,7 +70,8 @@ pub enum ApiKeyCommand {
     },
 }
 
-async fn services(url: &str) -> anyhow::Result<Services> {
+/// The services over the database at `url`, for the commands that work on it directly.
+pub(crate) async fn services(url: &str) -> anyhow::Result<Services> {
     let store = crate::app::open_store(url).await?;
     let settings = crate::service::Settings::default();
     Ok(Services::start(store, Arc::new(SystemClock), settings).await?)
@@ -88,40 +86,20 @@ pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
             db,
         } => {
             let s = services(&db.database_url).await?;
-            let target = s
-                .resolve_user(None, &UserRef::parse(&user))
-                .await
-                .map_err(|_| anyhow::anyhow!("no user '{user}'"))?;
             let (password, generated) = if password_stdin {
-                let mut p = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut p)
-                    .context("reading the password")?;
-                (p.trim_end_matches(['\r', '\n']).to_owned(), false)
+                (super::output::read_password_stdin()?, false)
             } else {
                 (crate::app::random_password(), true)
             };
-            password_policy::check(
-                &password,
-                &[target.first_name.as_deref(), target.last_name.as_deref()],
-            )
-            .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
-            let hash = crate::auth::password::hash(password.clone()).await?;
-            let store = s.store();
-            store.set_password(target.id, &hash, s.now()).await?;
-            store
-                .set_user_state(target.id, StateChange::Unlock, s.now())
-                .await?;
-            store
-                .set_user_state(target.id, StateChange::Unsuspend, s.now())
-                .await?;
-            // An expired account cannot be recovered by a password alone.
-            if target.expiry.is_some_and(|e| e <= s.now()) {
-                let mut revived = target.clone();
-                revived.expiry = None;
-                revived.modified = s.now();
-                store.update_user_profile(&target, &revived).await?;
-            }
+            let target = s
+                .recover_account(
+                    &Caller::operator(),
+                    &UserRef::parse(&user),
+                    &password,
+                    false,
+                )
+                .await
+                .map_err(super::output::Failure::from)?;
             let mut out = json!({"id": target.id.to_string(), "username": target.username});
             if generated {
                 out["password"] = json!(password);

@@ -34,9 +34,10 @@ use crate::domain::user::{PasswordHash, User};
 use crate::service::Services;
 use crate::store::{ImportBatch, ImportStats};
 
-/// The exit code of a run under `--strict` that refused a record or met a conflict.
-/// (1 is an import stopped by an error, 2 a command-line error.)
-pub const STRICT_EXIT: u8 = 3;
+/// The exit code of a run under `--strict` that refused a record or met a conflict: a
+/// rule refused them, as every command's 4 says (1 is an import stopped by an error, 2 a
+/// command-line error; README.md lists every code).
+pub const STRICT_EXIT: u8 = super::output::EXIT_REFUSED;
 
 /// A line longer than this is refused unread (the API's request bodies are as bounded).
 const MAX_LINE: usize = 1024 * 1024;
@@ -73,7 +74,7 @@ pub struct ImportArgs {
     /// No progress bar (for logs and scripts).
     #[arg(long)]
     pub quiet: bool,
-    /// Exit with code 3 if any record was refused or conflicted (the rest is still
+    /// Exit with code 4 if any record was refused or conflicted (the rest is still
     /// loaded). Without it, such records are reported and the exit code is 0.
     #[arg(long)]
     pub strict: bool,

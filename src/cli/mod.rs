@@ -1,8 +1,13 @@
 //! The `gatehouse` command line: one binary, a subcommand per task.
 
 pub mod admin;
+pub mod docs;
+pub mod group;
 pub mod import;
+pub mod output;
 pub mod serve;
+pub mod target;
+pub mod user;
 
 use std::ffi::OsString;
 
@@ -28,6 +33,10 @@ pub enum Command {
     /// Manage API keys directly on the database.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
+    /// Manage users, on the database or through a running server (--server).
+    User(user::UserArgs),
+    /// Manage groups and memberships, on the database or through a running server.
+    Group(group::GroupArgs),
     /// Bulk-load users, groups and memberships from JSON lines or CSV (idempotent).
     Import(import::ImportArgs),
     /// Apply database migrations and exit.
@@ -36,10 +45,15 @@ pub enum Command {
         #[arg(
             long = "database",
             env = "GATEHOUSE_DATABASE_URL",
+            hide_env_values = true,
             default_value = "sqlite://gatehouse.db"
         )]
         database_url: String,
     },
+    /// Print a shell completion script (e.g. `gatehouse completions bash > /etc/bash_completion.d/gatehouse`).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), or write one per command with --dir.
+    Man(docs::ManArgs),
 }
 
 /// Parses a command line (program name first), reading `serve`'s config file when one
@@ -53,21 +67,24 @@ pub fn main_from(args: Vec<OsString>) -> anyhow::Result<()> {
     run(cli)
 }
 
-/// The process's exit code for a run's result: 0 on success; on an error, the error
-/// printed to stderr (as `anyhow` prints one from `main`) and 1, or
-/// [`import::STRICT_EXIT`] for an import under `--strict` that refused or met a conflict.
+/// The process's exit code for a run's result, the error printed to stderr in one line.
+/// The codes (README.md, "Exit codes"): 0 success; 1 any other error; 2 a command line
+/// that cannot be used; 3 a user or group that was named does not exist; 4 a rule
+/// refused the change (and `import --strict` with records refused or in conflict).
 pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:?}");
-            if e.downcast_ref::<import::StrictFailure>().is_some() {
-                std::process::ExitCode::from(import::STRICT_EXIT)
-            } else {
-                std::process::ExitCode::FAILURE
-            }
-        }
-    }
+    let Err(e) = result else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    // `{:#}` puts the causes on the same line: "opening …: unable to open database file".
+    eprintln!("Error: {e:#}");
+    let code = if let Some(f) = e.downcast_ref::<output::Failure>() {
+        f.exit_code()
+    } else if e.downcast_ref::<import::StrictFailure>().is_some() {
+        output::EXIT_REFUSED
+    } else {
+        output::EXIT_OTHER
+    };
+    std::process::ExitCode::from(code)
 }
 
 /// Runs the parsed command line.
@@ -85,6 +102,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             serve::init_logging(false);
             admin::run_api_key(cmd).await
         }),
+        Command::User(args) => runtime.block_on(async {
+            serve::init_logging_quiet();
+            user::run(args).await
+        }),
+        Command::Group(args) => runtime.block_on(async {
+            serve::init_logging_quiet();
+            group::run(args).await
+        }),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
         Command::Import(args) => runtime.block_on(async {
             serve::init_logging(false);
             import::run(args).await

@@ -21,6 +21,19 @@ pub fn init_logging(json: bool) {
     }
 }
 
+/// Sets up `tracing` to stderr for the directory commands: warnings only by default
+/// (their output is on stdout), `RUST_LOG` to see more.
+pub fn init_logging_quiet() {
+    use std::io::IsTerminal as _;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,sqlx=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

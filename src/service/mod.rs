@@ -119,7 +119,29 @@ pub struct Caller {
     pub is_admin: bool,
 }
 
+/// The id of [`Caller::operator`]'s stand-in user: the nil UUID, which no user has
+/// (user ids are random v4 UUIDs).
+const OPERATOR_ID: UserId = UserId::from_uuid(uuid::Uuid::nil());
+
 impl Caller {
+    /// The operator of the installation: the command line working directly on the
+    /// database, and the start-up bootstrap. An administrator with no account of its own
+    /// (`@current` names nobody), so every rule but the permission check applies as to
+    /// an administrator calling the API.
+    pub fn operator() -> Self {
+        let mut user = User::new("(operator)".into(), "(operator)".into(), 0);
+        user.id = OPERATOR_ID;
+        Self {
+            user,
+            is_admin: true,
+        }
+    }
+
+    /// Whether this is [`Caller::operator`].
+    pub fn is_operator(&self) -> bool {
+        self.user.id == OPERATOR_ID
+    }
+
     /// Refuses anyone but administrators.
     pub fn require_admin(&self) -> Result<()> {
         if self.is_admin {
@@ -418,9 +440,7 @@ impl Services {
     /// Finds the user a path segment names, or 404 naming it.
     pub async fn resolve_user(&self, caller: Option<&Caller>, r: &UserRef) -> Result<User> {
         let key = match r {
-            UserRef::Current => {
-                return caller.map(|c| c.user.clone()).ok_or(Error::Unauthenticated);
-            }
+            UserRef::Current => return current(caller).map(|c| c.user.clone()),
             UserRef::Key(key) => key,
         };
         if let Some(id) = key.id {
@@ -439,7 +459,7 @@ impl Services {
     /// Finds only the id of the user a segment names (cheaper), or 404.
     pub async fn resolve_user_id(&self, caller: Option<&Caller>, r: &UserRef) -> Result<UserId> {
         match r {
-            UserRef::Current => caller.map(|c| c.user.id).ok_or(Error::Unauthenticated),
+            UserRef::Current => current(caller).map(|c| c.user.id),
             UserRef::Key(key) => {
                 if let Some(id) = key.id {
                     if self.store.user_exists(id).await? {
@@ -486,6 +506,18 @@ impl Services {
             .store
             .is_member(user, &[SYSTEM_ADMINISTRATORS_ID])
             .await?)
+    }
+}
+
+/// The caller `@current` names: 401 without one, 400 for the operator, who has no
+/// account.
+fn current(caller: Option<&Caller>) -> Result<&Caller> {
+    match caller {
+        None => Err(Error::Unauthenticated),
+        Some(c) if c.is_operator() => Err(Error::BadRequest(
+            "'@current' names the signed-in user, and there is none here; name the user by id, username or email.".into(),
+        )),
+        Some(c) => Ok(c),
     }
 }
 

@@ -7,11 +7,11 @@ use serde_json::{Map, Value};
 use super::{Caller, Error, ListRequest, Patch, Result, Services};
 use crate::clock::parse_rfc3339;
 use crate::domain::group::Group;
-use crate::domain::ids::{GroupRef, UserRef};
+use crate::domain::ids::{GroupId, GroupRef, SYSTEM_ADMINISTRATORS_ID, UserRef};
 use crate::domain::names::{self, FieldError, MAX_STRING};
 use crate::domain::password_policy;
 use crate::domain::user::{Provider, User};
-use crate::store::{GroupScope, OnAccept, Page, UserScope};
+use crate::store::{GroupScope, OnAccept, Page, StoreError, UserScope};
 
 /// The body of a create, update (PUT) or merge patch (PATCH). Read-only properties the
 /// client sends back (`id`, `status`, counters, ...) are simply not read.
@@ -143,12 +143,24 @@ fn check_frequency(p: &Patch<i64>) -> Result<()> {
 
 impl Services {
     /// `POST /users`.
-    #[tracing::instrument(skip_all)]
     pub async fn create_user(
         &self,
         caller: &Caller,
         input: UserInput,
         opts: CreateOptions,
+    ) -> Result<User> {
+        self.create_user_in(caller, input, opts, &[]).await
+    }
+
+    /// Creates a user who is, in the same transaction, a direct member of `groups`
+    /// (`gatehouse user create --admin`, the bootstrap's `admin`): all or nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_user_in(
+        &self,
+        caller: &Caller,
+        input: UserInput,
+        opts: CreateOptions,
+        groups: &[GroupId],
     ) -> Result<User> {
         caller.require_admin()?;
         let now = self.now();
@@ -201,9 +213,62 @@ impl Services {
             expiry: expiry.value().copied(),
             ..User::new(username, email, now).with_password(password_hash, now)
         };
-        self.store().create_user(&user, &[]).await?;
+        self.store()
+            .create_user(&user, groups)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => super::group_not_found(
+                    &groups
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                e => e.into(),
+            })?;
         tracing::info!(user_id = %user.id, username = %user.username, "user created");
         Ok(user)
+    }
+
+    /// Recovery (`gatehouse admin reset-password`, and the start-up bootstrap with
+    /// `GATEHOUSE_ADMIN_PASSWORD`): gives the user `r` names the password `new` and
+    /// makes the account usable again, in one transaction: lockout and suspension
+    /// lifted, an expiry that has passed cleared, earlier tokens revoked; with `admin`,
+    /// also a direct member of System Administrators. The password policy applies as
+    /// everywhere; API-key users have no password.
+    #[tracing::instrument(skip_all)]
+    pub async fn recover_account(
+        &self,
+        caller: &Caller,
+        r: &UserRef,
+        new: &str,
+        admin: bool,
+    ) -> Result<User> {
+        caller.require_admin()?;
+        if !password_policy::within_bound(new) {
+            return Err(FieldError::new("new", "password must be at most 1024 bytes long").into());
+        }
+        let user = self.resolve_user(Some(caller), r).await?;
+        if user.provider != Provider::Contensis {
+            return Err(FieldError::new("new", "API-key users have no password").into());
+        }
+        password_policy::check(
+            new,
+            &[user.first_name.as_deref(), user.last_name.as_deref()],
+        )?;
+        let hash = self.hash_password(new.to_owned()).await?;
+        let groups: &[GroupId] = if admin {
+            &[SYSTEM_ADMINISTRATORS_ID]
+        } else {
+            &[]
+        };
+        self.store()
+            .recover_user(user.id, &hash, groups, self.now())
+            .await?;
+        self.callers_changed(&[user.id]);
+        tracing::info!(user_id = %user.id, username = %user.username, admin, "account recovered: password set, unlocked, unsuspended");
+        let stored = self.store().get_user(user.id).await?;
+        stored.ok_or_else(|| super::user_not_found(&user.username))
     }
 
     /// `GET /users/{user}`.

@@ -486,6 +486,24 @@ pub trait Store: Send + Sync + 'static {
     /// still sign in. Returns the user as stored afterwards.
     async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User>;
 
+    /// Makes an account usable again with a new password, in one transaction: sets the
+    /// hash (revoking earlier tokens, clearing a due reset), lifts a lockout and a
+    /// suspension, clears an expiry that has passed, and makes the user a direct member
+    /// of `groups`. [`StoreError::NotFound`] when there is no such user, or it is an
+    /// API-key user (which has no password).
+    async fn recover_user(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        groups: &[GroupId],
+        now: Millis,
+    ) -> StoreResult<()>;
+
+    /// Whether System Administrators has a member, direct or through a child group, who
+    /// can sign in at `now`: not suspended, locked or expired, and with a password, or
+    /// an API-key user with an enabled key.
+    async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool>;
+
     /// Applies a status change. Suspending the last active administrator is refused.
     async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis)
     -> StoreResult<()>;

@@ -836,6 +836,43 @@ impl Store for PgStore {
         .await
     }
 
+    async fn recover_user(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        groups: &[GroupId],
+        now: Millis,
+    ) -> StoreResult<()> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(sql::RECOVER_USER)
+                .bind(id.to_string())
+                .bind(&hash.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(sql::REVOKE_USER_TOKENS)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            insert_memberships(&mut tx, id, groups).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(sql::ADMIN_CAN_SIGN_IN)
+            .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn set_user_state(
         &self,
         id: UserId,

@@ -325,6 +325,29 @@ pub(crate) const ADMIN_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM group_closure 
     AND (u.provider_type <> 'apiKey' OR EXISTS (SELECT 1 FROM api_keys k \
     WHERE k.user_id = u.id AND k.enabled = TRUE)))";
 
+/// `$1` System Administrators, `$2` now: whether a member (direct, or through a child
+/// group) can sign in: neither suspended, locked nor expired, and either with a password
+/// or an API-key user whose key is enabled. Start-up asks this before it creates or
+/// repairs the `admin` user ([`ADMIN_LEFT`] does not ask for a password: it guards
+/// removals, and a member without one still counts there).
+pub(crate) const ADMIN_CAN_SIGN_IN: &str = "SELECT EXISTS (SELECT 1 FROM group_closure c \
+    JOIN groups mg ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
+    JOIN users u ON u.seq = m.user_seq \
+    WHERE c.ancestor_id = $1 AND u.suspended = FALSE AND u.locked = FALSE \
+    AND (u.expiry IS NULL OR u.expiry > $2) \
+    AND ((u.provider_type <> 'apiKey' AND u.password_hash IS NOT NULL) \
+    OR (u.provider_type = 'apiKey' AND EXISTS (SELECT 1 FROM api_keys k \
+    WHERE k.user_id = u.id AND k.enabled = TRUE))))";
+
+/// `$1` id, `$2` password hash, `$3` now: a recovery in one statement: the new password
+/// (earlier tokens revoked, a due reset cleared), the lockout and the suspension lifted,
+/// an expiry that has passed cleared.
+pub(crate) const RECOVER_USER: &str = "UPDATE users SET password_hash = $2, \
+    password_changed = $3, modified = $3, password_reset_required = FALSE, \
+    token_version = token_version + 1, locked = FALSE, failed_since_success = 0, \
+    suspended = FALSE, expiry = CASE WHEN expiry <= $3 THEN NULL ELSE expiry END \
+    WHERE id = $1 AND provider_type <> 'apiKey'";
+
 /// `$1` parent, `$2` child: closure rows for every (ancestor of parent, descendant of
 /// child) pair, after the edge was added.
 pub(crate) const EXTEND_CLOSURE: &str = "INSERT INTO group_closure (ancestor_id, \

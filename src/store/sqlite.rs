@@ -859,6 +859,47 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn recover_user(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        groups: &[GroupId],
+        now: Millis,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(sql::RECOVER_USER)
+            .bind(id.to_string())
+            .bind(&hash.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(sql::REVOKE_USER_TOKENS)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for g in groups {
+            sqlx::query(sql::INSERT_MEMBER)
+                .bind(g.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fk_or)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(sql::ADMIN_CAN_SIGN_IN)
+            .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
+            .bind(now)
+            .fetch_one(&self.writer)
+            .await?)
+    }
+
     async fn set_user_state(
         &self,
         id: UserId,

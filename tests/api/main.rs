@@ -7,6 +7,7 @@ mod helpers;
 mod attacks;
 mod auth;
 mod backend_parity;
+mod cli;
 mod crash;
 mod credentials;
 mod docs;

@@ -119,10 +119,10 @@ async fn a_self_service_email_change_does_not_inherit_an_imported_admins_groups(
         .await
         .expect(StatusCode::FORBIDDEN);
 
-    // `--strict` turns any conflict into a failed run (exit code 3), and still grants
+    // `--strict` turns any conflict into a failed run (exit code 4), and still grants
     // nothing.
     let run = import(&app, &file, &["--strict"]);
-    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
     assert_eq!(run.stats["conflicts"], 3, "{}", run.stats);
     assert!(!is_admin(&app, "mallory").await);
 
@@ -188,7 +188,7 @@ async fn crafted_password_hashes_are_refused_with_the_bound_they_break() {
     assert!(!app.login("fine", PASSWORD).await.is_empty());
 
     let run = import(&app, &file, &["--strict"]);
-    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
 }
 
 /// A clear password is held to the policy a create through the API is.
