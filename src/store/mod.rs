@@ -15,6 +15,8 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 mod sqlite_direct;
+mod transactions;
+mod tx;
 
 use std::collections::HashSet;
 

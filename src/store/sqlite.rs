@@ -5,49 +5,45 @@
 //! WAL lets reads go on while it writes. `synchronous=FULL` makes every acknowledged
 //! commit durable across a power loss.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::ops::DerefMut;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use rusqlite::OptionalExtension as _;
 
 use super::filter_sql::{Dialect, SqlValue};
 use super::group_graph::{GraphCache, GroupGraph, MAX_CLOSURE_ROWS, Resolved};
-use super::import_match::{Decision, Known, Matcher};
 use super::name_cache::NameCache;
-use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
+use super::sql::{self, ListSql, push_ids};
 use super::sqlite_direct::{
     BUSY_TIMEOUT, BatchWriter, ByName, ColumnIndex, Readers, WAL_SIZE_LIMIT, by_name,
 };
+use super::transactions;
+use super::tx::{Lock, RowLock, Tx};
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, OnAccept, Page,
-    PasswordAttempt, PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError,
-    StoreResult, StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, Page, PasswordAttempt,
+    PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult,
+    StoredKey, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
 use crate::domain::group::Group;
-use crate::domain::ids::{
-    ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
-};
-use crate::domain::names::name_key;
+use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
 
 /// Rows an unfiltered, default-ordered user page may walk and still run on the calling
 /// thread (an index walk of this many rows takes well under a millisecond).
 const INLINE_WALK: u64 = 1_000;
-
-/// Rows per multi-row statement in imports (24 values a user row: well under SQLite's
-/// 32,766 bound parameters).
-const IMPORT_CHUNK: usize = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -275,65 +271,6 @@ impl sql::RowColumns for SqliteRow {
     }
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    sql::user_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// Inserts the identifier keys of a user, naming which field collided.
-async fn insert_identifiers(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
-    let id = user.id.to_string();
-    let username_key = name_key(&user.username);
-    let email_key = name_key(&user.email);
-    sqlx::query(sql::INSERT_IDENTIFIER)
-        .bind(&username_key)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
-    if email_key != username_key {
-        sqlx::query(sql::INSERT_IDENTIFIER)
-            .bind(&email_key)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::Email))?;
-    }
-    Ok(())
-}
-
-/// Inserts a user row and its identifier keys.
-async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
-    sqlx::query(sql::INSERT_USER)
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(name_key(&user.username))
-        .bind(name_key(&user.email))
-        .bind(user.first_name.as_deref().map(name_key))
-        .bind(user.last_name.as_deref().map(name_key))
-        .bind(&user.timezone)
-        .bind(&user.language)
-        .bind(custom_text(&user.custom))
-        .bind(user.provider.as_str())
-        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
-        .bind(user.password_change_frequency)
-        .bind(user.password_expirable)
-        .bind(user.suspended)
-        .bind(user.locked)
-        .bind(user.password_reset_flag)
-        .bind(user.opt_out_of_notifications)
-        .bind(user.created)
-        .bind(user.modified)
-        .bind(user.expiry)
-        .bind(user.password_changed)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
-    insert_identifiers(conn, user).await
-}
-
 impl SqliteStore {
     /// Reads one API key by a unique column (a fixed name, never client input).
     async fn api_key_where(
@@ -354,110 +291,226 @@ impl SqliteStore {
     }
 }
 
-/// Whether `user` is, directly or through child groups, in System Administrators.
-async fn is_admin(conn: &mut SqliteConnection, user: UserId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(sql::IS_ADMIN)
-        .bind(user.to_string())
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .fetch_one(&mut *conn)
-        .await?)
+impl SqliteStore {
+    /// Begins a transaction on sqlx's writer for a function of `transactions.rs`, with
+    /// `BEGIN IMMEDIATE`: the write lock first, so a row read in it stays as read until
+    /// the commit.
+    async fn begin(&self) -> StoreResult<SqliteTx<Transaction<'static, Sqlite>>> {
+        Ok(SqliteTx(self.writer.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
+    /// sqlx's writer, for a function of `transactions.rs` that is one statement.
+    async fn connection(&self) -> StoreResult<SqliteTx<PoolConnection<Sqlite>>> {
+        Ok(SqliteTx(self.writer.acquire().await?))
+    }
 }
 
-/// Reads a user in a transaction.
-async fn read_user(conn: &mut SqliteConnection, id: UserId) -> StoreResult<Option<User>> {
-    let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
-    let row = sqlx::query(&text)
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(user_from_row).transpose()?)
+/// The executor of `transactions.rs` over sqlx's writer connection (in a transaction
+/// or not).
+struct SqliteTx<C>(C);
+
+impl SqliteTx<Transaction<'static, Sqlite>> {
+    /// Commits, and hands back what the transaction made.
+    async fn commit<T>(self, out: T) -> StoreResult<T> {
+        self.0.commit().await?;
+        Ok(out)
+    }
 }
 
-/// Whether `group` is System Administrators or lies below it.
-async fn is_under_admins(conn: &mut SqliteConnection, group: GroupId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(sql::IS_UNDER)
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .bind(group.to_string())
-        .fetch_one(&mut *conn)
-        .await?)
-}
+impl<C: DerefMut<Target = SqliteConnection> + Send> Tx for SqliteTx<C> {
+    type Row = SqliteRow;
 
-/// Refuses the transaction if System Administrators has no active (not suspended, not
-/// expired) member left.
-async fn admin_guard(conn: &mut SqliteConnection, now: Millis) -> StoreResult<()> {
-    let left: bool = sqlx::query_scalar(sql::ADMIN_LEFT)
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-    if left {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn row_lock(&self, _: RowLock) -> &'static str {
+        ""
+    }
+
+    async fn lock(&mut self, _: Lock<'_>) -> StoreResult<()> {
         Ok(())
-    } else {
-        Err(StoreError::LastAdmin)
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
+        let done = sqlx::query_with(sql, sqlx_args(args)?)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execute_once(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
+        self.execute(sql, args).await
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[SqlValue],
+    ) -> StoreResult<Option<SqliteRow>> {
+        Ok(sqlx::query_with(sql, sqlx_args(args)?)
+            .fetch_optional(&mut *self.0)
+            .await?)
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<SqliteRow>> {
+        Ok(sqlx::query_with(sql, sqlx_args(args)?)
+            .fetch_all(&mut *self.0)
+            .await?)
+    }
+
+    async fn fetch_flag(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar_with(sql, sqlx_args(args)?)
+            .fetch_one(&mut *self.0)
+            .await?)
+    }
+
+    async fn fetch_texts(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar_with(sql, sqlx_args(args)?)
+            .fetch_all(&mut *self.0)
+            .await?)
     }
 }
 
-/// Adds the edge parent → child and its closure rows; `Ok(false)` if it existed.
-/// Refuses an edge that would make a group contain itself.
-async fn link_child(
-    conn: &mut SqliteConnection,
-    parent: GroupId,
-    child: GroupId,
-) -> StoreResult<bool> {
-    if child == parent {
-        return Err(StoreError::Cycle);
-    }
-    let (p, c) = (parent.to_string(), child.to_string());
-    let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
-        .bind(&c)
-        .bind(&p)
-        .fetch_one(&mut *conn)
-        .await?;
-    if cycle {
-        return Err(StoreError::Cycle);
-    }
-    let added = sqlx::query(sql::INSERT_CHILD)
-        .bind(&p)
-        .bind(&c)
-        .execute(&mut *conn)
-        .await
-        .map_err(fk_or)?;
-    if added.rows_affected() == 0 {
-        return Ok(false);
-    }
-    sqlx::query(sql::EXTEND_CLOSURE)
-        .bind(&p)
-        .bind(&c)
-        .execute(&mut *conn)
-        .await?;
-    Ok(true)
+/// The executor of `transactions.rs` over the batch writer's rusqlite connection, inside
+/// the batch's transaction (in the change's savepoint). Nothing it does waits, so the
+/// logic's futures finish on their first poll ([`run_now`]).
+struct Direct<'c>(&'c rusqlite::Connection);
+
+/// A row the batch writer read, with its values.
+struct OwnedRow {
+    columns: Vec<String>,
+    values: Vec<rusqlite::types::Value>,
 }
 
-/// Rebuilds the closure rows of every group at or below `top` from the edges. Called
-/// after an edge into that subtree went away; cost is the subtree size times its depth.
-async fn rebuild_closure_below(conn: &mut SqliteConnection, top: &[String]) -> StoreResult<()> {
-    let mut below: Vec<String> = Vec::new();
-    for t in top {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT descendant_id FROM group_closure WHERE ancestor_id = $1")
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await?;
-        below.extend(ids);
+impl OwnedRow {
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> StoreResult<T> {
+        let at = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| {
+                StoreError::Other(rusqlite::Error::InvalidColumnName(column.to_owned()).into())
+            })?;
+        Ok(T::column_result((&self.values[at]).into())?)
     }
-    below.sort();
-    below.dedup();
-    for d in &below {
-        sqlx::query(sql::CLEAR_ANCESTORS)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(sql::INSERT_ANCESTORS)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
+}
+
+impl sql::RowColumns for OwnedRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        self.get(column)
     }
-    Ok(())
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        self.get(column)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        self.get(column)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        self.get(column)
+    }
+}
+
+impl Direct<'_> {
+    /// Every row of a query, each value of it.
+    fn rows(&self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<OwnedRow>> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        bind_numbered(&mut stmt, args)?;
+        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = stmt.raw_query();
+        let mut all = Vec::new();
+        while let Some(row) = rows.next()? {
+            let values = (0..columns.len())
+                .map(|i| row.get(i))
+                .collect::<rusqlite::Result<_>>()?;
+            all.push(OwnedRow {
+                columns: columns.clone(),
+                values,
+            });
+        }
+        Ok(all)
+    }
+
+    /// The first column of each row of a query.
+    fn column<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        args: &[SqlValue],
+    ) -> StoreResult<Vec<T>> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        bind_numbered(&mut stmt, args)?;
+        let mut rows = stmt.raw_query();
+        let mut all = Vec::new();
+        while let Some(row) = rows.next()? {
+            all.push(row.get(0)?);
+        }
+        Ok(all)
+    }
+}
+
+impl Tx for Direct<'_> {
+    type Row = OwnedRow;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn row_lock(&self, _: RowLock) -> &'static str {
+        ""
+    }
+
+    async fn lock(&mut self, _: Lock<'_>) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        bind_numbered(&mut stmt, args)?;
+        Ok(stmt.raw_execute()? as u64)
+    }
+
+    async fn execute_once(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
+        self.execute(sql, args).await
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[SqlValue],
+    ) -> StoreResult<Option<OwnedRow>> {
+        Ok(self.rows(sql, args)?.into_iter().next())
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<OwnedRow>> {
+        self.rows(sql, args)
+    }
+
+    async fn fetch_flag(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<bool> {
+        self.column(sql, args)?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn fetch_texts(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<String>> {
+        self.column(sql, args)
+    }
+}
+
+/// Runs a function of `transactions.rs` on the batch writer's thread, with [`Direct`]:
+/// its statements never wait, so the future is done after one poll.
+fn run_now<T>(work: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    use std::task::{Context, Poll, Waker};
+    let mut work = std::pin::pin!(work);
+    match work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(StoreError::Other(
+            "a change on the batch writer waited, which its executor never does".into(),
+        )),
+    }
 }
 
 /// Binds [`SqlValue`]s for sqlx's SQLite driver.
@@ -467,36 +520,43 @@ fn sqlx_args(params: &[SqlValue]) -> StoreResult<sqlx::sqlite::SqliteArguments<'
     for p in params {
         match p {
             SqlValue::Null => args.add(None::<i64>),
+            SqlValue::NullText => args.add(None::<String>),
             SqlValue::Bool(b) => args.add(*b),
             SqlValue::Int(i) => args.add(*i),
             SqlValue::Real(r) => args.add(*r),
             SqlValue::Text(s) => args.add(s.clone()),
+            SqlValue::Blob(b) => args.add(b.clone()),
+            SqlValue::TextArray(_) => Err(NO_ARRAYS.into()),
         }
         .map_err(StoreError::Other)?;
     }
     Ok(args)
 }
 
-fn values(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
-    use rusqlite::types::Value;
-    params
-        .iter()
-        .map(|p| match p {
-            SqlValue::Null => Value::Null,
-            SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
-            SqlValue::Int(i) => Value::Integer(*i),
-            SqlValue::Real(r) => Value::Real(*r),
-            SqlValue::Text(s) => Value::Text(s.clone()),
+/// Binds a [`SqlValue`] for rusqlite, text and bytes without a copy.
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            SqlValue::Null | SqlValue::NullText => ToSqlOutput::Owned(Value::Null),
+            SqlValue::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            SqlValue::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            SqlValue::Real(r) => ToSqlOutput::Owned(Value::Real(*r)),
+            SqlValue::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            SqlValue::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            SqlValue::TextArray(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(NO_ARRAYS.into()));
+            }
         })
-        .collect()
+    }
 }
+
+/// Why a [`SqlValue::TextArray`] cannot be bound here.
+const NO_ARRAYS: &str = "SQLite has no arrays: a statement for PostgreSQL was run on SQLite";
 
 /// Binds `$N` placeholders to `params[N - 1]`. (SQLite numbers named parameters by
 /// first appearance, and a list's text may name `$3` before `$1` or name one twice.)
-fn bind_numbered(
-    stmt: &mut rusqlite::Statement<'_>,
-    params: &[rusqlite::types::Value],
-) -> StoreResult<()> {
+fn bind_numbered(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> StoreResult<()> {
     for index in 1..=stmt.parameter_count() {
         let value = stmt
             .parameter_name(index)
@@ -515,7 +575,7 @@ fn bind_numbered(
 fn rows_of<T>(
     c: &rusqlite::Connection,
     text: &str,
-    params: &[rusqlite::types::Value],
+    params: &[SqlValue],
     map: fn(&ByName<'_, '_>) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut stmt = c.prepare_cached(text)?;
@@ -541,9 +601,9 @@ async fn fetch_page<T: Send + 'static>(
     map: fn(&ByName<'_, '_>) -> StoreResult<T>,
 ) -> StoreResult<Page<T>> {
     let count_sql = list.count_sql();
-    let count_params = values(list.count_params());
+    let count_params = list.count_params().to_vec();
     let page_sql = list.page_sql(page);
-    let page_params = values(&list.params);
+    let page_params = list.params.clone();
     let count = async {
         match total {
             Some(n) => Ok(n),
@@ -575,22 +635,9 @@ impl Store for SqliteStore {
     }
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let id = SYSTEM_ADMINISTRATORS_ID.to_string();
-        sqlx::query(sql::INSERT_SYSTEM_GROUP)
-            .bind(&id)
-            .bind(SYSTEM_ADMINISTRATORS_NAME)
-            .bind(name_key(SYSTEM_ADMINISTRATORS_NAME))
-            .bind("Members may call every endpoint.")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(sql::INSERT_SELF_CLOSURE)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::ensure_system_group(&mut tx, now).await?;
+        tx.commit(out).await
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
@@ -598,18 +645,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        insert_user(&mut tx, user).await?;
-        for g in groups {
-            sqlx::query(sql::INSERT_MEMBER)
-                .bind(g.to_string())
-                .bind(user.id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::create_user(&mut tx, user, groups).await?;
+        tx.commit(out).await
     }
 
     async fn user_exists(&self, id: UserId) -> StoreResult<bool> {
@@ -629,168 +667,9 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
-        let mut stats = ImportStats::default();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        // Users: read every user a record could be (by its names, or by its id when the
-        // record gave one) inside this transaction, which holds the write lock, and
-        // decide each record against those rows (module `import_match`). An existing
-        // user's memberships go to that user; a conflict's are dropped.
-        let mut matcher = Matcher::default();
-        let mut remap: HashMap<UserId, UserId> = HashMap::new();
-        let mut dropped: HashSet<UserId> = HashSet::new();
-        let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
-        for chunk in batch.users.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT id, username_lc, email_lc FROM users WHERE id IN \
-                 (SELECT user_id FROM user_identifiers WHERE key IN (",
-            );
-            let mut list = q.separated(", ");
-            for u in chunk {
-                list.push_bind(name_key(&u.username));
-                list.push_bind(name_key(&u.email));
-            }
-            q.push("))");
-            let given: Vec<String> = chunk
-                .iter()
-                .filter(|u| batch.ids_given.contains(&u.id))
-                .map(|u| u.id.to_string())
-                .collect();
-            if !given.is_empty() {
-                q.push(" OR id IN (");
-                let mut list = q.separated(", ");
-                for id in given {
-                    list.push_bind(id);
-                }
-                q.push(")");
-            }
-            for row in q.build().fetch_all(&mut *tx).await? {
-                let id: String = row.try_get("id")?;
-                matcher.add(Known {
-                    id: parse_uuid(&id, UserId::from_uuid)?,
-                    username_key: row.try_get("username_lc")?,
-                    email_key: row.try_get("email_lc")?,
-                });
-            }
-            for user in chunk {
-                match matcher.decide(
-                    user,
-                    batch.ids_given.contains(&user.id),
-                    !batch.existing_only.contains(&user.id),
-                ) {
-                    Decision::Fresh => fresh.push(user),
-                    Decision::Existing(id) => {
-                        remap.insert(user.id, id);
-                        stats.users_skipped += 1;
-                    }
-                    Decision::Conflict(reason) => {
-                        dropped.insert(user.id);
-                        stats.conflicts.push((user.id, reason));
-                    }
-                }
-            }
-        }
-        for chunk in fresh.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO users (id, username, email, first_name, last_name, username_lc, \
-                 email_lc, first_name_lc, last_name_lc, timezone, language, custom, provider_type, \
-                 password_hash, password_change_frequency, password_expirable, suspended, locked, \
-                 password_reset_required, opt_out_of_notifications, created, modified, expiry, \
-                 password_changed) ",
-            );
-            q.push_values(chunk, |mut b, u| {
-                b.push_bind(u.id.to_string())
-                    .push_bind(u.username.clone())
-                    .push_bind(u.email.clone())
-                    .push_bind(u.first_name.clone())
-                    .push_bind(u.last_name.clone())
-                    .push_bind(name_key(&u.username))
-                    .push_bind(name_key(&u.email))
-                    .push_bind(u.first_name.as_deref().map(name_key))
-                    .push_bind(u.last_name.as_deref().map(name_key))
-                    .push_bind(u.timezone.clone())
-                    .push_bind(u.language.clone())
-                    .push_bind(custom_text(&u.custom))
-                    .push_bind(u.provider.as_str())
-                    .push_bind(u.password_hash.as_ref().map(|h| h.0.clone()))
-                    .push_bind(u.password_change_frequency)
-                    .push_bind(u.password_expirable)
-                    .push_bind(u.suspended)
-                    .push_bind(u.locked)
-                    .push_bind(u.password_reset_flag)
-                    .push_bind(u.opt_out_of_notifications)
-                    .push_bind(u.created)
-                    .push_bind(u.modified)
-                    .push_bind(u.expiry)
-                    .push_bind(u.password_changed);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::Username))?;
-            let mut q = QueryBuilder::<Sqlite>::new(sql::IMPORT_IDENTIFIERS_HEAD);
-            let pairs: Vec<(String, String)> = chunk
-                .iter()
-                .flat_map(|u| {
-                    let (uk, ek) = (name_key(&u.username), name_key(&u.email));
-                    let id = u.id.to_string();
-                    let email = (ek != uk).then(|| (ek, id.clone()));
-                    std::iter::once((uk, id)).chain(email)
-                })
-                .collect();
-            q.push_values(&pairs, |mut b, (k, id)| {
-                b.push_bind(k.as_str()).push_bind(id.as_str());
-            });
-            q.push(sql::IMPORT_IDENTIFIERS_TAIL);
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::Email))?;
-            stats.users += chunk.len() as u64;
-        }
-        for group in &batch.groups {
-            let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
-                .bind(group.id.to_string())
-                .bind(&group.name)
-                .bind(name_key(&group.name))
-                .bind(&group.description)
-                .bind(group.kind.as_str())
-                .bind(custom_text(&group.custom))
-                .bind(group.created)
-                .bind(group.modified)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                stats.groups_skipped += 1;
-                continue;
-            }
-            sqlx::query(sql::INSERT_SELF_CLOSURE)
-                .bind(group.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            stats.groups += 1;
-        }
-        let members: Vec<(String, String)> = batch
-            .members
-            .iter()
-            .filter(|(_, u)| !dropped.contains(u))
-            .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
-            .collect();
-        for chunk in members.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(sql::IMPORT_MEMBERS_HEAD);
-            q.push_values(chunk, |mut b, (g, u)| {
-                b.push_bind(g.as_str()).push_bind(u.as_str());
-            });
-            q.push(sql::IMPORT_MEMBERS_TAIL);
-            let done = q.build().execute(&mut *tx).await.map_err(fk_or)?;
-            stats.members += done.rows_affected();
-        }
-        for (parent, child) in &batch.children {
-            if link_child(&mut tx, *parent, *child).await? {
-                stats.children += 1;
-            }
-        }
-        tx.commit().await?;
-        Ok(stats)
+        let mut tx = self.begin().await?;
+        let out = transactions::import(&mut tx, batch).await?;
+        tx.commit(out).await
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -814,49 +693,15 @@ impl Store for SqliteStore {
     }
 
     async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
-        let id = after.id;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some((text, params)) = sql::profile_update(before, after) {
-            let done = sqlx::query_with(&text, sqlx_args(&params)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::Username))?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-        }
-        let stored = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        if sql::renames(before, after) {
-            sqlx::query(sql::DELETE_IDENTIFIERS)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            insert_identifiers(&mut tx, &stored).await?;
-        }
-        if sql::sets_expiry(before, after) && is_admin(&mut tx, id).await? {
-            admin_guard(&mut tx, Millis::MAX).await?;
-        }
-        tx.commit().await?;
-        Ok(stored)
+        let mut tx = self.begin().await?;
+        let out = transactions::update_user_profile(&mut tx, before, after).await?;
+        tx.commit(out).await
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(sql::SET_PASSWORD)
-            .bind(id.to_string())
-            .bind(&hash.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(sql::REVOKE_USER_TOKENS)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::set_password(&mut tx, id, hash, now).await?;
+        tx.commit(out).await
     }
 
     async fn set_user_state(
@@ -865,43 +710,15 @@ impl Store for SqliteStore {
         change: StateChange,
         now: Millis,
     ) -> StoreResult<()> {
-        let set = sql::state_change_set(change);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let text = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
-        let done = sqlx::query(&text)
-            .bind(id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        if change == StateChange::Suspend && is_admin(&mut tx, id).await? {
-            admin_guard(&mut tx, now).await?;
-        }
-        if sql::revokes_refresh_tokens(change) {
-            sqlx::query(sql::REVOKE_USER_TOKENS)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::set_user_state(&mut tx, id, change, now).await?;
+        tx.commit(out).await
     }
 
     async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-            .bind(id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let user = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(user)
+        let mut tx = self.begin().await?;
+        let out = transactions::record_login(&mut tx, id, now).await?;
+        tx.commit(out).await
     }
 
     async fn settle_password_attempt(
@@ -910,88 +727,20 @@ impl Store for SqliteStore {
         attempt: PasswordAttempt<'_>,
         now: Millis,
     ) -> StoreResult<Settled> {
-        // `BEGIN IMMEDIATE` takes the write lock first: the row read below is the one
-        // every other attempt waits behind.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let user = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        let key = id.to_string();
-        let accepted = attempt.accepted_by(&user, now);
-        if accepted {
-            match attempt.on_accept {
-                OnAccept::Login => {
-                    sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-                        .bind(&key)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                OnAccept::SetPassword(hash) => {
-                    sqlx::query(sql::SET_PASSWORD)
-                        .bind(&key)
-                        .bind(&hash.0)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(sql::REVOKE_USER_TOKENS)
-                        .bind(&key)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(sql::RESET_FAILURES)
-                        .bind(&key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        } else if user.password_hash.is_some() {
-            sqlx::query(sql::RECORD_LOGIN_FAILURE)
-                .bind(&key)
-                .bind(now)
-                .bind(i64::from(attempt.lock_after))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let after = read_user(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        let newly_locked = after.locked && !user.locked;
-        if newly_locked {
-            sqlx::query(sql::REVOKE_USER_TOKENS)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(if accepted {
-            Settled::Accepted(after)
-        } else {
-            Settled::Refused {
-                user: after,
-                newly_locked,
-            }
-        })
+        let mut tx = self.begin().await?;
+        let out = transactions::settle_password_attempt(&mut tx, id, attempt, now).await?;
+        tx.commit(out).await
     }
 
     async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()> {
-        sqlx::query(sql::REVOKE_USER_TOKENS)
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::revoke_refresh_tokens(&mut conn, id).await
     }
 
     async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let was_admin = is_admin(&mut tx, id).await?;
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if was_admin {
-            admin_guard(&mut tx, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let mut tx = self.begin().await?;
+        let out = transactions::delete_user(&mut tx, id, now).await?;
+        tx.commit(out).await
     }
 
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>> {
@@ -1012,33 +761,17 @@ impl Store for SqliteStore {
         // The default order over everyone, near the start: a bounded walk of the
         // username index, cheap enough to run here rather than hop to the blocking pool.
         let page_sql = list.page_sql(page);
-        let params = values(&list.params);
+        let params = &list.params;
         let items = self
             .direct
-            .read(|c| rows_of(c, &page_sql, &params, |r| sql::user_from(r)))?;
+            .read(|c| rows_of(c, &page_sql, params, |r| sql::user_from(r)))?;
         Ok(Page { items, total })
     }
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(sql::INSERT_GROUP)
-            .bind(group.id.to_string())
-            .bind(&group.name)
-            .bind(name_key(&group.name))
-            .bind(&group.description)
-            .bind(group.kind.as_str())
-            .bind(custom_text(&group.custom))
-            .bind(group.created)
-            .bind(group.modified)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-        sqlx::query(sql::INSERT_SELF_CLOSURE)
-            .bind(group.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::create_group(&mut tx, group).await?;
+        tx.commit(out).await
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
@@ -1069,43 +802,14 @@ impl Store for SqliteStore {
     }
 
     async fn update_group(&self, group: &Group) -> StoreResult<()> {
-        let done = sqlx::query(sql::UPDATE_GROUP)
-            .bind(group.id.to_string())
-            .bind(&group.name)
-            .bind(name_key(&group.name))
-            .bind(&group.description)
-            .bind(custom_text(&group.custom))
-            .bind(group.modified)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::update_group(&mut conn, group).await
     }
 
     async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let admin_related = is_under_admins(&mut tx, id).await?;
-        let children: Vec<String> =
-            sqlx::query_scalar("SELECT child_id FROM group_children WHERE parent_id = $1")
-                .bind(id.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
-        let done = sqlx::query("DELETE FROM groups WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        rebuild_closure_below(&mut tx, &children).await?;
-        if admin_related {
-            admin_guard(&mut tx, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let mut tx = self.begin().await?;
+        let out = transactions::delete_group(&mut tx, id, now).await?;
+        tx.commit(out).await
     }
 
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>> {
@@ -1114,16 +818,9 @@ impl Store for SqliteStore {
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
-        let g = group.to_string();
-        let users: Vec<String> = users.iter().map(UserId::to_string).collect();
+        let users = users.to_vec();
         self.batch
-            .write(move |c| {
-                let mut insert = c.prepare_cached(sql::INSERT_MEMBER)?;
-                for u in &users {
-                    insert.execute([&g, u])?;
-                }
-                Ok(())
-            })
+            .write(move |c| run_now(transactions::add_members(&mut Direct(c), group, &users)))
             .await
     }
 
@@ -1161,26 +858,14 @@ impl Store for SqliteStore {
     }
 
     async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
-        let (g, u) = (group.to_string(), user.to_string());
         self.batch
             .write(move |c| {
-                let removed = c.prepare_cached(sql::DELETE_MEMBER)?.execute([&g, &u])?;
-                if removed == 0 {
-                    return Ok(false);
-                }
-                let admins = SYSTEM_ADMINISTRATORS_ID.to_string();
-                let under_admins: bool = c
-                    .prepare_cached(sql::IS_UNDER)?
-                    .query_row([&admins, &g], |r| r.get(0))?;
-                if under_admins {
-                    let left: bool = c
-                        .prepare_cached(sql::ADMIN_LEFT)?
-                        .query_row(rusqlite::params![&admins, now], |r| r.get(0))?;
-                    if !left {
-                        return Err(StoreError::LastAdmin);
-                    }
-                }
-                Ok(true)
+                run_now(transactions::remove_member(
+                    &mut Direct(c),
+                    group,
+                    user,
+                    now,
+                ))
             })
             .await
     }
@@ -1194,7 +879,7 @@ impl Store for SqliteStore {
         let text = format!("{} IN ({set}))", sql::IS_MEMBER_OF_ANY_HEAD);
         self.direct.read(|c| {
             c.prepare_cached(&text)?
-                .query_row(rusqlite::params_from_iter(values(&params)), |r| r.get(0))
+                .query_row(rusqlite::params_from_iter(&params), |r| r.get(0))
         })
     }
 
@@ -1294,12 +979,9 @@ impl Store for SqliteStore {
     }
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        for child in children {
-            link_child(&mut tx, parent, *child).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::add_children(&mut tx, parent, children).await?;
+        tx.commit(out).await
     }
 
     async fn remove_child(
@@ -1308,81 +990,20 @@ impl Store for SqliteStore {
         child: GroupId,
         now: Millis,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2")
-            .bind(parent.to_string())
-            .bind(child.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let admin_related = is_under_admins(&mut tx, parent).await?;
-        rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
-        if admin_related {
-            admin_guard(&mut tx, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let mut tx = self.begin().await?;
+        let out = transactions::remove_child(&mut tx, parent, child, now).await?;
+        tx.commit(out).await
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_REFRESH_TOKEN)
-            .bind(&t.token_hash)
-            .bind(&t.family)
-            .bind(t.user_id.to_string())
-            .bind(&t.scope)
-            .bind(t.created)
-            .bind(t.expires)
-            .execute(&self.writer)
-            .await
-            .map_err(fk_or)?;
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::insert_refresh_token(&mut conn, t).await
     }
 
     async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "SELECT token_hash, family, user_id, scope, created, expires, used, revoked \
-             FROM refresh_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(RefreshUse::Invalid);
-        };
-        let used: bool = row.try_get("used")?;
-        let revoked: bool = row.try_get("revoked")?;
-        let family: String = row.try_get("family")?;
-        if revoked {
-            return Ok(RefreshUse::Invalid);
-        }
-        if used {
-            sqlx::query(sql::REVOKE_FAMILY)
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(RefreshUse::Reused);
-        }
-        let token = RefreshToken {
-            token_hash: row.try_get("token_hash")?,
-            family,
-            user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
-            scope: row.try_get("scope")?,
-            created: row.try_get("created")?,
-            expires: row.try_get("expires")?,
-        };
-        if token.expires <= now {
-            return Ok(RefreshUse::Invalid);
-        }
-        sqlx::query("UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(RefreshUse::Valid(token))
+        let mut tx = self.begin().await?;
+        let out = transactions::use_refresh_token(&mut tx, token_hash, now).await?;
+        tx.commit(out).await
     }
 
     async fn create_api_key(
@@ -1391,34 +1012,9 @@ impl Store for SqliteStore {
         user: &User,
         groups: &[GroupId],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        insert_user(&mut tx, user).await?;
-        for g in groups {
-            sqlx::query(sql::INSERT_MEMBER)
-                .bind(g.to_string())
-                .bind(user.id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-        }
-        sqlx::query(sql::INSERT_API_KEY)
-            .bind(key.id.to_string())
-            .bind(&key.name)
-            .bind(name_key(&key.name))
-            .bind(&key.description)
-            .bind(key.enabled)
-            .bind(&key.client_id)
-            .bind(&key.secret_hash)
-            .bind(key.user_id.to_string())
-            .bind(key.created)
-            .bind(key.created_by.map(|u| u.to_string()))
-            .bind(key.modified)
-            .bind(key.modified_by.map(|u| u.to_string()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::create_api_key(&mut tx, key, user, groups).await?;
+        tx.commit(out).await
     }
 
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
@@ -1441,56 +1037,15 @@ impl Store for SqliteStore {
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(sql::UPDATE_API_KEY)
-            .bind(key.id.to_string())
-            .bind(&key.name)
-            .bind(name_key(&key.name))
-            .bind(&key.description)
-            .bind(key.enabled)
-            .bind(key.modified)
-            .bind(key.modified_by.map(|u| u.to_string()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(sql::RENAME_API_KEY_USER)
-            .bind(key.user_id.to_string())
-            .bind(&key.name)
-            .bind(key.modified)
-            .bind(name_key(&key.name))
-            .execute(&mut *tx)
-            .await?;
-        if !key.enabled && is_admin(&mut tx, key.user_id).await? {
-            admin_guard(&mut tx, key.modified).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = transactions::update_api_key(&mut tx, key).await?;
+        tx.commit(out).await
     }
 
     async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(user) = user else {
-            return Ok(false);
-        };
-        let user_id = parse_uuid(&user, UserId::from_uuid)?;
-        let was_admin = is_admin(&mut tx, user_id).await?;
-        // The key row goes with its user (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(&user)
-            .execute(&mut *tx)
-            .await?;
-        if was_admin {
-            admin_guard(&mut tx, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let mut tx = self.begin().await?;
+        let out = transactions::delete_api_key(&mut tx, id, now).await?;
+        tx.commit(out).await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
@@ -1513,26 +1068,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.connection().await?;
+        transactions::delete_signing_key(&mut conn, kid).await
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.private_key)
-        .bind(&key.public_key)
-        .bind(key.created)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::insert_signing_key(&mut conn, key).await
     }
 }
 
