@@ -64,20 +64,20 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
-use std::future::Future;
-use std::ops::DerefMut;
+mod executor;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Arguments, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::filter_sql::{Dialect, SqlValue};
-use super::sql::{self, ListSql, push_ids};
+use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use super::filter_sql::Dialect;
+use super::sql::{self, ListSql};
 use super::transactions;
-use super::tx::{Lock, RowLock, Tx};
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
     RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -94,108 +94,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// Connections per process unless the caller chooses.
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 
-/// Advisory-lock class serializing group-graph writes (ASCII "GH" and 1).
-const GRAPH_LOCK: i32 = 0x4748_0001;
-/// Advisory-lock class serializing transactions that may remove an administrator.
-const ADMIN_LOCK: i32 = 0x4748_0002;
-/// Advisory-lock class serializing a refresh-token family's revocation and growth.
-const FAMILY_LOCK: i32 = 0x4748_0003;
-
-/// How often a transaction that hit a deadlock or serialization failure is retried.
-const MAX_RETRIES: u32 = 4;
-
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// The second key of every advisory lock: a hash of the schema the store lives in.
     scope: i32,
-}
-
-/// The executor of `transactions.rs` over one PostgreSQL transaction (or pooled
-/// connection).
-struct PgTx<C> {
-    conn: C,
-    /// [`PgStore::scope`].
-    scope: i32,
-}
-
-impl<C: DerefMut<Target = PgConnection> + Send> Tx for PgTx<C> {
-    type Row = PgRow;
-
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    fn row_lock(&self, mode: RowLock) -> &'static str {
-        match mode {
-            RowLock::Update => " FOR UPDATE",
-            RowLock::Share => " FOR SHARE",
-        }
-    }
-
-    /// Takes the advisory lock until the transaction ends: the class says which
-    /// invariant, the key is the schema's (for a family, with the family's mixed in).
-    async fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()> {
-        let (class, key) = match lock {
-            Lock::Graph => (GRAPH_LOCK, self.scope),
-            Lock::Admin => (ADMIN_LOCK, self.scope),
-            Lock::Family(family) => (FAMILY_LOCK, lock_key(family) ^ self.scope),
-        };
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(class)
-            .bind(key)
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(())
-    }
-
-    async fn execute(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
-        let done = sqlx::query_with(sql, bind_all(args)?)
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn execute_once(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
-        let done = sqlx::query_with(sql, bind_all(args)?)
-            .persistent(false)
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch_optional(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Option<PgRow>> {
-        Ok(sqlx::query_with(sql, bind_all(args)?)
-            .fetch_optional(&mut *self.conn)
-            .await?)
-    }
-
-    async fn fetch_all(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<PgRow>> {
-        Ok(sqlx::query_with(sql, bind_all(args)?)
-            .fetch_all(&mut *self.conn)
-            .await?)
-    }
-
-    async fn fetch_flag(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<bool> {
-        Ok(sqlx::query_scalar_with(sql, bind_all(args)?)
-            .fetch_one(&mut *self.conn)
-            .await?)
-    }
-
-    async fn fetch_texts(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar_with(sql, bind_all(args)?)
-            .fetch_all(&mut *self.conn)
-            .await?)
-    }
-}
-
-impl PgTx<Transaction<'static, Postgres>> {
-    /// Commits, and hands back what the transaction made.
-    async fn commit<T>(self, out: T) -> StoreResult<T> {
-        self.conn.commit().await?;
-        Ok(out)
-    }
 }
 
 impl PgStore {
@@ -255,10 +159,7 @@ impl PgStore {
         column: &'static str,
         value: &str,
     ) -> StoreResult<Option<ApiKey>> {
-        let text = format!(
-            "SELECT {} FROM api_keys WHERE {column} = $1",
-            sql::API_KEY_COLUMNS
-        );
+        let text = sql::api_key_by(column);
         let row = sqlx::query(&text)
             .bind(pg_text(value).as_ref())
             .fetch_optional(&self.pool)
@@ -289,101 +190,6 @@ async fn check_server(pool: &PgPool) -> StoreResult<()> {
         );
     }
     Ok(())
-}
-
-/// A stable 32-bit key for an advisory lock (FNV-1a; the same on every node).
-fn lock_key(s: &str) -> i32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    i32::from_be_bytes(h.to_be_bytes())
-}
-
-/// Whether an error is a deadlock or serialization failure, after which the whole
-/// transaction may simply run again.
-fn is_transient(e: &StoreError) -> bool {
-    let StoreError::Other(inner) = e else {
-        return false;
-    };
-    match inner.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("40P01" | "40001"))
-        }
-        _ => false,
-    }
-}
-
-/// Runs `attempt` (one whole transaction) again after a transient failure.
-async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = StoreResult<T>>,
-{
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if tries < MAX_RETRIES && is_transient(&e) => {
-                tries += 1;
-                tracing::debug!(error = %e, tries, "retrying a transaction");
-            }
-            other => return other,
-        }
-    }
-}
-
-/// PostgreSQL text cannot hold NUL, so no stored value contains one (the domain refuses
-/// control characters in what it writes). A NUL in a value the client searches with is
-/// swapped for U+FFFD, which keeps the query valid and, like the NUL, matches nothing
-/// stored; sending it as is would fail the whole query.
-fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains('\0') {
-        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
-/// Binds [`SqlValue`]s for sqlx's PostgreSQL driver, text through [`pg_text`].
-fn bind_all(params: &[SqlValue]) -> Result<PgArguments, sqlx::Error> {
-    let mut args = PgArguments::default();
-    for p in params {
-        match p {
-            SqlValue::Null => args.add(None::<i64>),
-            SqlValue::NullText => args.add(None::<String>),
-            SqlValue::Bool(b) => args.add(*b),
-            SqlValue::Int(i) => args.add(*i),
-            SqlValue::Real(r) => args.add(*r),
-            SqlValue::Text(s) => args.add(pg_text(s).into_owned()),
-            SqlValue::Blob(b) => args.add(b.clone()),
-            SqlValue::TextArray(a) => args.add(
-                a.iter()
-                    .map(|s| pg_text(s).into_owned())
-                    .collect::<Vec<_>>(),
-            ),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
-}
-
-impl sql::RowColumns for PgRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        Ok(self.try_get(column)?)
-    }
 }
 
 fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
@@ -470,7 +276,7 @@ impl Store for PgStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
+        let text = sql::user_by_id();
         let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -580,10 +386,7 @@ impl Store for PgStore {
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
-        let text = format!(
-            "SELECT {} FROM groups g WHERE g.id = $1",
-            sql::GROUP_COLUMNS
-        );
+        let text = sql::group_by_id();
         let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -637,12 +440,9 @@ impl Store for PgStore {
     }
 
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool> {
-        if groups.is_empty() {
+        let Some((text, params)) = sql::member_of_any(user, groups) else {
             return Ok(false);
-        }
-        let mut params = vec![SqlValue::Text(user.to_string())];
-        let set = push_ids(&mut params, groups);
-        let text = format!("{} IN ({set}))", sql::IS_MEMBER_OF_ANY_HEAD);
+        };
         Ok(sqlx::query_scalar_with(&text, bind_all(&params)?)
             .fetch_one(&self.pool)
             .await?)
@@ -778,17 +578,5 @@ impl Store for PgStore {
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
         let mut conn = self.connection().await?;
         transactions::insert_signing_key(&mut conn, key).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lock_key;
-
-    #[test]
-    fn lock_keys_are_stable_across_builds() {
-        // Nodes of different builds must agree on these, so they are pinned.
-        assert_eq!(lock_key("public"), -862_940_288);
-        assert_ne!(lock_key("public"), lock_key("gh_1"));
     }
 }

@@ -40,6 +40,33 @@ pub(crate) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.c
 pub(crate) const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, \
     secret_hash, user_id, created, created_by, modified, modified_by";
 
+/// `$1` id: the user ([`USER_COLUMNS`]).
+pub(crate) fn user_by_id() -> String {
+    format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1")
+}
+
+/// `$1` id: the group with its counts ([`GROUP_COLUMNS`]).
+pub(crate) fn group_by_id() -> String {
+    format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = $1")
+}
+
+/// `$1` the value of `column`, a unique column of API keys (a fixed name, never client
+/// input): the key ([`API_KEY_COLUMNS`]).
+pub(crate) fn api_key_by(column: &'static str) -> String {
+    format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {column} = $1")
+}
+
+/// Whether `user` is in any of `groups`, directly or not, with its values; `None` when
+/// `groups` is empty (the answer is no).
+pub(crate) fn member_of_any(user: UserId, groups: &[GroupId]) -> Option<(String, Vec<SqlValue>)> {
+    if groups.is_empty() {
+        return None;
+    }
+    let mut params = vec![SqlValue::Text(user.to_string())];
+    let set = push_ids(&mut params, groups);
+    Some((format!("{IS_MEMBER_OF_ANY_HEAD} IN ({set}))"), params))
+}
+
 /// `$1` id, `$2` username, `$3` email, `$4` first name, `$5` last name, `$6`–`$9` the
 /// same four folded with `name_key`, `$10` timezone, `$11` language, `$12` custom,
 /// `$13` provider, `$14` password hash, `$15` change frequency, `$16` expirable,
@@ -564,6 +591,67 @@ pub(crate) trait RowColumns {
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
     /// A boolean column.
     fn flag(&self, column: &str) -> StoreResult<bool>;
+}
+
+/// Any sqlx row (PostgreSQL's, SQLite's) reads its columns through sqlx's decoding.
+impl<R> RowColumns for R
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// Binds [`SqlValue`]s for a sqlx driver: `text` prepares each text (PostgreSQL swaps
+/// NUL), `array` binds a list of texts where the database has arrays.
+pub(crate) fn sqlx_arguments<'q, DB>(
+    params: &[SqlValue],
+    text: fn(&str) -> String,
+    array: fn(&mut DB::Arguments<'q>, Vec<String>) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<DB::Arguments<'q>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use sqlx::Arguments as _;
+    let mut args = DB::Arguments::<'q>::default();
+    for p in params {
+        match p {
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::NullText => args.add(None::<String>),
+            SqlValue::Bool(b) => args.add(*b),
+            SqlValue::Int(i) => args.add(*i),
+            SqlValue::Real(r) => args.add(*r),
+            SqlValue::Text(s) => args.add(text(s)),
+            SqlValue::Blob(b) => args.add(b.clone()),
+            SqlValue::TextArray(a) => array(&mut args, a.iter().map(|s| text(s)).collect()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
 }
 
 /// Maps a row selected with [`USER_COLUMNS`].

@@ -79,15 +79,12 @@ async fn insert_memberships(tx: &mut impl Tx, user: UserId, groups: &[GroupId]) 
 /// `FOR UPDATE`; SQLite's transaction holds the write lock already), so that a decision
 /// made on the row holds until the transaction ends.
 async fn read_user(tx: &mut impl Tx, user: UserId, lock: bool) -> StoreResult<Option<User>> {
-    let text = format!(
-        "SELECT {} FROM users u WHERE u.id = $1{}",
-        sql::USER_COLUMNS,
-        if lock {
-            tx.row_lock(RowLock::Update)
-        } else {
-            ""
-        }
-    );
+    let lock = if lock {
+        tx.row_lock(RowLock::Update)
+    } else {
+        ""
+    };
+    let text = sql::user_by_id() + lock;
     let row = tx.fetch_optional(&text, &[id(user)]).await?;
     row.as_ref().map(sql::user_from).transpose()
 }
@@ -380,7 +377,8 @@ pub(crate) async fn revoke_refresh_tokens(tx: &mut impl Tx, user: UserId) -> Sto
 pub(crate) async fn delete_user(tx: &mut impl Tx, user: UserId, now: Millis) -> StoreResult<bool> {
     tx.lock(Lock::Admin).await?;
     let was_admin = is_admin(tx, user).await?;
-    if tx.execute(sql::DELETE_USER, &[id(user)]).await? == 0 {
+    let removed = tx.execute(sql::DELETE_USER, &[id(user)]).await?;
+    if removed == 0 {
         return Ok(false);
     }
     if was_admin {
@@ -423,7 +421,8 @@ pub(crate) async fn delete_group(
     tx.lock(Lock::Admin).await?;
     let admin_related = is_under_admins(tx, group).await?;
     let children = tx.fetch_texts(sql::CHILDREN_OF, &[id(group)]).await?;
-    if tx.execute(sql::DELETE_GROUP, &[id(group)]).await? == 0 {
+    let removed = tx.execute(sql::DELETE_GROUP, &[id(group)]).await?;
+    if removed == 0 {
         return Ok(false);
     }
     rebuild_closure_below(tx, &children).await?;
@@ -461,11 +460,10 @@ pub(crate) async fn remove_member(
     now: Millis,
 ) -> StoreResult<bool> {
     tx.lock(Lock::Admin).await?;
-    if tx
+    let removed = tx
         .execute(sql::DELETE_MEMBER, &[id(group), id(user)])
-        .await?
-        == 0
-    {
+        .await?;
+    if removed == 0 {
         return Ok(false);
     }
     if is_under_admins(tx, group).await? {
@@ -497,11 +495,10 @@ pub(crate) async fn remove_child(
 ) -> StoreResult<bool> {
     tx.lock(Lock::Graph).await?;
     tx.lock(Lock::Admin).await?;
-    if tx
+    let removed = tx
         .execute(sql::DELETE_CHILD, &[id(parent), id(child)])
-        .await?
-        == 0
-    {
+        .await?;
+    if removed == 0 {
         return Ok(false);
     }
     let admin_related = is_under_admins(tx, parent).await?;

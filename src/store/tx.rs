@@ -3,7 +3,7 @@
 //!
 //! Role: let `transactions.rs` state each transaction's logic once, for SQLite and
 //! PostgreSQL alike. Statements take their values as [`SqlValue`]s and hand rows back
-//! as the driver's row type, read through [`RowColumns`]; errors are [`StoreError`]s
+//! as the driver's row type, read through [`RowColumns`]; errors are [`StoreError`](super::StoreError)s
 //! that still carry the driver's error, so `sql::unique_or` and `sql::fk_or` map them
 //! as before. The backends differ only in the hooks: how a transaction begins and is
 //! retried (each store's own code), [`Tx::lock`] (advisory locks on PostgreSQL, nothing
@@ -62,19 +62,29 @@ pub(crate) trait Tx {
     /// Which SQL dialect the statements are written in.
     fn dialect(&self) -> Dialect;
 
-    /// The clause that makes a `SELECT` lock its rows: `""` where the transaction holds
-    /// the database's write lock already (SQLite).
-    fn row_lock(&self, mode: RowLock) -> &'static str;
+    /// The clause that makes a `SELECT` lock its rows. By default none: a transaction
+    /// that holds the database's write lock from its start (SQLite's `BEGIN IMMEDIATE`)
+    /// has every row to itself already.
+    fn row_lock(&self, mode: RowLock) -> &'static str {
+        let _ = mode;
+        ""
+    }
 
-    /// Serializes the transaction with every other that takes `lock`, until it ends.
-    async fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()>;
+    /// Serializes the transaction with every other that takes `lock`, until it ends. By
+    /// default nothing, for the same reason as [`Tx::row_lock`].
+    async fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()> {
+        let _ = lock;
+        Ok(())
+    }
 
     /// Runs a statement; returns the rows it changed.
     async fn execute(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64>;
 
     /// Runs a statement whose text is built for one call (a multi-row insert): it is
-    /// not kept prepared where that costs (PostgreSQL).
-    async fn execute_once(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64>;
+    /// not kept prepared where that costs (PostgreSQL). By default as [`Tx::execute`].
+    async fn execute_once(&mut self, sql: &str, args: &[SqlValue]) -> StoreResult<u64> {
+        self.execute(sql, args).await
+    }
 
     /// The row a query returns, if any.
     async fn fetch_optional(
