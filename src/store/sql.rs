@@ -1113,3 +1113,45 @@ fn list_terms(
     };
     (order, where_params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
+        let rows = [
+            [SqlValue::Text("a".into()), SqlValue::Int(1)],
+            [SqlValue::Text("b".into()), SqlValue::NullText],
+        ];
+        let (text, params) = multi_row("INSERT INTO t (x, y)", rows, " ON CONFLICT DO NOTHING");
+        assert_eq!(
+            text,
+            "INSERT INTO t (x, y) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(params.len(), 4);
+        assert_eq!(params[2], SqlValue::Text("b".into()));
+        assert!(import_users_head().ends_with("password_changed)"));
+        assert_eq!(
+            user_values(&User::new("u".into(), "e@x.io".into(), 1)).len(),
+            24
+        );
+    }
+
+    #[test]
+    fn import_candidates_bind_every_key_on_both_dialects() {
+        let keys = vec!["ann".to_owned(), "ann@x.io".to_owned()];
+        let given = vec!["id-1".to_owned()];
+        let (text, params) = import_candidates(Dialect::Sqlite, keys.clone(), given.clone(), "");
+        assert!(text.ends_with("key IN ($1, $2)) OR id IN ($3)"), "{text}");
+        assert_eq!(params.len(), 3);
+        let (text, _) = import_candidates(Dialect::Sqlite, keys.clone(), Vec::new(), "");
+        assert!(text.ends_with("key IN ($1, $2))"), "{text}");
+        let (text, params) = import_candidates(Dialect::Postgres, keys, given, " FOR SHARE");
+        assert!(
+            text.ends_with("= ANY($1)) OR id = ANY($2) FOR SHARE"),
+            "{text}"
+        );
+        assert_eq!(params.len(), 2);
+    }
+}

@@ -170,3 +170,24 @@ fn sqlx_args(params: &[SqlValue]) -> StoreResult<sqlx::sqlite::SqliteArguments<'
         |_, _| Err(NO_ARRAYS.into()),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_writer_runs_logic_to_its_end_in_one_poll_or_says_it_waited() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('a'), ('b')")
+            .unwrap();
+        let texts = run_now(async {
+            let mut tx = Direct(&conn);
+            let a = [SqlValue::Text("a".into())];
+            assert_eq!(tx.execute("DELETE FROM t WHERE x = $1", &a).await?, 1);
+            tx.fetch_texts("SELECT x FROM t", &[]).await
+        });
+        assert_eq!(texts.unwrap(), ["b"]);
+        let waited = run_now(std::future::pending::<StoreResult<()>>());
+        assert!(matches!(waited, Err(StoreError::Other(_))));
+    }
+}

@@ -519,20 +519,17 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
         self.direct.read(|c| {
-            c.prepare_cached(
-                "SELECT kid, algorithm, private_key, public_key, created FROM signing_keys \
-                 ORDER BY created DESC, kid",
-            )?
-            .query_map([], |r| {
-                Ok(StoredKey {
-                    kid: r.get("kid")?,
-                    algorithm: r.get("algorithm")?,
-                    private_key: r.get("private_key")?,
-                    public_key: r.get("public_key")?,
-                    created: r.get("created")?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
+            c.prepare_cached(sql::SIGNING_KEYS)?
+                .query_map([], |r| {
+                    Ok(StoredKey {
+                        kid: r.get("kid")?,
+                        algorithm: r.get("algorithm")?,
+                        private_key: r.get("private_key")?,
+                        public_key: r.get("public_key")?,
+                        created: r.get("created")?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })
     }
 
