@@ -86,8 +86,12 @@ pub fn like_pattern(s: &str, prefix: bool, suffix: bool) -> String {
 /// A value to bind, in placeholder order (`$1` is `params[0]`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
-    /// SQL NULL (not produced by the translator, available to callers).
+    /// SQL NULL (not produced by the translator, available to callers), typed as an
+    /// integer where the database types parameters by their value (PostgreSQL).
     Null,
+    /// SQL NULL typed as text (a cleared text column): PostgreSQL refuses an integer
+    /// NULL for a text column.
+    NullText,
     /// A boolean: `BOOLEAN` on PostgreSQL, `0`/`1` on SQLite.
     Bool(bool),
     /// A 64-bit integer (timestamps in milliseconds, custom numbers).
@@ -96,6 +100,10 @@ pub enum SqlValue {
     Real(f64),
     /// Text (text values, LIKE patterns, custom keys and JSON paths).
     Text(String),
+    /// Bytes (signing keys).
+    Blob(Vec<u8>),
+    /// A list of texts, for `= ANY($n)`: PostgreSQL only (SQLite has no arrays).
+    TextArray(Vec<String>),
 }
 
 /// How the store names its columns. Implemented by each store for each resource; the
@@ -984,7 +992,9 @@ mod tests {
         let ps: Vec<String> = params
             .iter()
             .map(|p| match p {
-                SqlValue::Null => "NULL".to_owned(),
+                SqlValue::Null | SqlValue::NullText => "NULL".to_owned(),
+                SqlValue::Blob(b) => format!("{b:?}"),
+                SqlValue::TextArray(a) => format!("{a:?}"),
                 SqlValue::Bool(b) => b.to_string(),
                 SqlValue::Int(i) => i.to_string(),
                 SqlValue::Real(x) => format!("{x:?}"),

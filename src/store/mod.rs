@@ -8,13 +8,12 @@
 //! signature, and nothing here knows about HTTP.
 
 pub mod filter_sql;
-mod group_graph;
 mod import_match;
-mod name_cache;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
-mod sqlite_direct;
+mod transactions;
+mod tx;
 
 use std::collections::HashSet;
 

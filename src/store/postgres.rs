@@ -64,50 +64,35 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+mod executor;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Arguments, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::filter_sql::{Dialect, SqlValue};
-use super::import_match::{Decision, Known, Matcher};
-use super::sql::{self, ListSql, custom_text, fk_or, parse_uuid, push_ids, unique_or};
+use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use super::filter_sql::Dialect;
+use super::sql::{self, ListSql};
+use super::transactions;
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, OnAccept, Page, PageRequest, PasswordAttempt,
-    PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult,
-    StoredKey, UniqueField, UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
+    RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
+    UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
 use crate::domain::group::Group;
-use crate::domain::ids::{
-    ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
-};
-use crate::domain::names::name_key;
+use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Connections per process unless the caller chooses.
 pub const DEFAULT_POOL_SIZE: u32 = 10;
-
-/// Advisory-lock class serializing group-graph writes (ASCII "GH" and 1).
-const GRAPH_LOCK: i32 = 0x4748_0001;
-/// Advisory-lock class serializing transactions that may remove an administrator.
-const ADMIN_LOCK: i32 = 0x4748_0002;
-/// Advisory-lock class serializing a refresh-token family's revocation and growth.
-const FAMILY_LOCK: i32 = 0x4748_0003;
-
-/// Rows per multi-row statement in imports (24 values a user row: well under
-/// PostgreSQL's 65,535 bound parameters).
-const IMPORT_CHUNK: usize = 500;
-
-/// How often a transaction that hit a deadlock or serialization failure is retried.
-const MAX_RETRIES: u32 = 4;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -151,199 +136,21 @@ impl PgStore {
         Self::open_with_pool_size(url, 1).await.map(|_| ())
     }
 
-    /// Takes the advisory lock of `class` until the transaction ends.
-    async fn lock(&self, conn: &mut PgConnection, class: i32) -> StoreResult<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(class)
-            .bind(self.scope)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+    /// Begins a transaction for a function of `transactions.rs`; run it in
+    /// [`retrying`].
+    async fn begin(&self) -> StoreResult<PgTx<Transaction<'static, Postgres>>> {
+        Ok(PgTx {
+            conn: self.pool.begin().await?,
+            scope: self.scope,
+        })
     }
 
-    /// Takes the lock of one refresh-token family until the transaction ends.
-    async fn lock_family(&self, conn: &mut PgConnection, family: &str) -> StoreResult<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(FAMILY_LOCK)
-            .bind(lock_key(family) ^ self.scope)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
-
-    /// One attempt at [`Store::import`], in one transaction, in multi-row statements of
-    /// [`IMPORT_CHUNK`] rows (the same algorithm as the SQLite store's).
-    async fn import_once(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
-        let mut stats = ImportStats::default();
-        let mut tx = self.pool.begin().await?;
-        if !batch.children.is_empty() {
-            self.lock(&mut tx, GRAPH_LOCK).await?;
-        }
-        // Users: read every user a record could be (by its names, or by its id when the
-        // record gave one) and lock those rows until the transaction ends, so the
-        // decision (module `import_match`) holds when it is acted on: a concurrent
-        // rename or email change waits for this batch, and one committed just before
-        // is what `FOR SHARE` returns. A name taken after the read makes a fresh
-        // record's insert fail; `import` then runs the batch again. An existing user's
-        // memberships go to that user; a conflict's are dropped.
-        let mut matcher = Matcher::default();
-        let mut remap: HashMap<UserId, UserId> = HashMap::new();
-        let mut dropped: HashSet<UserId> = HashSet::new();
-        let mut fresh: Vec<&User> = Vec::with_capacity(batch.users.len());
-        for chunk in batch.users.chunks(IMPORT_CHUNK) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .flat_map(|u| [name_key(&u.username), name_key(&u.email)])
-                .collect();
-            let given: Vec<String> = chunk
-                .iter()
-                .filter(|u| batch.ids_given.contains(&u.id))
-                .map(|u| u.id.to_string())
-                .collect();
-            let rows = sqlx::query(
-                "SELECT id, username_lc, email_lc FROM users WHERE id IN \
-                 (SELECT user_id FROM user_identifiers WHERE key = ANY($1)) OR id = ANY($2) \
-                 FOR SHARE",
-            )
-            .bind(&keys)
-            .bind(&given)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                let id: String = row.try_get("id")?;
-                matcher.add(Known {
-                    id: parse_uuid(&id, UserId::from_uuid)?,
-                    username_key: row.try_get("username_lc")?,
-                    email_key: row.try_get("email_lc")?,
-                });
-            }
-            for user in chunk {
-                match matcher.decide(
-                    user,
-                    batch.ids_given.contains(&user.id),
-                    !batch.existing_only.contains(&user.id),
-                ) {
-                    Decision::Fresh => fresh.push(user),
-                    Decision::Existing(id) => {
-                        remap.insert(user.id, id);
-                        stats.users_skipped += 1;
-                    }
-                    Decision::Conflict(reason) => {
-                        dropped.insert(user.id);
-                        stats.conflicts.push((user.id, reason));
-                    }
-                }
-            }
-        }
-        for chunk in fresh.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO users (id, username, email, first_name, last_name, username_lc, \
-                 email_lc, first_name_lc, last_name_lc, timezone, language, custom, provider_type, \
-                 password_hash, password_change_frequency, password_expirable, suspended, locked, \
-                 password_reset_required, opt_out_of_notifications, created, modified, expiry, \
-                 password_changed) ",
-            );
-            q.push_values(chunk, |mut b, u| {
-                b.push_bind(u.id.to_string())
-                    .push_bind(u.username.clone())
-                    .push_bind(u.email.clone())
-                    .push_bind(u.first_name.clone())
-                    .push_bind(u.last_name.clone())
-                    .push_bind(name_key(&u.username))
-                    .push_bind(name_key(&u.email))
-                    .push_bind(u.first_name.as_deref().map(name_key))
-                    .push_bind(u.last_name.as_deref().map(name_key))
-                    .push_bind(u.timezone.clone())
-                    .push_bind(u.language.clone())
-                    .push_bind(custom_text(&u.custom))
-                    .push_bind(u.provider.as_str())
-                    .push_bind(u.password_hash.as_ref().map(|h| h.0.clone()))
-                    .push_bind(u.password_change_frequency)
-                    .push_bind(u.password_expirable)
-                    .push_bind(u.suspended)
-                    .push_bind(u.locked)
-                    .push_bind(u.password_reset_flag)
-                    .push_bind(u.opt_out_of_notifications)
-                    .push_bind(u.created)
-                    .push_bind(u.modified)
-                    .push_bind(u.expiry)
-                    .push_bind(u.password_changed);
-            });
-            q.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::Username))?;
-            let pairs: Vec<(String, String)> = chunk
-                .iter()
-                .flat_map(|u| {
-                    let (uk, ek) = (name_key(&u.username), name_key(&u.email));
-                    let id = u.id.to_string();
-                    let email = (ek != uk).then(|| (ek, id.clone()));
-                    std::iter::once((uk, id)).chain(email)
-                })
-                .collect();
-            let mut q = QueryBuilder::<Postgres>::new(sql::IMPORT_IDENTIFIERS_HEAD);
-            q.push_values(&pairs, |mut b, (k, id)| {
-                b.push_bind(k.as_str()).push_bind(id.as_str());
-            });
-            q.push(sql::IMPORT_IDENTIFIERS_TAIL);
-            q.build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::Email))?;
-            stats.users += chunk.len() as u64;
-        }
-        for group in &batch.groups {
-            let done = sqlx::query(sql::INSERT_GROUP_IF_NEW)
-                .bind(group.id.to_string())
-                .bind(&group.name)
-                .bind(name_key(&group.name))
-                .bind(&group.description)
-                .bind(group.kind.as_str())
-                .bind(custom_text(&group.custom))
-                .bind(group.created)
-                .bind(group.modified)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                stats.groups_skipped += 1;
-                continue;
-            }
-            sqlx::query(sql::INSERT_SELF_CLOSURE)
-                .bind(group.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            stats.groups += 1;
-        }
-        let members: Vec<(String, String)> = batch
-            .members
-            .iter()
-            .filter(|(_, u)| !dropped.contains(u))
-            .map(|(g, u)| (g.to_string(), remap.get(u).unwrap_or(u).to_string()))
-            .collect();
-        for chunk in members.chunks(IMPORT_CHUNK) {
-            let mut q = QueryBuilder::<Postgres>::new(sql::IMPORT_MEMBERS_HEAD);
-            q.push_values(chunk, |mut b, (g, u)| {
-                b.push_bind(g.as_str()).push_bind(u.as_str());
-            });
-            q.push(sql::IMPORT_MEMBERS_TAIL);
-            let done = q
-                .build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-            stats.members += done.rows_affected();
-        }
-        for (parent, child) in &batch.children {
-            if link_child(&mut tx, *parent, *child).await? {
-                stats.children += 1;
-            }
-        }
-        tx.commit().await?;
-        Ok(stats)
+    /// A pooled connection, for a function of `transactions.rs` that is one statement.
+    async fn connection(&self) -> StoreResult<PgTx<PoolConnection<Postgres>>> {
+        Ok(PgTx {
+            conn: self.pool.acquire().await?,
+            scope: self.scope,
+        })
     }
 
     /// Reads one API key by a unique column (a fixed name, never client input).
@@ -352,10 +159,7 @@ impl PgStore {
         column: &'static str,
         value: &str,
     ) -> StoreResult<Option<ApiKey>> {
-        let text = format!(
-            "SELECT {} FROM api_keys WHERE {column} = $1",
-            sql::API_KEY_COLUMNS
-        );
+        let text = sql::api_key_by(column);
         let row = sqlx::query(&text)
             .bind(pg_text(value).as_ref())
             .fetch_optional(&self.pool)
@@ -388,93 +192,6 @@ async fn check_server(pool: &PgPool) -> StoreResult<()> {
     Ok(())
 }
 
-/// A stable 32-bit key for an advisory lock (FNV-1a; the same on every node).
-fn lock_key(s: &str) -> i32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    i32::from_be_bytes(h.to_be_bytes())
-}
-
-/// Whether an error is a deadlock or serialization failure, after which the whole
-/// transaction may simply run again.
-fn is_transient(e: &StoreError) -> bool {
-    let StoreError::Other(inner) = e else {
-        return false;
-    };
-    match inner.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("40P01" | "40001"))
-        }
-        _ => false,
-    }
-}
-
-/// Runs `attempt` (one whole transaction) again after a transient failure.
-async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = StoreResult<T>>,
-{
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if tries < MAX_RETRIES && is_transient(&e) => {
-                tries += 1;
-                tracing::debug!(error = %e, tries, "retrying a transaction");
-            }
-            other => return other,
-        }
-    }
-}
-
-/// PostgreSQL text cannot hold NUL, so no stored value contains one (the domain refuses
-/// control characters in what it writes). A NUL in a value the client searches with is
-/// swapped for U+FFFD, which keeps the query valid and, like the NUL, matches nothing
-/// stored; sending it as is would fail the whole query.
-fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains('\0') {
-        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
-fn bind_all(params: &[SqlValue]) -> Result<PgArguments, sqlx::Error> {
-    let mut args = PgArguments::default();
-    for p in params {
-        match p {
-            SqlValue::Null => args.add(None::<i64>),
-            SqlValue::Bool(b) => args.add(*b),
-            SqlValue::Int(i) => args.add(*i),
-            SqlValue::Real(r) => args.add(*r),
-            SqlValue::Text(s) => args.add(pg_text(s).into_owned()),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
-}
-
-impl sql::RowColumns for PgRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        Ok(self.try_get(column)?)
-    }
-}
-
 fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
     sql::user_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -485,191 +202,6 @@ fn group_from_row(row: &PgRow) -> Result<Group, sqlx::Error> {
 
 fn api_key_from_row(row: &PgRow) -> Result<ApiKey, sqlx::Error> {
     sql::api_key_from(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// Inserts the identifier keys of a user, naming which field collided.
-async fn insert_identifiers(conn: &mut PgConnection, user: &User) -> StoreResult<()> {
-    let id = user.id.to_string();
-    let username_key = name_key(&user.username);
-    let email_key = name_key(&user.email);
-    sqlx::query(sql::INSERT_IDENTIFIER)
-        .bind(&username_key)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
-    if email_key != username_key {
-        sqlx::query(sql::INSERT_IDENTIFIER)
-            .bind(&email_key)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::Email))?;
-    }
-    Ok(())
-}
-
-/// Inserts a user row and its identifier keys.
-async fn insert_user(conn: &mut PgConnection, user: &User) -> StoreResult<()> {
-    sqlx::query(sql::INSERT_USER)
-        .bind(user.id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(name_key(&user.username))
-        .bind(name_key(&user.email))
-        .bind(user.first_name.as_deref().map(name_key))
-        .bind(user.last_name.as_deref().map(name_key))
-        .bind(&user.timezone)
-        .bind(&user.language)
-        .bind(custom_text(&user.custom))
-        .bind(user.provider.as_str())
-        .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
-        .bind(user.password_change_frequency)
-        .bind(user.password_expirable)
-        .bind(user.suspended)
-        .bind(user.locked)
-        .bind(user.password_reset_flag)
-        .bind(user.opt_out_of_notifications)
-        .bind(user.created)
-        .bind(user.modified)
-        .bind(user.expiry)
-        .bind(user.password_changed)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_or(e, UniqueField::Username))?;
-    insert_identifiers(conn, user).await
-}
-
-/// Makes `user` a direct member of `groups`, in a fixed order so that two transactions
-/// adding overlapping sets cannot deadlock on each other's rows.
-async fn insert_memberships(
-    conn: &mut PgConnection,
-    user: UserId,
-    groups: &[GroupId],
-) -> StoreResult<()> {
-    let mut ids: Vec<String> = groups.iter().map(ToString::to_string).collect();
-    ids.sort();
-    ids.dedup();
-    let u = user.to_string();
-    for g in &ids {
-        sqlx::query(sql::INSERT_MEMBER)
-            .bind(g)
-            .bind(&u)
-            .execute(&mut *conn)
-            .await
-            .map_err(fk_or)?;
-    }
-    Ok(())
-}
-
-/// Whether `user` is, directly or through child groups, in System Administrators.
-/// Reads a user in a transaction; with `lock`, `FOR UPDATE`, so that a decision made on
-/// the row holds until the transaction ends.
-async fn read_user(conn: &mut PgConnection, id: UserId, lock: bool) -> StoreResult<Option<User>> {
-    let text = format!(
-        "SELECT {} FROM users u WHERE u.id = $1{}",
-        sql::USER_COLUMNS,
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let row = sqlx::query(&text)
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(user_from_row).transpose()?)
-}
-
-async fn is_admin(conn: &mut PgConnection, user: UserId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(sql::IS_ADMIN)
-        .bind(user.to_string())
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .fetch_one(&mut *conn)
-        .await?)
-}
-
-/// Whether `group` is System Administrators or lies below it.
-async fn is_under_admins(conn: &mut PgConnection, group: GroupId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar(sql::IS_UNDER)
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .bind(group.to_string())
-        .fetch_one(&mut *conn)
-        .await?)
-}
-
-/// Refuses the transaction if System Administrators has no active (not suspended, not
-/// expired) member left. Call it only while holding [`ADMIN_LOCK`].
-async fn admin_guard(conn: &mut PgConnection, now: Millis) -> StoreResult<()> {
-    let left: bool = sqlx::query_scalar(sql::ADMIN_LEFT)
-        .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-    if left {
-        Ok(())
-    } else {
-        Err(StoreError::LastAdmin)
-    }
-}
-
-/// Adds the edge parent → child and its closure rows; `Ok(false)` if it existed. Refuses
-/// an edge that would make a group contain itself. Call it only while holding
-/// [`GRAPH_LOCK`], so that the cycle check sees every other node's committed edges.
-async fn link_child(conn: &mut PgConnection, parent: GroupId, child: GroupId) -> StoreResult<bool> {
-    if child == parent {
-        return Err(StoreError::Cycle);
-    }
-    let (p, c) = (parent.to_string(), child.to_string());
-    let cycle: bool = sqlx::query_scalar(sql::IS_UNDER)
-        .bind(&c)
-        .bind(&p)
-        .fetch_one(&mut *conn)
-        .await?;
-    if cycle {
-        return Err(StoreError::Cycle);
-    }
-    let added = sqlx::query(sql::INSERT_CHILD)
-        .bind(&p)
-        .bind(&c)
-        .execute(&mut *conn)
-        .await
-        .map_err(fk_or)?;
-    if added.rows_affected() == 0 {
-        return Ok(false);
-    }
-    sqlx::query(sql::EXTEND_CLOSURE)
-        .bind(&p)
-        .bind(&c)
-        .execute(&mut *conn)
-        .await?;
-    Ok(true)
-}
-
-/// Rebuilds the closure rows of every group at or below `top` from the edges. Called,
-/// holding [`GRAPH_LOCK`], after an edge into that subtree went away.
-async fn rebuild_closure_below(conn: &mut PgConnection, top: &[String]) -> StoreResult<()> {
-    let mut below: Vec<String> = Vec::new();
-    for t in top {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT descendant_id FROM group_closure WHERE ancestor_id = $1")
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await?;
-        below.extend(ids);
-    }
-    below.sort();
-    below.dedup();
-    for d in &below {
-        sqlx::query(sql::CLEAR_ANCESTORS)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(sql::INSERT_ANCESTORS)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Counts the matches of a list and fetches one page of them, concurrently (on two
@@ -712,22 +244,9 @@ impl Store for PgStore {
 
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let id = SYSTEM_ADMINISTRATORS_ID.to_string();
-            sqlx::query(sql::INSERT_SYSTEM_GROUP)
-                .bind(&id)
-                .bind(SYSTEM_ADMINISTRATORS_NAME)
-                .bind(name_key(SYSTEM_ADMINISTRATORS_NAME))
-                .bind("Members may call every endpoint.")
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(sql::INSERT_SELF_CLOSURE)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::ensure_system_group(&mut tx, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -740,11 +259,9 @@ impl Store for PgStore {
 
     async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            insert_user(&mut tx, user).await?;
-            insert_memberships(&mut tx, user.id, groups).await?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::create_user(&mut tx, user, groups).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -759,7 +276,7 @@ impl Store for PgStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let text = format!("SELECT {} FROM users u WHERE u.id = $1", sql::USER_COLUMNS);
+        let text = sql::user_by_id();
         let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -777,61 +294,19 @@ impl Store for PgStore {
     }
 
     async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
-        let id = after.id;
-        let update = sql::profile_update(before, after);
-        let update = &update;
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let guards = sql::sets_expiry(before, after);
-            if guards {
-                self.lock(&mut tx, ADMIN_LOCK).await?;
-            }
-            if let Some((text, params)) = update {
-                let done = sqlx::query_with(text, bind_all(params)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| unique_or(e, UniqueField::Username))?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-            }
-            let stored = read_user(&mut tx, id, false)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if sql::renames(before, after) {
-                sqlx::query(sql::DELETE_IDENTIFIERS)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                insert_identifiers(&mut tx, &stored).await?;
-            }
-            if guards && is_admin(&mut tx, id).await? {
-                admin_guard(&mut tx, Millis::MAX).await?;
-            }
-            tx.commit().await?;
-            Ok(stored)
+            let mut tx = self.begin().await?;
+            let out = transactions::update_user_profile(&mut tx, before, after).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(sql::SET_PASSWORD)
-                .bind(id.to_string())
-                .bind(&hash.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(sql::REVOKE_USER_TOKENS)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::set_password(&mut tx, id, hash, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -844,33 +319,20 @@ impl Store for PgStore {
         now: Millis,
     ) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(sql::RECOVER_USER)
-                .bind(id.to_string())
-                .bind(&hash.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(sql::REVOKE_USER_TOKENS)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            insert_memberships(&mut tx, id, groups).await?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::recover_user(&mut tx, id, hash, groups, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool> {
-        Ok(sqlx::query_scalar(sql::ADMIN_CAN_SIGN_IN)
-            .bind(SYSTEM_ADMINISTRATORS_ID.to_string())
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?)
+        retrying(|| async move {
+            let mut tx = self.begin().await?;
+            let out = transactions::admin_can_sign_in(&mut tx, now).await?;
+            tx.commit(out).await
+        })
+        .await
     }
 
     async fn set_user_state(
@@ -879,54 +341,19 @@ impl Store for PgStore {
         change: StateChange,
         now: Millis,
     ) -> StoreResult<()> {
-        let set = sql::state_change_set(change);
-        let text = format!("UPDATE users SET {set}, modified = $2 WHERE id = $1");
-        let text = text.as_str();
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let removes_admin = change == StateChange::Suspend;
-            if removes_admin {
-                self.lock(&mut tx, ADMIN_LOCK).await?;
-            }
-            let done = sqlx::query(text)
-                .bind(id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            if removes_admin && is_admin(&mut tx, id).await? {
-                admin_guard(&mut tx, now).await?;
-            }
-            if sql::revokes_refresh_tokens(change) {
-                sqlx::query(sql::REVOKE_USER_TOKENS)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::set_user_state(&mut tx, id, change, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-                .bind(id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let user = read_user(&mut tx, id, false)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            tx.commit().await?;
-            Ok(user)
+            let mut tx = self.begin().await?;
+            let out = transactions::record_login(&mut tx, id, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -938,96 +365,23 @@ impl Store for PgStore {
         now: Millis,
     ) -> StoreResult<Settled> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // `FOR UPDATE`: every other attempt (on any node) waits for this one to end
-            // and then reads the row as this one left it.
-            let user = read_user(&mut tx, id, true)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let key = id.to_string();
-            let accepted = attempt.accepted_by(&user, now);
-            if accepted {
-                match attempt.on_accept {
-                    OnAccept::Login => {
-                        sqlx::query(sql::RECORD_LOGIN_SUCCESS)
-                            .bind(&key)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    OnAccept::SetPassword(hash) => {
-                        sqlx::query(sql::SET_PASSWORD)
-                            .bind(&key)
-                            .bind(&hash.0)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(sql::REVOKE_USER_TOKENS)
-                            .bind(&key)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(sql::RESET_FAILURES)
-                            .bind(&key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            } else if user.password_hash.is_some() {
-                sqlx::query(sql::RECORD_LOGIN_FAILURE)
-                    .bind(&key)
-                    .bind(now)
-                    .bind(i64::from(attempt.lock_after))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let after = read_user(&mut tx, id, false)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let newly_locked = after.locked && !user.locked;
-            if newly_locked {
-                sqlx::query(sql::REVOKE_USER_TOKENS)
-                    .bind(&key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(if accepted {
-                Settled::Accepted(after)
-            } else {
-                Settled::Refused {
-                    user: after,
-                    newly_locked,
-                }
-            })
+            let mut tx = self.begin().await?;
+            let out = transactions::settle_password_attempt(&mut tx, id, attempt, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()> {
-        sqlx::query(sql::REVOKE_USER_TOKENS)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::revoke_refresh_tokens(&mut conn, id).await
     }
 
     async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            self.lock(&mut tx, ADMIN_LOCK).await?;
-            let was_admin = is_admin(&mut tx, id).await?;
-            let done = sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            if was_admin {
-                admin_guard(&mut tx, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+            let mut tx = self.begin().await?;
+            let out = transactions::delete_user(&mut tx, id, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1039,25 +393,9 @@ impl Store for PgStore {
 
     async fn create_group(&self, group: &Group) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(sql::INSERT_GROUP)
-                .bind(group.id.to_string())
-                .bind(&group.name)
-                .bind(name_key(&group.name))
-                .bind(&group.description)
-                .bind(group.kind.as_str())
-                .bind(custom_text(&group.custom))
-                .bind(group.created)
-                .bind(group.modified)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-            sqlx::query(sql::INSERT_SELF_CLOSURE)
-                .bind(group.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::create_group(&mut tx, group).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1072,10 +410,7 @@ impl Store for PgStore {
     }
 
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>> {
-        let text = format!(
-            "SELECT {} FROM groups g WHERE g.id = $1",
-            sql::GROUP_COLUMNS
-        );
+        let text = sql::group_by_id();
         let row = sqlx::query(&text)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -1092,46 +427,15 @@ impl Store for PgStore {
     }
 
     async fn update_group(&self, group: &Group) -> StoreResult<()> {
-        let done = sqlx::query(sql::UPDATE_GROUP)
-            .bind(group.id.to_string())
-            .bind(&group.name)
-            .bind(name_key(&group.name))
-            .bind(&group.description)
-            .bind(custom_text(&group.custom))
-            .bind(group.modified)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let mut conn = self.connection().await?;
+        transactions::update_group(&mut conn, group).await
     }
 
     async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            self.lock(&mut tx, GRAPH_LOCK).await?;
-            self.lock(&mut tx, ADMIN_LOCK).await?;
-            let admin_related = is_under_admins(&mut tx, id).await?;
-            let children: Vec<String> =
-                sqlx::query_scalar("SELECT child_id FROM group_children WHERE parent_id = $1")
-                    .bind(id.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let done = sqlx::query("DELETE FROM groups WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            rebuild_closure_below(&mut tx, &children).await?;
-            if admin_related {
-                admin_guard(&mut tx, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+            let mut tx = self.begin().await?;
+            let out = transactions::delete_group(&mut tx, id, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1142,57 +446,27 @@ impl Store for PgStore {
     }
 
     async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
-        // A fixed order, so that two transactions adding overlapping sets to one group
-        // cannot deadlock on each other's rows.
-        let mut ids: Vec<String> = users.iter().map(ToString::to_string).collect();
-        ids.sort();
-        ids.dedup();
-        let ids = ids.as_slice();
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let g = group.to_string();
-            for u in ids {
-                sqlx::query(sql::INSERT_MEMBER)
-                    .bind(&g)
-                    .bind(u)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fk_or)?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::add_members(&mut tx, group, users).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            self.lock(&mut tx, ADMIN_LOCK).await?;
-            let done = sqlx::query(sql::DELETE_MEMBER)
-                .bind(group.to_string())
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            if is_under_admins(&mut tx, group).await? {
-                admin_guard(&mut tx, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+            let mut tx = self.begin().await?;
+            let out = transactions::remove_member(&mut tx, group, user, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool> {
-        if groups.is_empty() {
+        let Some((text, params)) = sql::member_of_any(user, groups) else {
             return Ok(false);
-        }
-        let mut params = vec![SqlValue::Text(user.to_string())];
-        let set = push_ids(&mut params, groups);
-        let text = format!("{} IN ({set}))", sql::IS_MEMBER_OF_ANY_HEAD);
+        };
         Ok(sqlx::query_scalar_with(&text, bind_all(&params)?)
             .fetch_one(&self.pool)
             .await?)
@@ -1200,14 +474,9 @@ impl Store for PgStore {
 
     async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // Before the cycle check: see the module documentation.
-            self.lock(&mut tx, GRAPH_LOCK).await?;
-            for child in children {
-                link_child(&mut tx, parent, *child).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::add_children(&mut tx, parent, children).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1217,7 +486,12 @@ impl Store for PgStore {
         // the attempt; the next attempt's check sees it and skips it, as a rerun would.
         let mut attempts = 0;
         loop {
-            match retrying(|| self.import_once(batch)).await {
+            let attempt = retrying(|| async move {
+                let mut tx = self.begin().await?;
+                let out = transactions::import(&mut tx, batch).await?;
+                tx.commit(out).await
+            });
+            match attempt.await {
                 Err(StoreError::Unique(_)) if attempts < MAX_RETRIES => attempts += 1,
                 other => return other,
             }
@@ -1231,99 +505,27 @@ impl Store for PgStore {
         now: Millis,
     ) -> StoreResult<bool> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            self.lock(&mut tx, GRAPH_LOCK).await?;
-            self.lock(&mut tx, ADMIN_LOCK).await?;
-            let done =
-                sqlx::query("DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2")
-                    .bind(parent.to_string())
-                    .bind(child.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            let admin_related = is_under_admins(&mut tx, parent).await?;
-            rebuild_closure_below(&mut tx, &[child.to_string()]).await?;
-            if admin_related {
-                admin_guard(&mut tx, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+            let mut tx = self.begin().await?;
+            let out = transactions::remove_child(&mut tx, parent, child, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // Serialized with a revocation of the same family: see the module docs.
-            self.lock_family(&mut tx, &t.family).await?;
-            sqlx::query(sql::INSERT_REFRESH_TOKEN)
-                .bind(&t.token_hash)
-                .bind(&t.family)
-                .bind(t.user_id.to_string())
-                .bind(&t.scope)
-                .bind(t.created)
-                .bind(t.expires)
-                .execute(&mut *tx)
-                .await
-                .map_err(fk_or)?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::insert_refresh_token(&mut tx, t).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // Spends the token if it is live. Of two nodes racing here, the second waits
-            // for the first's row lock and then finds `used` set, so it updates nothing.
-            let spent = sqlx::query(
-                "UPDATE refresh_tokens SET used = TRUE \
-                 WHERE token_hash = $1 AND NOT used AND NOT revoked AND expires > $2 \
-                 RETURNING token_hash, family, user_id, scope, created, expires",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = spent {
-                let token = RefreshToken {
-                    token_hash: row.try_get("token_hash")?,
-                    family: row.try_get("family")?,
-                    user_id: parse_uuid(row.try_get("user_id")?, UserId::from_uuid)?,
-                    scope: row.try_get("scope")?,
-                    created: row.try_get("created")?,
-                    expires: row.try_get("expires")?,
-                };
-                tx.commit().await?;
-                return Ok(RefreshUse::Valid(token));
-            }
-            let row = sqlx::query(
-                "SELECT family, used, revoked FROM refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Ok(RefreshUse::Invalid);
-            };
-            let used: bool = row.try_get("used")?;
-            let revoked: bool = row.try_get("revoked")?;
-            if revoked || !used {
-                // Revoked, or live but expired.
-                return Ok(RefreshUse::Invalid);
-            }
-            let family: String = row.try_get("family")?;
-            self.lock_family(&mut tx, &family).await?;
-            sqlx::query(sql::REVOKE_FAMILY)
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(RefreshUse::Reused)
+            let mut tx = self.begin().await?;
+            let out = transactions::use_refresh_token(&mut tx, token_hash, now).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1335,27 +537,9 @@ impl Store for PgStore {
         groups: &[GroupId],
     ) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            insert_user(&mut tx, user).await?;
-            insert_memberships(&mut tx, user.id, groups).await?;
-            sqlx::query(sql::INSERT_API_KEY)
-                .bind(key.id.to_string())
-                .bind(&key.name)
-                .bind(name_key(&key.name))
-                .bind(&key.description)
-                .bind(key.enabled)
-                .bind(&key.client_id)
-                .bind(&key.secret_hash)
-                .bind(key.user_id.to_string())
-                .bind(key.created)
-                .bind(key.created_by.map(|u| u.to_string()))
-                .bind(key.modified)
-                .bind(key.modified_by.map(|u| u.to_string()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::create_api_key(&mut tx, key, user, groups).await?;
+            tx.commit(out).await
         })
         .await
     }
@@ -1378,75 +562,24 @@ impl Store for PgStore {
 
     async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            if !key.enabled {
-                self.lock(&mut tx, ADMIN_LOCK).await?;
-            }
-            let done = sqlx::query(sql::UPDATE_API_KEY)
-                .bind(key.id.to_string())
-                .bind(&key.name)
-                .bind(name_key(&key.name))
-                .bind(&key.description)
-                .bind(key.enabled)
-                .bind(key.modified)
-                .bind(key.modified_by.map(|u| u.to_string()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(sql::RENAME_API_KEY_USER)
-                .bind(key.user_id.to_string())
-                .bind(&key.name)
-                .bind(key.modified)
-                .bind(name_key(&key.name))
-                .execute(&mut *tx)
-                .await?;
-            if !key.enabled && is_admin(&mut tx, key.user_id).await? {
-                admin_guard(&mut tx, key.modified).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let mut tx = self.begin().await?;
+            let out = transactions::update_api_key(&mut tx, key).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            self.lock(&mut tx, ADMIN_LOCK).await?;
-            let user: Option<String> =
-                sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(user) = user else {
-                return Ok(false);
-            };
-            let user_id = parse_uuid(&user, UserId::from_uuid)?;
-            let was_admin = is_admin(&mut tx, user_id).await?;
-            // The key row goes with its user (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(&user)
-                .execute(&mut *tx)
-                .await?;
-            if was_admin {
-                admin_guard(&mut tx, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+            let mut tx = self.begin().await?;
+            let out = transactions::delete_api_key(&mut tx, id, now).await?;
+            tx.commit(out).await
         })
         .await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, algorithm, private_key, public_key, created FROM signing_keys \
-             ORDER BY created DESC, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::SIGNING_KEYS).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(StoredKey {
@@ -1462,37 +595,12 @@ impl Store for PgStore {
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.connection().await?;
+        transactions::delete_signing_key(&mut conn, kid).await
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.private_key)
-        .bind(&key.public_key)
-        .bind(key.created)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lock_key;
-
-    #[test]
-    fn lock_keys_are_stable_across_builds() {
-        // Nodes of different builds must agree on these, so they are pinned.
-        assert_eq!(lock_key("public"), -862_940_288);
-        assert_ne!(lock_key("public"), lock_key("gh_1"));
+        let mut conn = self.connection().await?;
+        transactions::insert_signing_key(&mut conn, key).await
     }
 }

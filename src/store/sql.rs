@@ -40,6 +40,33 @@ pub(crate) const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.c
 pub(crate) const API_KEY_COLUMNS: &str = "id, name, description, enabled, client_id, \
     secret_hash, user_id, created, created_by, modified, modified_by";
 
+/// `$1` id: the user ([`USER_COLUMNS`]).
+pub(crate) fn user_by_id() -> String {
+    format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1")
+}
+
+/// `$1` id: the group with its counts ([`GROUP_COLUMNS`]).
+pub(crate) fn group_by_id() -> String {
+    format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = $1")
+}
+
+/// `$1` the value of `column`, a unique column of API keys (a fixed name, never client
+/// input): the key ([`API_KEY_COLUMNS`]).
+pub(crate) fn api_key_by(column: &'static str) -> String {
+    format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {column} = $1")
+}
+
+/// Whether `user` is in any of `groups`, directly or not, with its values; `None` when
+/// `groups` is empty (the answer is no).
+pub(crate) fn member_of_any(user: UserId, groups: &[GroupId]) -> Option<(String, Vec<SqlValue>)> {
+    if groups.is_empty() {
+        return None;
+    }
+    let mut params = vec![SqlValue::Text(user.to_string())];
+    let set = push_ids(&mut params, groups);
+    Some((format!("{IS_MEMBER_OF_ANY_HEAD} IN ({set}))"), params))
+}
+
 /// `$1` id, `$2` username, `$3` email, `$4` first name, `$5` last name, `$6`–`$9` the
 /// same four folded with `name_key`, `$10` timezone, `$11` language, `$12` custom,
 /// `$13` provider, `$14` password hash, `$15` change frequency, `$16` expirable,
@@ -392,28 +419,186 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, name, name_ke
 pub(crate) const UPDATE_API_KEY: &str = "UPDATE api_keys SET name = $2, name_key = $3, \
     description = $4, enabled = $5, modified = $6, modified_by = $7 WHERE id = $1";
 
-/// Maps a write error: a unique-index hit names `field`, otherwise as [`fk_or`].
-pub(crate) fn unique_or(e: sqlx::Error, field: UniqueField) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Unique(field);
+/// `$1` user.
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+
+/// `$1` group.
+pub(crate) const DELETE_GROUP: &str = "DELETE FROM groups WHERE id = $1";
+
+/// `$1` parent, `$2` child: the edge.
+pub(crate) const DELETE_CHILD: &str =
+    "DELETE FROM group_children WHERE parent_id = $1 AND child_id = $2";
+
+/// `$1` group: its direct children.
+pub(crate) const CHILDREN_OF: &str = "SELECT child_id FROM group_children WHERE parent_id = $1";
+
+/// `$1` group: it and every group below it.
+pub(crate) const DESCENDANTS: &str =
+    "SELECT descendant_id FROM group_closure WHERE ancestor_id = $1";
+
+/// `$1` key: the id of its user.
+pub(crate) const API_KEY_USER: &str = "SELECT user_id FROM api_keys WHERE id = $1";
+
+/// `$1` token hash, `$2` now: spends a live token and returns it; nothing when it is
+/// unknown, spent, revoked or expired. Of two transactions racing here, the second
+/// waits for the first's row lock and then finds `used` set, so it updates nothing.
+pub(crate) const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = TRUE \
+    WHERE token_hash = $1 AND NOT used AND NOT revoked AND expires > $2 \
+    RETURNING token_hash, family, user_id, scope, created, expires";
+
+/// `$1` token hash: what became of a token.
+pub(crate) const REFRESH_TOKEN_STATE: &str =
+    "SELECT family, used, revoked FROM refresh_tokens WHERE token_hash = $1";
+
+/// Every signing key, newest first.
+pub(crate) const SIGNING_KEYS: &str = "SELECT kid, algorithm, private_key, public_key, created \
+    FROM signing_keys ORDER BY created DESC, kid";
+
+/// `$1` kid, `$2` algorithm, `$3` private key, `$4` public key, `$5` created.
+pub(crate) const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, \
+    private_key, public_key, created) VALUES ($1, $2, $3, $4, $5)";
+
+/// `$1` kid.
+pub(crate) const DELETE_SIGNING_KEY: &str = "DELETE FROM signing_keys WHERE kid = $1";
+
+/// The `UPDATE` of a status change: `$1` id, `$2` now.
+pub(crate) fn state_change_sql(change: super::StateChange) -> String {
+    let set = state_change_set(change);
+    format!("UPDATE users SET {set}, modified = $2 WHERE id = $1")
+}
+
+/// The values of [`INSERT_USER`], in its placeholder order.
+pub(crate) fn user_values(u: &User) -> [SqlValue; 24] {
+    use super::tx::{id, opt_int, opt_text, text};
+    use crate::domain::names::name_key;
+    [
+        id(u.id),
+        text(&u.username),
+        text(&u.email),
+        opt_text(u.first_name.as_deref()),
+        opt_text(u.last_name.as_deref()),
+        text(name_key(&u.username)),
+        text(name_key(&u.email)),
+        opt_text(u.first_name.as_deref().map(name_key)),
+        opt_text(u.last_name.as_deref().map(name_key)),
+        opt_text(u.timezone.as_deref()),
+        opt_text(u.language.as_deref()),
+        text(custom_text(&u.custom)),
+        text(u.provider.as_str()),
+        opt_text(u.password_hash.as_ref().map(|h| h.0.as_str())),
+        SqlValue::Int(u.password_change_frequency),
+        SqlValue::Bool(u.password_expirable),
+        SqlValue::Bool(u.suspended),
+        SqlValue::Bool(u.locked),
+        SqlValue::Bool(u.password_reset_flag),
+        SqlValue::Bool(u.opt_out_of_notifications),
+        SqlValue::Int(u.created),
+        SqlValue::Int(u.modified),
+        opt_int(u.expiry),
+        opt_int(u.password_changed),
+    ]
+}
+
+/// A multi-row insert: `head`, then `VALUES` with one tuple of placeholders per row of
+/// `rows`, then `tail`; and the values, in placeholder order.
+pub(crate) fn multi_row<const N: usize>(
+    head: &str,
+    rows: impl IntoIterator<Item = [SqlValue; N]>,
+    tail: &str,
+) -> (String, Vec<SqlValue>) {
+    let mut params = Vec::new();
+    let mut tuples = Vec::new();
+    for row in rows {
+        let tuple: Vec<String> = row.into_iter().map(|v| push(&mut params, v)).collect();
+        tuples.push(format!("({})", tuple.join(", ")));
+    }
+    (format!("{head} VALUES {}{tail}", tuples.join(", ")), params)
+}
+
+/// The head of a multi-row insert of users: [`INSERT_USER`] up to its `VALUES`.
+pub(crate) fn import_users_head() -> &'static str {
+    INSERT_USER
+        .split_once(" VALUES ")
+        .map_or(INSERT_USER, |(head, _)| head)
+}
+
+/// The users an import's records could be: those holding any of `keys` (folded names)
+/// and those with any of the `given` ids, as `(id, username_lc, email_lc)` rows, read
+/// with `row_lock` (locked until the transaction ends where that matters).
+pub(crate) fn import_candidates(
+    dialect: Dialect,
+    keys: Vec<String>,
+    given: Vec<String>,
+    row_lock: &str,
+) -> (String, Vec<SqlValue>) {
+    const HEAD: &str = "SELECT id, username_lc, email_lc FROM users WHERE id IN \
+        (SELECT user_id FROM user_identifiers WHERE key";
+    match dialect {
+        Dialect::Postgres => (
+            format!("{HEAD} = ANY($1)) OR id = ANY($2){row_lock}"),
+            vec![SqlValue::TextArray(keys), SqlValue::TextArray(given)],
+        ),
+        Dialect::Sqlite => {
+            let mut params = Vec::new();
+            let list = |params: &mut Vec<SqlValue>, items: Vec<String>| {
+                let marks: Vec<String> = items
+                    .into_iter()
+                    .map(|k| push(params, SqlValue::Text(k)))
+                    .collect();
+                marks.join(", ")
+            };
+            let keys = list(&mut params, keys);
+            let mut text = format!("{HEAD} IN ({keys}))");
+            if !given.is_empty() {
+                let given = list(&mut params, given);
+                text += &format!(" OR id IN ({given})");
+            }
+            (format!("{text}{row_lock}"), params)
         }
+    }
+}
+
+/// Maps a write error: a unique-index hit names `field`, otherwise as [`fk_or`].
+pub(crate) fn unique_or(e: impl Into<StoreError>, field: UniqueField) -> StoreError {
+    let e = e.into();
+    let unique = match &e {
+        StoreError::Other(inner) => {
+            if let Some(sqlx::Error::Database(db)) = inner.downcast_ref::<sqlx::Error>() {
+                db.is_unique_violation()
+            } else if let Some(rusqlite::Error::SqliteFailure(f, _)) =
+                inner.downcast_ref::<rusqlite::Error>()
+            {
+                f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            } else {
+                false
+            }
+        }
+        _ => false,
+    };
+    if unique {
+        return StoreError::Unique(field);
     }
     fk_or(e)
 }
 
 /// Maps a write error: a foreign-key hit, or a `NOT NULL` integer key that a lookup of a
-/// user or group by id left empty, means a row the write refers to is gone.
-pub(crate) fn fk_or(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if matches!(
-            db.kind(),
-            sqlx::error::ErrorKind::ForeignKeyViolation | sqlx::error::ErrorKind::NotNullViolation
-        ) {
-            return StoreError::NotFound;
+/// user or group by id left empty, means a row the write refers to is gone. (rusqlite's
+/// errors are mapped so where they become [`StoreError`]s.)
+pub(crate) fn fk_or(e: impl Into<StoreError>) -> StoreError {
+    let e = e.into();
+    if let StoreError::Other(inner) = &e {
+        if let Some(sqlx::Error::Database(db)) = inner.downcast_ref::<sqlx::Error>() {
+            if matches!(
+                db.kind(),
+                sqlx::error::ErrorKind::ForeignKeyViolation
+                    | sqlx::error::ErrorKind::NotNullViolation
+            ) {
+                return StoreError::NotFound;
+            }
         }
     }
-    e.into()
+    e
 }
 
 /// The columns of one fetched row, whichever driver fetched it: lets every store map a
@@ -429,6 +614,67 @@ pub(crate) trait RowColumns {
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
     /// A boolean column.
     fn flag(&self, column: &str) -> StoreResult<bool>;
+}
+
+/// Any sqlx row (PostgreSQL's, SQLite's) reads its columns through sqlx's decoding.
+impl<R> RowColumns for R
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// Binds [`SqlValue`]s for a sqlx driver: `text` prepares each text (PostgreSQL swaps
+/// NUL), `array` binds a list of texts where the database has arrays.
+pub(crate) fn sqlx_arguments<'q, DB>(
+    params: &[SqlValue],
+    text: fn(&str) -> String,
+    array: fn(&mut DB::Arguments<'q>, Vec<String>) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<DB::Arguments<'q>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use sqlx::Arguments as _;
+    let mut args = DB::Arguments::<'q>::default();
+    for p in params {
+        match p {
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::NullText => args.add(None::<String>),
+            SqlValue::Bool(b) => args.add(*b),
+            SqlValue::Int(i) => args.add(*i),
+            SqlValue::Real(r) => args.add(*r),
+            SqlValue::Text(s) => args.add(text(s)),
+            SqlValue::Blob(b) => args.add(b.clone()),
+            SqlValue::TextArray(a) => array(&mut args, a.iter().map(|s| text(s)).collect()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
 }
 
 /// Maps a row selected with [`USER_COLUMNS`].
@@ -889,4 +1135,46 @@ fn list_terms(
         format!("{order}, {tie} ASC")
     };
     (order, where_params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
+        let rows = [
+            [SqlValue::Text("a".into()), SqlValue::Int(1)],
+            [SqlValue::Text("b".into()), SqlValue::NullText],
+        ];
+        let (text, params) = multi_row("INSERT INTO t (x, y)", rows, " ON CONFLICT DO NOTHING");
+        assert_eq!(
+            text,
+            "INSERT INTO t (x, y) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(params.len(), 4);
+        assert_eq!(params[2], SqlValue::Text("b".into()));
+        assert!(import_users_head().ends_with("password_changed)"));
+        assert_eq!(
+            user_values(&User::new("u".into(), "e@x.io".into(), 1)).len(),
+            24
+        );
+    }
+
+    #[test]
+    fn import_candidates_bind_every_key_on_both_dialects() {
+        let keys = vec!["ann".to_owned(), "ann@x.io".to_owned()];
+        let given = vec!["id-1".to_owned()];
+        let (text, params) = import_candidates(Dialect::Sqlite, keys.clone(), given.clone(), "");
+        assert!(text.ends_with("key IN ($1, $2)) OR id IN ($3)"), "{text}");
+        assert_eq!(params.len(), 3);
+        let (text, _) = import_candidates(Dialect::Sqlite, keys.clone(), Vec::new(), "");
+        assert!(text.ends_with("key IN ($1, $2))"), "{text}");
+        let (text, params) = import_candidates(Dialect::Postgres, keys, given, " FOR SHARE");
+        assert!(
+            text.ends_with("= ANY($1)) OR id = ANY($2) FOR SHARE"),
+            "{text}"
+        );
+        assert_eq!(params.len(), 2);
+    }
 }

@@ -1,0 +1,189 @@
+//! The group-commit writer: one thread with one rusqlite connection that commits
+//! membership changes in groups. It takes every change waiting in its queue, runs each in
+//! a savepoint of one transaction, commits once (one fsync for the batch, with
+//! `synchronous=FULL`), and only then answers each request. A change that fails rolls
+//! back to its savepoint alone. While a batch commits, the next one queues: under load,
+//! many requests share an fsync; alone, a request waits for just its own.
+//!
+//! It opens the same database file as sqlx's writer; the two take SQLite's write lock in
+//! turn (`BEGIN IMMEDIATE`, with the same busy timeout).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::checkpoint::{Checkpointer, WAL_SIZE_LIMIT, restart};
+use super::readers::BUSY_TIMEOUT;
+use crate::store::{StoreError, StoreResult};
+
+/// Changes committed together at most: bounds the time a batch holds the write lock.
+const MAX_BATCH: usize = 256;
+
+/// One change of a batch: runs inside the batch's transaction, answers after the commit.
+trait Job: Send {
+    /// Runs the change; `false` if it failed (its savepoint is rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the request: the change's result, or the commit's failure.
+    fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>);
+}
+
+struct Change<R, F> {
+    work: Option<F>,
+    result: Option<StoreResult<R>>,
+    reply: oneshot::Sender<StoreResult<R>>,
+}
+
+impl<R, F> Job for Change<R, F>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> StoreResult<R> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a change runs once");
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>) {
+        let result = match (committed, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Other("the change did not run".into())),
+            // The commit failed: nothing of the batch is stored, whatever the change said.
+            (Err(e), _) => Err(StoreError::Other(
+                format!("the batch's commit failed: {e}").into(),
+            )),
+        };
+        // The request may have gone away (client hung up): the change stands anyway.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The group-commit writer: one thread, one connection, a queue of changes.
+#[derive(Debug)]
+pub(super) struct BatchWriter {
+    queue: Mutex<mpsc::Sender<Box<dyn Job>>>,
+    _checkpointer: Checkpointer,
+}
+
+impl BatchWriter {
+    /// Opens the writer's connection and starts its thread, and the checkpointer that
+    /// copies what it writes. Both end when the writer is dropped.
+    pub(super) fn start(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        // Retry every 100 µs rather than on SQLite's default back-off (1, 2, 5, 10 … ms):
+        // a restarting checkpoint waits for readers that finish in microseconds, and
+        // spent 80 ms in the back-off every time.
+        conn.busy_handler(Some(retry_busy))?;
+        // Per-connection settings: the same durability and integrity as sqlx's writer.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
+        let wrote = Arc::new(AtomicBool::new(false));
+        let restart_wanted = Arc::new(AtomicBool::new(false));
+        let checkpointer =
+            Checkpointer::start(path, Arc::clone(&wrote), Arc::clone(&restart_wanted))?;
+        std::thread::Builder::new()
+            .name("gatehouse-batch-writer".into())
+            .spawn(move || run_batches(&conn, &jobs, &wrote, &restart_wanted))
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self {
+            queue: Mutex::new(queue),
+            _checkpointer: checkpointer,
+        })
+    }
+
+    /// Runs `work` in the next batch and returns its result once the batch is durable.
+    pub(super) async fn write<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Change {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.queue
+            .lock()
+            .expect("the writer queue is never poisoned")
+            .send(job)
+            .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?
+    }
+}
+
+/// The batch writer's busy handler: wait 100 µs and retry, for up to [`BUSY_TIMEOUT`].
+fn retry_busy(attempt: i32) -> bool {
+    const PAUSE: Duration = Duration::from_micros(100);
+    let waited = PAUSE.saturating_mul(u32::try_from(attempt).unwrap_or(u32::MAX));
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(PAUSE);
+    true
+}
+
+fn run_batches(
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    wrote: &AtomicBool,
+    restart_wanted: &AtomicBool,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_batch(conn, &mut batch);
+        if committed.is_ok() {
+            wrote.store(true, Ordering::Release);
+        }
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, changes = batch.len(), "a batch of changes failed to commit");
+        }
+        for job in batch {
+            job.answer(committed.as_ref().map(|_| ()));
+        }
+        // Between batches, after answering: see `checkpoint`.
+        if restart_wanted.swap(false, Ordering::AcqRel) {
+            if let Err(e) = restart(conn) {
+                tracing::warn!(error = %e, "WAL restart failed; the checkpointer will ask again");
+            }
+        }
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let ran = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT change")?;
+            if job.run(conn) {
+                conn.execute_batch("RELEASE change")?;
+            } else {
+                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+            }
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if ran.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    ran
+}

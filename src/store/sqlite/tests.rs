@@ -1,0 +1,307 @@
+//! The SQLite store's own tests: what only it does (the graph and names in memory, its
+//! migrations).
+
+use std::time::Duration;
+
+use super::*;
+use crate::domain::group::GroupType;
+
+fn group(name: &str) -> Group {
+    Group {
+        id: GroupId::new(),
+        name: name.into(),
+        description: None,
+        kind: GroupType::Contensis,
+        custom: serde_json::Map::new(),
+        created: 1,
+        modified: 1,
+        user_count: 0,
+        child_group_count: 0,
+    }
+}
+
+/// Names by key, as a path does.
+fn named<Id>(key: &str) -> Named<'_, Id> {
+    Named { id: None, key }
+}
+
+/// The group, the user and the answer a check by names gives.
+async fn answer(
+    store: &SqliteStore,
+    group: &str,
+    user: &str,
+) -> (Option<GroupId>, Option<UserId>, bool) {
+    let found = store.check_member(named(group), named(user)).await.unwrap();
+    (found.group, found.user, found.member)
+}
+
+async fn is_in(store: &SqliteStore, g: &Group, user: &str) -> bool {
+    let (group, _, member) = answer(store, &g.name, user).await;
+    assert_eq!(group, Some(g.id), "the group resolves");
+    member
+}
+
+/// Waits until the store holds the graph as the database has it now.
+async fn graph_loaded(store: &SqliteStore) -> i64 {
+    for _ in 0..200 {
+        // A check notices a stale graph and starts the reload.
+        store
+            .check_member(named("nobody"), named("nobody"))
+            .await
+            .unwrap();
+        let version: i64 = store
+            .direct
+            .read(|c| c.query_row("SELECT n FROM graph_version", [], |r| r.get(0)))
+            .unwrap();
+        if store
+            .graph
+            .get()
+            .is_some_and(|g| g.kept() && g.version() == version)
+        {
+            return version;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the graph was never loaded");
+}
+
+/// Checks answered from the graph in memory see every change to the graph at once,
+/// also one made by another connection to the file (another process, such as
+/// `gatehouse import`): the version they read with the user's groups tells them.
+#[tokio::test]
+async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let elsewhere = SqliteStore::open(&url).await.unwrap();
+
+    let (outer, inner) = (group("outer"), group("inner"));
+    store.create_group(&outer).await.unwrap();
+    store.create_group(&inner).await.unwrap();
+    let user = User::new("tyler".into(), "tyler@example.com".into(), 1);
+    store.create_user(&user, &[inner.id]).await.unwrap();
+
+    let before = graph_loaded(&store).await;
+    assert!(is_in(&store, &inner, "tyler").await);
+    assert!(!is_in(&store, &outer, "tyler").await, "no link yet");
+
+    // A link made through the other store: the next check sees it.
+    elsewhere.add_children(outer.id, &[inner.id]).await.unwrap();
+    assert!(is_in(&store, &outer, "tyler").await, "the new link is seen");
+    let after = graph_loaded(&store).await;
+    assert!(after > before, "the link bumped the graph's version");
+    assert!(is_in(&store, &outer, "tyler").await, "and from memory");
+    // The other answers from memory: no such group, no such user, a user with no
+    // groups.
+    assert_eq!(
+        answer(&store, "nope", "tyler").await,
+        (None, Some(user.id), false)
+    );
+    assert_eq!(
+        answer(&store, "outer", "nobody").await,
+        (Some(outer.id), None, false)
+    );
+    let loner = User::new("marla".into(), "marla@example.com".into(), 1);
+    store.create_user(&loner, &[]).await.unwrap();
+    assert!(!is_in(&store, &outer, "marla@example.com").await);
+    let by_id = store
+        .check_member(
+            Named {
+                id: Some(outer.id),
+                key: "",
+            },
+            Named {
+                id: Some(user.id),
+                key: "",
+            },
+        )
+        .await
+        .unwrap();
+    assert!(by_id.member, "by ids");
+    assert!(
+        store.graph.get().is_some_and(|g| g.version() == after),
+        "all of these were answered with the same graph"
+    );
+
+    // A group created elsewhere is found by name; its removal is seen too.
+    let late = group("late");
+    elsewhere.create_group(&late).await.unwrap();
+    elsewhere.add_members(late.id, &[user.id]).await.unwrap();
+    assert!(is_in(&store, &late, "tyler").await);
+    graph_loaded(&store).await;
+    assert!(
+        elsewhere.remove_child(outer.id, inner.id, 2).await.unwrap(),
+        "the link existed"
+    );
+    assert!(
+        !is_in(&store, &outer, "tyler").await,
+        "the removed link is seen"
+    );
+    assert!(elsewhere.delete_group(late.id, 3).await.unwrap());
+    let (group, _, member) = answer(&store, "late", "tyler").await;
+    assert_eq!(group, None, "a deleted group is gone at once");
+    assert!(!member);
+}
+
+/// A check by name remembers the user the name resolved to (module `name_cache`),
+/// and forgets it once the name stops naming that user, whichever connection (or
+/// process) made the change: a name moved to another user, a user renamed, a user
+/// deleted.
+#[tokio::test]
+async fn a_remembered_name_follows_changes_made_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("n.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let elsewhere = SqliteStore::open(&url).await.unwrap();
+    let club = group("club");
+    store.create_group(&club).await.unwrap();
+    let tyler = User::new("tyler".into(), "tyler@example.com".into(), 1);
+    store.create_user(&tyler, &[club.id]).await.unwrap();
+    let marla = User::new("marla".into(), "marla@example.com".into(), 1);
+    store.create_user(&marla, &[]).await.unwrap();
+    graph_loaded(&store).await;
+
+    assert!(is_in(&store, &club, "tyler").await);
+    let known = store.names.get("tyler").expect("remembered");
+    assert_eq!(known.id, tyler.id);
+    assert!(is_in(&store, &club, "tyler").await, "answered from it");
+    // A new user does not make a remembered name wrong.
+    let bob = User::new("bob".into(), "bob@example.com".into(), 1);
+    elsewhere.create_user(&bob, &[]).await.unwrap();
+    assert_eq!(store.names.get("tyler"), Some(known));
+
+    // "tyler" moved to marla behind this store's back.
+    sqlx::raw_sql(&format!(
+        "DELETE FROM user_identifiers WHERE key = 'tyler'; \
+         INSERT INTO user_identifiers (key, user_id, user_seq) \
+         SELECT 'tyler', id, seq FROM users WHERE id = '{}'",
+        marla.id
+    ))
+    .execute(&elsewhere.writer)
+    .await
+    .unwrap();
+    assert_eq!(
+        answer(&store, "club", "tyler").await,
+        (Some(club.id), Some(marla.id), false)
+    );
+    assert_eq!(store.names.get("tyler").map(|k| k.id), Some(marla.id));
+
+    // Renamed, then deleted, elsewhere.
+    assert!(is_in(&store, &club, "tyler@example.com").await);
+    sqlx::raw_sql(
+        "UPDATE user_identifiers SET key = 'tyler@example.org' WHERE key = 'tyler@example.com'",
+    )
+    .execute(&elsewhere.writer)
+    .await
+    .unwrap();
+    assert_eq!(
+        answer(&store, "club", "tyler@example.com").await,
+        (Some(club.id), None, false)
+    );
+    assert!(is_in(&store, &club, "tyler@example.org").await);
+    assert!(elsewhere.delete_user(tyler.id, 2).await.unwrap());
+    assert_eq!(
+        answer(&store, "club", "tyler@example.org").await,
+        (Some(club.id), None, false)
+    );
+}
+
+/// Migration 0005 moves memberships and names to integer keys: a database made by
+/// the migrations before it keeps every membership (direct and nested), every name,
+/// the groups' counts, and takes new groups, members and deletions afterwards.
+#[tokio::test]
+async fn integer_keys_migration_keeps_memberships_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let old = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let before_0005: Vec<_> = MIGRATOR.iter().filter(|m| m.version < 5).cloned().collect();
+    assert_eq!(before_0005.len(), 4);
+    let earlier = sqlx::migrate::Migrator {
+        migrations: before_0005.into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    earlier.run(&old).await.unwrap();
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let (outer, inner, other) = (GroupId::new(), GroupId::new(), GroupId::new());
+    let mut script = String::new();
+    for (id, name) in [(ann, "ann"), (bob, "bob")] {
+        script += &format!(
+            "INSERT INTO users (id, username, email, username_lc, email_lc, created, \
+             modified) VALUES ('{id}', '{name}', '{name}@x.io', '{name}', '{name}@x.io', 1, 1); \
+             INSERT INTO user_identifiers VALUES ('{name}', '{id}'), ('{name}@x.io', '{id}'); "
+        );
+    }
+    for (id, name) in [(outer, "outer"), (inner, "inner"), (other, "other")] {
+        script += &format!(
+            "INSERT INTO groups (id, name, name_key, created, modified) \
+             VALUES ('{id}', '{name}', '{name}', 1, 1); \
+             INSERT INTO group_closure VALUES ('{id}', '{id}'); "
+        );
+    }
+    script += &format!(
+        "INSERT INTO group_children VALUES ('{outer}', '{inner}'); \
+         INSERT INTO group_closure VALUES ('{outer}', '{inner}'); \
+         INSERT INTO group_members VALUES ('{inner}', '{ann}'), ('{other}', '{bob}'), \
+         ('{outer}', '{bob}');"
+    );
+    sqlx::raw_sql(&script).execute(&old).await.unwrap();
+    old.close().await;
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    for (group, user, member) in [
+        ("inner", "ann", true),
+        ("outer", "ann@x.io", true),
+        ("other", "ann", false),
+        ("other", "bob", true),
+        ("outer", "bob@x.io", true),
+        ("inner", "bob", false),
+    ] {
+        assert_eq!(
+            answer(&store, group, user).await.2,
+            member,
+            "{user} in {group}"
+        );
+    }
+    assert_eq!(store.find_user_by_key("bob@x.io").await.unwrap(), Some(bob));
+    let counts = store.get_group(outer).await.unwrap().unwrap();
+    assert_eq!((counts.user_count, counts.child_group_count), (1, 1));
+
+    // New rows take numbers of their own.
+    let newer = group("newer");
+    store.create_group(&newer).await.unwrap();
+    store.add_members(newer.id, &[ann]).await.unwrap();
+    assert!(answer(&store, "newer", "ann").await.2);
+    assert!(!answer(&store, "newer", "bob").await.2);
+    let numbers: Vec<i64> = store
+        .direct
+        .read(|c| {
+            c.prepare("SELECT seq FROM groups ORDER BY seq")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+
+    // Deleting a user takes their memberships and names with them.
+    assert!(store.delete_user(bob, 2).await.unwrap());
+    let left: (i64, i64) = store
+        .direct
+        .read(|c| {
+            c.query_row(
+                "SELECT (SELECT COUNT(*) FROM group_members), \
+                 (SELECT COUNT(*) FROM user_identifiers)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .unwrap();
+    assert_eq!(left, (2, 2), "ann's two memberships and two names");
+}
