@@ -115,7 +115,8 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
         ServiceError::Invalid(f) => {
             anyhow::anyhow!("GATEHOUSE_ADMIN_PASSWORD is too weak: {}", f.reason)
         }
-        e => anyhow::anyhow!("could not set up the administrator `admin`: {e}"),
+        // The cause chain stays attached: an internal error says what failed below it.
+        e => anyhow::Error::new(e).context("could not set up the administrator `admin`"),
     };
     let operator = Caller::operator();
     let admin = UserRef::parse("admin");
