@@ -230,15 +230,19 @@ impl TestApp {
         .await
     }
 
+    /// Asks for tokens with the password grant.
+    pub async fn password_grant(&self, username: &str, password: &str) -> Resp {
+        self.token(&[
+            ("grant_type", "contensis_classic"),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
+    }
+
     /// Logs in with the password grant and returns the access token, or panics.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .token(&[
-                ("grant_type", "contensis_classic"),
-                ("username", username),
-                ("password", password),
-            ])
-            .await;
+        let r = self.password_grant(username, password).await;
         assert_eq!(
             r.status,
             StatusCode::OK,

@@ -12,15 +12,6 @@ use serde_json::{Value, json};
 use crate::credentials::{cli_json, run_cli};
 use crate::helpers::{ADMIN_PASSWORD, PASSWORD, Resp, TestApp};
 
-async fn grant(app: &TestApp, username: &str, password: &str) -> Resp {
-    app.token(&[
-        ("grant_type", "contensis_classic"),
-        ("username", username),
-        ("password", password),
-    ])
-    .await
-}
-
 async fn refresh(app: &TestApp, token: &str) -> Resp {
     app.token(&[
         ("grant_type", "contensis_classic_refresh_token"),
@@ -30,7 +21,7 @@ async fn refresh(app: &TestApp, token: &str) -> Resp {
 }
 
 async fn refresh_token_of(app: &TestApp, user: &str) -> String {
-    let r = grant(app, user, PASSWORD).await;
+    let r = app.password_grant(user, PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.body["refresh_token"]
         .as_str()
@@ -71,7 +62,7 @@ async fn refresh_tokens_die_with_the_account_state_and_are_not_revived() {
     app.create_user("lock", "lock@example.com").await;
     let token = refresh_token_of(&app, "lock").await;
     for _ in 0..5 {
-        assert_invalid_grant(&grant(&app, "lock", "Wrong-Guess-1").await);
+        assert_invalid_grant(&app.password_grant("lock", "Wrong-Guess-1").await);
     }
     action(&app, "lock", "unlock")
         .await
@@ -119,7 +110,7 @@ async fn passwords_over_1024_bytes_are_refused_before_any_hashing() {
 
     // Token endpoint: the same answer as a wrong password, but not even counted as an
     // attempt (no argon2 ran).
-    assert_invalid_grant(&grant(&app, "long", &long).await);
+    assert_invalid_grant(&app.password_grant("long", &long).await);
     let u = app.get("/api/security/users/long").await;
     assert_eq!(u.body["failedLoginAttempts"], json!(0), "{}", u.text);
 
@@ -158,7 +149,8 @@ async fn a_flood_of_logins_is_refused_with_503_rather_than_queued_without_bound(
     for i in 0..400 {
         let app = Arc::clone(&app);
         tasks.push(tokio::spawn(async move {
-            grant(&app, &format!("nobody{i}"), "Wrong-Guess-1").await
+            app.password_grant(&format!("nobody{i}"), "Wrong-Guess-1")
+                .await
         }));
     }
     let (mut refused, mut busy) = (0, 0);
@@ -200,7 +192,7 @@ async fn the_last_admin_guard_counts_only_administrators_who_can_sign_in() {
     app.create_user("second", "second@example.com").await;
     make_admin(&app, "second").await;
     for _ in 0..5 {
-        assert_invalid_grant(&grant(&app, "second", "Wrong-Guess-1").await);
+        assert_invalid_grant(&app.password_grant("second", "Wrong-Guess-1").await);
     }
     action(&app, "admin", "suspend")
         .await

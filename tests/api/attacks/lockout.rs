@@ -23,15 +23,6 @@ async fn spawn() -> TestApp {
     TestApp::spawn_with(|c| c.lockout_threshold = THRESHOLD as u32).await
 }
 
-async fn grant(app: &TestApp, username: &str, password: &str) -> Resp {
-    app.token(&[
-        ("grant_type", "contensis_classic"),
-        ("username", username),
-        ("password", password),
-    ])
-    .await
-}
-
 async fn user_json(app: &TestApp, user: &str) -> Value {
     let r = app.get(&format!("/api/security/users/{}", enc(user))).await;
     r.expect(StatusCode::OK);
@@ -132,7 +123,7 @@ async fn concurrent_guesses_on_the_token_endpoint_never_beat_the_lockout() {
 
     let right = guess_concurrently(&app, |app, user, right| async move {
         let password = if right { PASSWORD } else { "Wrong-Guess-1" };
-        grant(&app, user, password).await
+        app.password_grant(user, password).await
     })
     .await;
     assert_eq!(right.status, StatusCode::BAD_REQUEST, "{}", right.text);
@@ -140,7 +131,7 @@ async fn concurrent_guesses_on_the_token_endpoint_never_beat_the_lockout() {
     assert_locked_with_every_guess_counted(&user_json(&app, "victim").await);
 
     // Locked: the right password gets the same answer as a wrong one.
-    let r = grant(&app, "victim", PASSWORD).await;
+    let r = app.password_grant("victim", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"], "invalid_grant");
 }
@@ -169,7 +160,7 @@ async fn concurrent_guesses_on_the_password_endpoint_never_set_a_password_past_t
         .await;
     r.expect(StatusCode::NO_CONTENT);
     assert_eq!(
-        grant(&app, "victim", ATTACKERS).await.status,
+        app.password_grant("victim", ATTACKERS).await.status,
         StatusCode::BAD_REQUEST
     );
     app.login("victim", PASSWORD).await;
@@ -181,7 +172,7 @@ async fn a_locked_or_suspended_account_answers_a_right_password_like_a_wrong_one
     app.create_user("locked", "locked@example.com").await;
     app.create_user("held", "held@example.com").await;
     for _ in 0..THRESHOLD {
-        grant(&app, "locked", "Wrong-Guess-1").await;
+        app.password_grant("locked", "Wrong-Guess-1").await;
     }
     app.post(
         "/api/security/users/held/actions",
@@ -191,8 +182,8 @@ async fn a_locked_or_suspended_account_answers_a_right_password_like_a_wrong_one
     .expect(StatusCode::NO_CONTENT);
 
     for user in ["locked", "held"] {
-        let right = grant(&app, user, PASSWORD).await;
-        let wrong = grant(&app, user, "Wrong-Guess-1").await;
+        let right = app.password_grant(user, PASSWORD).await;
+        let wrong = app.password_grant(user, "Wrong-Guess-1").await;
         assert_eq!(right.status, wrong.status);
         assert_eq!(right.body, wrong.body, "{user}");
 
