@@ -502,6 +502,7 @@ pub(crate) fn user_values(u: &User) -> [SqlValue; 24] {
 /// A multi-row insert: `head`, then `VALUES` with one tuple of placeholders per row of
 /// `rows`, then `tail`; and the values, in placeholder order.
 pub(crate) fn multi_row<const N: usize>(
+    dialect: Dialect,
     head: &str,
     rows: impl IntoIterator<Item = [SqlValue; N]>,
     tail: &str,
@@ -509,10 +510,28 @@ pub(crate) fn multi_row<const N: usize>(
     let mut params = Vec::new();
     let mut tuples = Vec::new();
     for row in rows {
-        let tuple: Vec<String> = row.into_iter().map(|v| push(&mut params, v)).collect();
+        let tuple: Vec<String> = row
+            .into_iter()
+            .map(|v| placeholder(dialect, &mut params, v))
+            .collect();
         tuples.push(format!("({})", tuple.join(", ")));
     }
     (format!("{head} VALUES {}{tail}", tuples.join(", ")), params)
+}
+
+/// A placeholder for a value used once, in order: `$N` on PostgreSQL, a plain `?` on
+/// SQLite. SQLite finds a named parameter's name by walking a list of every name in the
+/// statement, and the drivers ask for each parameter's name to bind it: with `$N`, a
+/// statement of thousands of values (an import's multi-row insert) spent most of the
+/// import in that walk. Anonymous `?`s have no name to look up and bind by position.
+fn placeholder(dialect: Dialect, params: &mut Vec<SqlValue>, v: SqlValue) -> String {
+    match dialect {
+        Dialect::Postgres => push(params, v),
+        Dialect::Sqlite => {
+            params.push(v);
+            "?".to_owned()
+        }
+    }
 }
 
 /// The head of a multi-row insert of users: [`INSERT_USER`] up to its `VALUES`.
@@ -543,7 +562,7 @@ pub(crate) fn import_candidates(
             let list = |params: &mut Vec<SqlValue>, items: Vec<String>| {
                 let marks: Vec<String> = items
                     .into_iter()
-                    .map(|k| push(params, SqlValue::Text(k)))
+                    .map(|k| placeholder(dialect, params, SqlValue::Text(k)))
                     .collect();
                 marks.join(", ")
             };
@@ -1147,11 +1166,20 @@ mod tests {
             [SqlValue::Text("a".into()), SqlValue::Int(1)],
             [SqlValue::Text("b".into()), SqlValue::NullText],
         ];
-        let (text, params) = multi_row("INSERT INTO t (x, y)", rows, " ON CONFLICT DO NOTHING");
+        let (text, params) = multi_row(
+            Dialect::Postgres,
+            "INSERT INTO t (x, y)",
+            rows.clone(),
+            " ON CONFLICT DO NOTHING",
+        );
         assert_eq!(
             text,
             "INSERT INTO t (x, y) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
+        assert_eq!(params.len(), 4);
+        // SQLite: anonymous placeholders, bound by position (no name walk per value).
+        let (text, params) = multi_row(Dialect::Sqlite, "INSERT INTO t (x, y)", rows, "");
+        assert_eq!(text, "INSERT INTO t (x, y) VALUES (?, ?), (?, ?)");
         assert_eq!(params.len(), 4);
         assert_eq!(params[2], SqlValue::Text("b".into()));
         assert!(import_users_head().ends_with("password_changed)"));
@@ -1166,10 +1194,10 @@ mod tests {
         let keys = vec!["ann".to_owned(), "ann@x.io".to_owned()];
         let given = vec!["id-1".to_owned()];
         let (text, params) = import_candidates(Dialect::Sqlite, keys.clone(), given.clone(), "");
-        assert!(text.ends_with("key IN ($1, $2)) OR id IN ($3)"), "{text}");
+        assert!(text.ends_with("key IN (?, ?)) OR id IN (?)"), "{text}");
         assert_eq!(params.len(), 3);
         let (text, _) = import_candidates(Dialect::Sqlite, keys.clone(), Vec::new(), "");
-        assert!(text.ends_with("key IN ($1, $2))"), "{text}");
+        assert!(text.ends_with("key IN (?, ?))"), "{text}");
         let (text, params) = import_candidates(Dialect::Postgres, keys, given, " FOR SHARE");
         assert!(
             text.ends_with("= ANY($1)) OR id = ANY($2) FOR SHARE"),

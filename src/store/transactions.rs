@@ -595,7 +595,7 @@ pub(crate) async fn import(tx: &mut impl Tx, batch: &ImportBatch) -> StoreResult
     }
     for chunk in fresh.chunks(IMPORT_CHUNK) {
         let rows = chunk.iter().map(|u| sql::user_values(u));
-        let (insert, params) = sql::multi_row(sql::import_users_head(), rows, "");
+        let (insert, params) = sql::multi_row(tx.dialect(), sql::import_users_head(), rows, "");
         tx.execute_once(&insert, &params)
             .await
             .map_err(|e| unique_or(e, UniqueField::Username))?;
@@ -605,6 +605,7 @@ pub(crate) async fn import(tx: &mut impl Tx, batch: &ImportBatch) -> StoreResult
             std::iter::once([text(uk), id(u.id)]).chain(email)
         });
         let (insert, params) = sql::multi_row(
+            tx.dialect(),
             sql::IMPORT_IDENTIFIERS_HEAD,
             pairs,
             sql::IMPORT_IDENTIFIERS_TAIL,
@@ -629,6 +630,7 @@ pub(crate) async fn import(tx: &mut impl Tx, batch: &ImportBatch) -> StoreResult
         .collect();
     for chunk in members.chunks(IMPORT_CHUNK) {
         let (text, params) = sql::multi_row(
+            tx.dialect(),
             sql::IMPORT_MEMBERS_HEAD,
             chunk.iter().cloned(),
             sql::IMPORT_MEMBERS_TAIL,

@@ -62,10 +62,12 @@ pub(super) fn bind_numbered(
     params: &[SqlValue],
 ) -> StoreResult<()> {
     for index in 1..=stmt.parameter_count() {
-        let value = stmt
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
+        // `$N` names its value; an anonymous `?` takes the value at its position.
+        let position = match stmt.parameter_name(index) {
+            Some(name) => name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()),
+            None => Some(index),
+        };
+        let value = position
             .and_then(|n| params.get(n.checked_sub(1)?))
             .ok_or_else(|| {
                 StoreError::Other(format!("parameter {index} of a list query has no value").into())
