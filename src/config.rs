@@ -244,6 +244,12 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// The group (name or id) whose members, besides System Administrators, may
+    /// provision users and groups over SCIM at `/scim/v2` (e.g. the group of the API key
+    /// an identity provider uses). Unset: administrators only.
+    #[arg(long, env = "GATEHOUSE_SCIM_GROUP", value_name = "GROUP")]
+    pub scim_group: Option<String>,
+
     /// Password of the bootstrap `admin` user, read from `GATEHOUSE_ADMIN_PASSWORD` only
     /// (never a flag, so it does not show in process listings).
     #[arg(skip)]
@@ -289,6 +295,7 @@ impl Config {
             login_rate_per_user: limits.per_user.per_minute,
             login_burst_per_user: limits.per_user.burst,
             trust_forwarded_for: false,
+            scim_group: None,
             admin_password: None,
             warnings: Vec::new(),
         }
@@ -333,6 +340,7 @@ impl Config {
                 },
             },
             trust_forwarded_for: self.trust_forwarded_for,
+            scim_group: self.scim_group.clone(),
         }
     }
 }

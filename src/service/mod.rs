@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod caller_cache;
 pub mod groups;
+pub mod provisioning;
 pub mod rate_limit;
 pub mod users;
 
@@ -201,6 +202,9 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
     pub caller_cache_ttl: std::time::Duration,
+    /// The group (name or id) whose members may provision over SCIM besides the
+    /// administrators; `None`: administrators only.
+    pub scim_group: Option<String>,
 }
 
 impl Default for Settings {
@@ -214,6 +218,7 @@ impl Default for Settings {
             login_limits: rate_limit::LoginLimitSettings::default(),
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
+            scim_group: None,
         }
     }
 }
