@@ -165,7 +165,8 @@ impl Services {
         mode: UpdateMode,
     ) -> Result<User> {
         self.guard_user(p, user).await?;
-        self.update_user(p.caller(), &by_id(user), input, mode).await
+        self.update_user(p.caller(), &by_id(user), input, mode)
+            .await
     }
 
     /// Suspends or reinstates a user (`active`).
@@ -181,7 +182,12 @@ impl Services {
 
     /// Sets a user's password, as an administrator does: the policy applies, earlier
     /// tokens are revoked.
-    pub async fn provision_password(&self, p: &Provisioner, user: UserId, new: String) -> Result<()> {
+    pub async fn provision_password(
+        &self,
+        p: &Provisioner,
+        user: UserId,
+        new: String,
+    ) -> Result<()> {
         self.guard_user(p, user).await?;
         let input = PasswordInput {
             existing: None,
@@ -198,7 +204,11 @@ impl Services {
     }
 
     /// Creates a group.
-    pub async fn provision_create_group(&self, p: &Provisioner, input: GroupInput) -> Result<Group> {
+    pub async fn provision_create_group(
+        &self,
+        p: &Provisioner,
+        input: GroupInput,
+    ) -> Result<Group> {
         self.create_group(p.caller(), input).await
     }
 
@@ -372,8 +382,9 @@ const MEMBER_PAGE: u32 = 1000;
 fn not_there_is_false(r: Result<()>) -> Result<bool> {
     match r {
         Ok(()) => Ok(true),
-        Err(Error::Conflict(m)) if m.starts_with("The user is not a direct member")
-            || m.starts_with("The group is not a direct child") =>
+        Err(Error::Conflict(m))
+            if m.starts_with("The user is not a direct member")
+                || m.starts_with("The group is not a direct child") =>
         {
             Ok(false)
         }
