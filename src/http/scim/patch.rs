@@ -216,7 +216,10 @@ pub fn apply(
                         ext.id
                     )));
                 };
-                for (k, v) in inner {
+                for (k, v) in inner
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
                     apply(
                         doc,
                         schema,
@@ -269,7 +272,11 @@ pub fn apply(
                 if op.op == Op::Replace {
                     container.clear();
                 }
-                for (k, v) in values {
+                // (scim2-models sends the extension's own `schemas` inside it.)
+                for (k, v) in values
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
                     container.insert(k.clone(), v.clone());
                 }
             }

@@ -201,7 +201,7 @@ impl Attr {
 const PLURAL_TYPES: &[&str] = &["work", "home", "other"];
 
 const EMAIL_SUB: &[Attr] = &[
-    s("value", "The email address."),
+    s("value", "The email address.").required(),
     s("display", "A human-readable name."),
     s("type", "work, home or other.").canonical(PLURAL_TYPES),
     a("primary", Type::Boolean, "The primary address."),
@@ -527,6 +527,9 @@ impl ResourceSchema {
                 };
                 let mut checked = Map::new();
                 for (k, v) in inner {
+                    if k.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     let attr = ext
                         .attrs
                         .iter()
