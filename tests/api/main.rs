@@ -19,5 +19,6 @@ mod openapi;
 mod ops;
 mod process;
 mod query;
+mod scim;
 mod upgrade;
 mod users;
