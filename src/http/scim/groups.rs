@@ -417,7 +417,7 @@ fn split_members(op: &Operation) -> (Option<Operation>, Option<Operation>) {
                 path: Some("members".into()),
                 value: Some(m),
             });
-            let other = (!rest.is_empty()).then(|| Operation {
+            let other = (!rest.is_empty()).then_some(Operation {
                 op: op.op,
                 path: None,
                 value: Some(Value::Object(rest)),

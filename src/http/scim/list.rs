@@ -219,14 +219,11 @@ fn remove_path(map: &mut Map<String, Value>, path: &str, schema: &ResourceSchema
                 map.remove(uri);
                 return;
             };
-            match map.get_mut(uri) {
-                Some(Value::Object(m)) => {
-                    remove_attr(m, attr, sub);
-                    if m.is_empty() {
-                        map.remove(uri);
-                    }
+            if let Some(Value::Object(m)) = map.get_mut(uri) {
+                remove_attr(m, attr, sub);
+                if m.is_empty() {
+                    map.remove(uri);
                 }
-                _ => {}
             }
             return;
         }

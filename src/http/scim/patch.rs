@@ -353,7 +353,7 @@ pub fn apply(
     match (&t.filter, op.op) {
         (None, Op::Add) => {
             let added = new_items(value);
-            if added.iter().any(|v| is_primary(v)) {
+            if added.iter().any(is_primary) {
                 clear_primary(&mut items);
             }
             for v in added {
