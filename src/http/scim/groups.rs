@@ -144,7 +144,7 @@ fn render(group: &Group, members: &[Member], base: &str) -> Value {
     m.insert("schemas".into(), json!([GROUP]));
     m.insert("id".into(), json!(group.id.to_string()));
     for (key, value) in &group.custom {
-        if let Some(attr) = key.strip_prefix(KEY) {
+        if let Some(attr) = key.strip_prefix(KEY).filter(|a| *a == "externalId") {
             m.insert(attr.to_owned(), value.clone());
         }
     }

@@ -494,14 +494,13 @@ pub async fn root_search_handler(ctx: Ctx, ScimBody(body): ScimBody) -> Result<R
         p.count = 0;
         p
     };
-    let user_total = users::list(&ctx, &count_of(&params))
-        .await
-        .map(|(_, t)| t)
-        .or_else(skip_unfit)?;
-    let group_total = groups::list(&ctx, &count_of(&params))
-        .await
-        .map(|(_, t)| t)
-        .or_else(skip_unfit)?;
+    let users_fit = users::list(&ctx, &count_of(&params)).await.map(|(_, t)| t);
+    let groups_fit = groups::list(&ctx, &count_of(&params)).await.map(|(_, t)| t);
+    // A filter or sort neither type can answer is the client's error.
+    let (user_total, group_total) = match (users_fit, groups_fit) {
+        (Err(e), Err(_)) => return Err(e),
+        (u, g) => (u.or_else(skip_unfit)?, g.or_else(skip_unfit)?),
+    };
     let mut out = Vec::new();
     let want = u64::from(params.count);
     if start < user_total as u64 && want > 0 {

@@ -138,9 +138,16 @@ pub fn render(user: &User, groups: &[(Group, bool)], base: &str) -> Value {
     let mut name = Map::new();
     let mut emails: Option<Vec<Value>> = None;
     for (key, value) in &user.custom {
+        // Only attributes of the schemas: a `scim.*` key some other client wrote is
+        // not shown as an attribute SCIM would then refuse on the way back.
         if let Some(attr) = key.strip_prefix(ENTERPRISE_KEY) {
-            ext.insert(attr.to_owned(), value.clone());
-        } else if let Some(attr) = key.strip_prefix(KEY) {
+            if schema::ENTERPRISE_ATTRS.iter().any(|a| a.name == attr) {
+                ext.insert(attr.to_owned(), value.clone());
+            }
+        } else if let Some(attr) = key
+            .strip_prefix(KEY)
+            .filter(|a| USERS.attr(a).is_some_and(|x| x.name == *a))
+        {
             match attr {
                 "name" => {
                     if let Value::Object(n) = value {

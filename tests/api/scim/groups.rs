@@ -236,3 +236,58 @@ async fn the_services_rules_answer_in_scim_terms() {
         None,
     );
 }
+
+/// `POST /.search` at the root: users then groups, one window over both.
+#[tokio::test]
+async fn the_root_search_spans_users_and_groups() {
+    let app = TestApp::spawn().await;
+    let u = create_user(&app, user_body("pat", "pat@example.com")).await;
+    let g = create_group(&app, "Pat's group", &[]).await;
+    let search = |filter: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": filter,
+        })
+    };
+    let r = admin(
+        &app,
+        Method::POST,
+        "/.search",
+        Some(search(r#"id eq "x" or meta.created pr"#)),
+    )
+    .await;
+    r.expect(StatusCode::OK);
+    let found = ids(&r.body);
+    assert!(
+        found.contains(&u["id"].as_str().unwrap().to_owned()),
+        "{}",
+        r.text
+    );
+    assert!(
+        found.contains(&g["id"].as_str().unwrap().to_owned()),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["totalResults"].as_u64(), Some(found.len() as u64));
+    // displayName is a group's name, and a user's own attribute.
+    let r = admin(
+        &app,
+        Method::POST,
+        "/.search",
+        Some(search(r#"displayName sw "Pat""#)),
+    )
+    .await;
+    assert_eq!(ids(&r.body), [g["id"].as_str().unwrap()]);
+    // userName only users have: the groups contribute nothing.
+    let r = admin(
+        &app,
+        Method::POST,
+        "/.search",
+        Some(search(r#"userName eq "pat""#)),
+    )
+    .await;
+    assert_eq!(ids(&r.body), [u["id"].as_str().unwrap()]);
+    // Neither has it: the client's error.
+    let r = admin(&app, Method::POST, "/.search", Some(search("members pr"))).await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+}
