@@ -361,7 +361,6 @@ async fn service_provider_config(State(state): State<AppState>) -> Reply {
     let base = base_url(&state);
     Reply::ok(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "documentationUri": "https://github.com/gatehouse/gatehouse/blob/main/docs/scim.md",
         "patch": {"supported": true},
         "bulk": {
             "supported": true,
