@@ -59,6 +59,7 @@ pub enum Command {
 /// Parses a command line (program name first), reading `serve`'s config file when one
 /// is named, and runs it.
 pub fn main_from(args: Vec<OsString>) -> anyhow::Result<()> {
+    crate::app::install_tls_provider();
     let (matches, warnings) = crate::config::matches_with_file(&Cli::command(), args)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| anyhow::anyhow!(e.render()))?;
     if let Command::Serve(config) = &mut cli.command {
