@@ -481,9 +481,15 @@ async fn hook_deliveries(
     let state = params.get("state").unwrap_or("failed");
     let limit = match params.get("limit") {
         None => 100,
-        Some(l) => l.parse::<i64>().ok().filter(|l| (1..=1000).contains(l)).ok_or_else(|| {
-            ApiError::bad_request("Query parameter 'limit' must be a whole number from 1 to 1000.")
-        })?,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "Query parameter 'limit' must be a whole number from 1 to 1000.",
+                )
+            })?,
     };
     let list = s.webhook_deliveries(&caller, &id, state, limit).await?;
     Ok(Json(list.iter().map(delivery_view).collect::<Vec<_>>()).into_response())

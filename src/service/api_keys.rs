@@ -7,9 +7,9 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::domain::audit::EventType;
 use super::{Caller, Error, Patch, Result, Services};
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::EventType;
 use crate::domain::ids::{ApiKeyId, GroupId};
 use crate::domain::names::{self, FieldError, MAX_DESCRIPTION};
 use crate::domain::user::{Provider, User};
@@ -127,7 +127,9 @@ impl Services {
                 groups.iter().map(ToString::to_string).collect::<Vec<_>>(),
             );
         }
-        self.store().create_api_key(&key, &user, groups, &event).await?;
+        self.store()
+            .create_api_key(&key, &user, groups, &event)
+            .await?;
         tracing::info!(api_key_id = %key.id, name = %key.name, "API key created");
         Ok(CreatedKey { key, secret })
     }
@@ -135,8 +137,7 @@ impl Services {
     /// `POST /apiKeys`.
     pub async fn create_api_key(&self, caller: &Caller, input: ApiKeyInput) -> Result<CreatedKey> {
         caller.require_admin()?;
-        self.create_api_key_unchecked(caller, input, &[])
-            .await
+        self.create_api_key_unchecked(caller, input, &[]).await
     }
 
     /// `GET /apiKeys/{id}`.
@@ -190,9 +191,7 @@ impl Services {
         } else {
             EventType::ApiKeyUpdated
         };
-        let mut event = self
-            .event(caller, kind)
-            .key(key.id, Some(key.name.clone()));
+        let mut event = self.event(caller, kind).key(key.id, Some(key.name.clone()));
         if before.name != key.name {
             event = event.with("name", key.name.clone());
         }
@@ -212,8 +211,14 @@ impl Services {
         caller.require_admin()?;
         let key_id = parse_id(id)?;
         let name = self.store().get_api_key(key_id).await?.map(|k| k.name);
-        let event = self.event(caller, EventType::ApiKeyDeleted).key(key_id, name);
-        if !self.store().delete_api_key(key_id, self.now(), &event).await? {
+        let event = self
+            .event(caller, EventType::ApiKeyDeleted)
+            .key(key_id, name);
+        if !self
+            .store()
+            .delete_api_key(key_id, self.now(), &event)
+            .await?
+        {
             return Err(not_found(id));
         }
         self.callers_changed_all();

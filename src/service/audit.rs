@@ -71,14 +71,20 @@ impl Services {
             ));
         }
         if let Some(actor) = req.actor.as_deref() {
-            match self.resolve_user_id(Some(caller), &UserRef::parse(actor)).await {
+            match self
+                .resolve_user_id(Some(caller), &UserRef::parse(actor))
+                .await
+            {
                 Ok(id) => filter.actor = Some(id.to_string()),
                 Err(Error::NotFound { .. }) => filter.actor_name = Some(name_key(actor)),
                 Err(e) => return Err(e),
             }
         }
         if let Some(target) = req.target.as_deref() {
-            if let Ok(id) = self.resolve_user_id(Some(caller), &UserRef::parse(target)).await {
+            if let Ok(id) = self
+                .resolve_user_id(Some(caller), &UserRef::parse(target))
+                .await
+            {
                 filter.target_ids.push(id.to_string());
             }
             if let Some(id) = self.try_resolve_group_id(&GroupRef::group(target)).await? {

@@ -183,7 +183,9 @@ impl Services {
         let matched = self.check_claim(user.as_ref(), password).await?;
         let user = match user {
             Some(user) => {
-                let event = self.anonymous_event(EventType::LoginSucceeded).user(user.id);
+                let event = self
+                    .anonymous_event(EventType::LoginSucceeded)
+                    .user(user.id);
                 self.settle_attempt(&user, matched, OnAccept::Login, &event)
                     .await?
             }

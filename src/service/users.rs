@@ -145,7 +145,10 @@ fn check_frequency(p: &Patch<i64>) -> Result<()> {
 /// The audit summary of a profile change: each changed field with its new value, for
 /// fields that are not secret (`custom` by its changed keys only, since clients put
 /// anything there). `before` is `None` for a new user.
-fn profile_summary(before: Option<&User>, after: &User) -> serde_json::Map<String, serde_json::Value> {
+fn profile_summary(
+    before: Option<&User>,
+    after: &User,
+) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut out = serde_json::Map::new();
     let mut field = |name: &str, old: Option<Value>, new: Value| {
@@ -153,13 +156,37 @@ fn profile_summary(before: Option<&User>, after: &User) -> serde_json::Map<Strin
             out.insert(name.to_owned(), new);
         }
     };
-    field("username", before.map(|b| json!(b.username)), json!(after.username));
+    field(
+        "username",
+        before.map(|b| json!(b.username)),
+        json!(after.username),
+    );
     field("email", before.map(|b| json!(b.email)), json!(after.email));
-    field("firstName", before.map(|b| json!(b.first_name)), json!(after.first_name));
-    field("lastName", before.map(|b| json!(b.last_name)), json!(after.last_name));
-    field("timezone", before.map(|b| json!(b.timezone)), json!(after.timezone));
-    field("language", before.map(|b| json!(b.language)), json!(after.language));
-    field("expiry", before.map(|b| json!(b.expiry)), json!(after.expiry));
+    field(
+        "firstName",
+        before.map(|b| json!(b.first_name)),
+        json!(after.first_name),
+    );
+    field(
+        "lastName",
+        before.map(|b| json!(b.last_name)),
+        json!(after.last_name),
+    );
+    field(
+        "timezone",
+        before.map(|b| json!(b.timezone)),
+        json!(after.timezone),
+    );
+    field(
+        "language",
+        before.map(|b| json!(b.language)),
+        json!(after.language),
+    );
+    field(
+        "expiry",
+        before.map(|b| json!(b.expiry)),
+        json!(after.expiry),
+    );
     field(
         "passwordChangeFrequency",
         before.map(|b| json!(b.password_change_frequency)),
@@ -172,7 +199,10 @@ fn profile_summary(before: Option<&User>, after: &User) -> serde_json::Map<Strin
     );
     if before.is_none() {
         out.insert("suspended".into(), json!(after.suspended));
-        out.insert("passwordResetRequired".into(), json!(after.password_reset_flag));
+        out.insert(
+            "passwordResetRequired".into(),
+            json!(after.password_reset_flag),
+        );
         out.insert("hasPassword".into(), json!(after.password_hash.is_some()));
     }
     let empty = serde_json::Map::new();
@@ -651,7 +681,9 @@ impl Services {
         };
         if matched.is_none() {
             // Counted as a failed attempt; nothing matched, so it is never accepted.
-            let event = self.event_by(&user, EventType::PasswordChanged).user(user.id);
+            let event = self
+                .event_by(&user, EventType::PasswordChanged)
+                .user(user.id);
             self.settle_attempt(&user, None, OnAccept::Login, &event)
                 .await?;
             return Err(refused());
@@ -675,7 +707,9 @@ impl Services {
                 &user,
                 matched,
                 OnAccept::SetPassword(&hash),
-                &self.event_by(&user, EventType::PasswordChanged).user(user.id),
+                &self
+                    .event_by(&user, EventType::PasswordChanged)
+                    .user(user.id),
             )
             .await?
             .is_none()

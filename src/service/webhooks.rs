@@ -158,7 +158,11 @@ fn backoff(attempts: i64) -> Millis {
 
 impl Services {
     /// `POST /webhooks`.
-    pub async fn create_webhook(&self, caller: &Caller, input: WebhookInput) -> Result<CreatedWebhook> {
+    pub async fn create_webhook(
+        &self,
+        caller: &Caller,
+        input: WebhookInput,
+    ) -> Result<CreatedWebhook> {
         caller.require_admin()?;
         let Patch::Value(url) = input.url else {
             return Err(FieldError::new("url", "url is required").into());
@@ -216,7 +220,12 @@ impl Services {
 
     /// `PUT /webhooks/{id}`: url, eventTypes, description, enabled (the secret never
     /// changes; delete and register again to rotate it).
-    pub async fn update_webhook(&self, caller: &Caller, id: &str, input: WebhookInput) -> Result<Webhook> {
+    pub async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: WebhookInput,
+    ) -> Result<Webhook> {
         let mut hook = self.get_webhook(caller, id).await?;
         let before = hook.clone();
         match input.url {
@@ -230,7 +239,11 @@ impl Services {
         match input.event_types {
             Patch::Value(t) => hook.event_types = check_types(&t)?,
             Patch::Null => {
-                return Err(FieldError::new("eventTypes", "eventTypes must list at least one type").into());
+                return Err(FieldError::new(
+                    "eventTypes",
+                    "eventTypes must list at least one type",
+                )
+                .into());
             }
             Patch::Absent => {}
         }
@@ -311,7 +324,12 @@ impl Services {
         outcome.map(|()| true)
     }
 
-    async fn deliver_queue(&self, node: &str, client: &reqwest::Client, hook: &Webhook) -> Result<()> {
+    async fn deliver_queue(
+        &self,
+        node: &str,
+        client: &reqwest::Client,
+        hook: &Webhook,
+    ) -> Result<()> {
         while let Some((delivery, record)) = self.store().next_delivery(&hook.id).await? {
             if delivery.next_attempt > self.now() {
                 return Ok(());
@@ -350,14 +368,20 @@ impl Services {
             .header("user-agent", "gatehouse-webhooks")
             .header("x-gatehouse-event", &record.kind)
             .header("x-gatehouse-delivery", record.seq.to_string())
-            .header("x-gatehouse-signature", signature(&hook.secret, unix, body.as_bytes()))
+            .header(
+                "x-gatehouse-signature",
+                signature(&hook.secret, unix, body.as_bytes()),
+            )
             .timeout(DELIVERY_TIMEOUT)
             .body(body)
             .send()
             .await;
         let (error, status) = match sent {
             Ok(r) if r.status().is_success() => return Attempt::Delivered,
-            Ok(r) => (format!("HTTP {}", r.status().as_u16()), Some(i64::from(r.status().as_u16()))),
+            Ok(r) => (
+                format!("HTTP {}", r.status().as_u16()),
+                Some(i64::from(r.status().as_u16())),
+            ),
             Err(e) if e.is_timeout() => ("timed out".to_owned(), None),
             Err(e) if e.is_connect() => ("could not connect".to_owned(), None),
             Err(_) => ("the request failed".to_owned(), None),

@@ -154,7 +154,10 @@ impl Columns for AuditColumns {
     }
 
     fn is_folded(&self, column: &str) -> bool {
-        matches!(column, "a.actor_id" | "a.target_user_id" | "a.target_group_id")
+        matches!(
+            column,
+            "a.actor_id" | "a.target_user_id" | "a.target_group_id"
+        )
     }
 }
 
@@ -179,7 +182,11 @@ pub struct AuditFilter {
 }
 
 /// The list of events a filter and query select, newest first unless ordered.
-pub(crate) fn list_sql(filter: &AuditFilter, query: &ListQuery, dialect: filter_sql::Dialect) -> ListSql {
+pub(crate) fn list_sql(
+    filter: &AuditFilter,
+    query: &ListQuery,
+    dialect: filter_sql::Dialect,
+) -> ListSql {
     let mut params = Vec::new();
     let mut wheres = Vec::new();
     if !filter.types.is_empty() {
@@ -333,7 +340,11 @@ async fn subscribe(tx: &mut impl Tx, hook: &Webhook) -> StoreResult<()> {
 }
 
 /// Registers an endpoint.
-pub(crate) async fn create_webhook(tx: &mut impl Tx, hook: &Webhook, event: &Event) -> StoreResult<()> {
+pub(crate) async fn create_webhook(
+    tx: &mut impl Tx,
+    hook: &Webhook,
+    event: &Event,
+) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO webhooks (id, url, secret, description, enabled, created, created_by, \
          modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -355,7 +366,11 @@ pub(crate) async fn create_webhook(tx: &mut impl Tx, hook: &Webhook, event: &Eve
 
 /// Changes an endpoint's URL, description, enabled flag and subscriptions (never its
 /// secret). Disabling it drops what was queued for it.
-pub(crate) async fn update_webhook(tx: &mut impl Tx, hook: &Webhook, event: &Event) -> StoreResult<bool> {
+pub(crate) async fn update_webhook(
+    tx: &mut impl Tx,
+    hook: &Webhook,
+    event: &Event,
+) -> StoreResult<bool> {
     let n = tx
         .execute(
             "UPDATE webhooks SET url = $2, description = $3, enabled = $4, modified = $5 \
@@ -386,8 +401,11 @@ pub(crate) async fn update_webhook(tx: &mut impl Tx, hook: &Webhook, event: &Eve
 
 /// Removes an endpoint and its queue.
 pub(crate) async fn delete_webhook(tx: &mut impl Tx, id: &str, event: &Event) -> StoreResult<bool> {
-    tx.execute("DELETE FROM webhook_outbox WHERE webhook_id = $1", &[text(id)])
-        .await?;
+    tx.execute(
+        "DELETE FROM webhook_outbox WHERE webhook_id = $1",
+        &[text(id)],
+    )
+    .await?;
     tx.execute(
         "DELETE FROM webhook_subscriptions WHERE webhook_id = $1",
         &[text(id)],
@@ -403,8 +421,7 @@ pub(crate) async fn delete_webhook(tx: &mut impl Tx, id: &str, event: &Event) ->
     Ok(true)
 }
 
-const DELIVERY_COLUMNS: &str =
-    "o.seq, o.event_seq, o.state, o.attempts, o.created, o.next_attempt, o.last_error, o.last_status";
+const DELIVERY_COLUMNS: &str = "o.seq, o.event_seq, o.state, o.attempts, o.created, o.next_attempt, o.last_error, o.last_status";
 
 fn delivery_from(r: &impl RowColumns) -> StoreResult<Delivery> {
     Ok(Delivery {
@@ -501,7 +518,8 @@ impl<R: RowColumns> RowColumns for Renamed<'_, R> {
         self.0.opt_text(column)
     }
     fn int(&self, column: &str) -> StoreResult<i64> {
-        self.0.int(if column == "seq" { "event_seq" } else { column })
+        self.0
+            .int(if column == "seq" { "event_seq" } else { column })
     }
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
         self.0.opt_int(column)
@@ -580,7 +598,11 @@ pub(crate) async fn settle_delivery(
 }
 
 /// Gives up an endpoint's lease.
-pub(crate) async fn release_webhook(tx: &mut impl Tx, webhook: &str, owner: &str) -> StoreResult<()> {
+pub(crate) async fn release_webhook(
+    tx: &mut impl Tx,
+    webhook: &str,
+    owner: &str,
+) -> StoreResult<()> {
     tx.execute(
         "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL \
          WHERE id = $1 AND lease_owner = $2",

@@ -486,7 +486,12 @@ pub trait Store: Send + Sync + 'static {
     /// fields never undo each other. Giving an administrator an expiry is refused
     /// ([`StoreError::LastAdmin`]) unless another administrator who never expires could
     /// still sign in. Returns the user as stored afterwards.
-    async fn update_user_profile(&self, before: &User, after: &User, event: &Event) -> StoreResult<User>;
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User>;
 
     /// Makes an account usable again with a new password, in one transaction: sets the
     /// hash (revoking earlier tokens, clearing a due reset), lifts a lockout and a
@@ -498,7 +503,8 @@ pub trait Store: Send + Sync + 'static {
         id: UserId,
         hash: &PasswordHash,
         groups: &[GroupId],
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<()>;
 
     /// Whether System Administrators has a member, direct or through a child group, who
@@ -507,11 +513,22 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool>;
 
     /// Applies a status change. Suspending the last active administrator is refused.
-    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis, event: &Event)
-    -> StoreResult<()>;
+    async fn set_user_state(
+        &self,
+        id: UserId,
+        change: StateChange,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Sets a new password hash, records when, and revokes earlier tokens.
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis, event: &Event) -> StoreResult<()>;
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Records a successful login that proved no password (an API key's), and returns the
     /// user as it is afterwards.
@@ -525,7 +542,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: UserId,
         attempt: PasswordAttempt<'_>,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled>;
 
     /// Revokes every refresh token of a user (they can no longer use them).
@@ -563,7 +581,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- membership ----
 
     /// Adds users as direct members (already-members are left as they are), all or nothing.
-    async fn add_members(&self, group: GroupId, users: &[UserId], event: &Event) -> StoreResult<()>;
+    async fn add_members(&self, group: GroupId, users: &[UserId], event: &Event)
+    -> StoreResult<()>;
 
     /// The group and the user path segments name: by id when the segment parses as one
     /// and such a row exists, else by name key.
@@ -590,7 +609,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member_named(
         &self,
         group: Named<'_, GroupId>,
-        user: Named<'_, UserId>, event: &Event,
+        user: Named<'_, UserId>,
+        event: &Event,
     ) -> StoreResult<MemberCheck> {
         let (group, user) = self.resolve_named(group, user).await?;
         let member = match (group, user) {
@@ -608,7 +628,13 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis, event: &Event) -> StoreResult<bool>;
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool>;
 
     /// Whether `user` is in any of `groups`, directly or through child groups.
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
@@ -635,11 +661,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds child groups (existing links are left as they are), all or nothing; refuses
     /// with [`StoreError::Cycle`] if any would make a group contain itself.
-    async fn add_children(&self, parent: GroupId, children: &[GroupId], event: &Event) -> StoreResult<()>;
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Removes a child link. `Ok(false)` when there was no such link.
-    async fn remove_child(&self, parent: GroupId, child: GroupId, now: Millis, event: &Event)
-    -> StoreResult<bool>;
+    async fn remove_child(
+        &self,
+        parent: GroupId,
+        child: GroupId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool>;
 
     /// Loads a batch in one transaction. A user record that is an existing user (the
     /// same id; or, without an id, the same username and email) is skipped and its
@@ -659,7 +695,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Spends a refresh token, atomically: a second use of the same token revokes its
     /// whole family, whichever node sees it.
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis, event: &Event) -> StoreResult<RefreshUse>;
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse>;
 
     // ---- API keys ----
 
@@ -668,7 +709,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &ApiKey,
         user: &User,
-        groups: &[GroupId], event: &Event,
+        groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()>;
 
     /// Reads a key by id.
@@ -706,10 +748,19 @@ pub trait Store: Send + Sync + 'static {
     async fn record_event(&self, event: &Event) -> StoreResult<()>;
 
     /// Lists events, newest first unless the query orders them.
-    async fn list_audit(&self, filter: &AuditFilter, query: &ListQuery) -> StoreResult<Page<Record>>;
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>>;
 
     /// Up to `limit` events after `after_seq` recorded at or after `since`, oldest first.
-    async fn audit_after(&self, after_seq: i64, since: Millis, limit: i64) -> StoreResult<Vec<Record>>;
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>>;
 
     /// Removes up to `limit` events recorded before `cutoff` that no webhook still has to
     /// deliver; returns how many.
@@ -731,10 +782,20 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
 
     /// An endpoint's deliveries in a state (`pending` oldest first, `failed` newest first).
-    async fn webhook_deliveries(&self, id: &str, state: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
 
     /// Claims an endpoint with a due delivery for `owner` until `lease_until`.
-    async fn claim_webhook(&self, owner: &str, now: Millis, lease_until: Millis) -> StoreResult<Option<Webhook>>;
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>>;
 
     /// The oldest pending delivery of an endpoint, with its event.
     async fn next_delivery(&self, webhook: &str) -> StoreResult<Option<(Delivery, Record)>>;

@@ -75,9 +75,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
+use super::filter_sql::SqlValue;
 use super::sql::{self, ListSql};
 use super::transactions;
+use super::tx::Tx as _;
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
     RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -86,9 +89,6 @@ use super::{
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
-use super::audit::{self, Attempt, AuditFilter};
-use super::filter_sql::SqlValue;
-use super::tx::Tx as _;
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
@@ -297,7 +297,12 @@ impl Store for PgStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, before: &User, after: &User, event: &Event) -> StoreResult<User> {
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::update_user_profile(&mut tx, before, after, event).await?;
@@ -306,7 +311,13 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis, event: &Event) -> StoreResult<()> {
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::set_password(&mut tx, id, hash, now, event).await?;
@@ -320,7 +331,8 @@ impl Store for PgStore {
         id: UserId,
         hash: &PasswordHash,
         groups: &[GroupId],
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
@@ -343,7 +355,8 @@ impl Store for PgStore {
         &self,
         id: UserId,
         change: StateChange,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
@@ -366,11 +379,13 @@ impl Store for PgStore {
         &self,
         id: UserId,
         attempt: PasswordAttempt<'_>,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::settle_password_attempt(&mut tx, id, attempt, now, event).await?;
+            let out =
+                transactions::settle_password_attempt(&mut tx, id, attempt, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -450,7 +465,12 @@ impl Store for PgStore {
         fetch_page(&self.pool, list, query.page, group_from_row).await
     }
 
-    async fn add_members(&self, group: GroupId, users: &[UserId], event: &Event) -> StoreResult<()> {
+    async fn add_members(
+        &self,
+        group: GroupId,
+        users: &[UserId],
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::add_members(&mut tx, group, users, event).await?;
@@ -459,7 +479,13 @@ impl Store for PgStore {
         .await
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis, event: &Event) -> StoreResult<bool> {
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::remove_member(&mut tx, group, user, now, event).await?;
@@ -477,7 +503,12 @@ impl Store for PgStore {
             .await?)
     }
 
-    async fn add_children(&self, parent: GroupId, children: &[GroupId], event: &Event) -> StoreResult<()> {
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::add_children(&mut tx, parent, children, event).await?;
@@ -507,7 +538,8 @@ impl Store for PgStore {
         &self,
         parent: GroupId,
         child: GroupId,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
@@ -526,7 +558,12 @@ impl Store for PgStore {
         .await
     }
 
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis, event: &Event) -> StoreResult<RefreshUse> {
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
             let out = transactions::use_refresh_token(&mut tx, token_hash, now, event).await?;
@@ -539,7 +576,8 @@ impl Store for PgStore {
         &self,
         key: &ApiKey,
         user: &User,
-        groups: &[GroupId], event: &Event,
+        groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
@@ -617,12 +655,21 @@ impl Store for PgStore {
         tx.commit(()).await
     }
 
-    async fn audit_after(&self, after_seq: i64, since: Millis, limit: i64) -> StoreResult<Vec<Record>> {
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>> {
         let mut conn = self.connection().await?;
         let rows = conn
             .fetch_all(
                 audit::EVENTS_AFTER,
-                &[SqlValue::Int(after_seq), SqlValue::Int(since), SqlValue::Int(limit)],
+                &[
+                    SqlValue::Int(after_seq),
+                    SqlValue::Int(since),
+                    SqlValue::Int(limit),
+                ],
             )
             .await?;
         rows.iter().map(audit::record_from).collect()
@@ -662,12 +709,22 @@ impl Store for PgStore {
         audit::list_webhooks(&mut conn).await
     }
 
-    async fn webhook_deliveries(&self, id: &str, state: &str, limit: i64) -> StoreResult<Vec<Delivery>> {
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
         let mut conn = self.connection().await?;
         audit::deliveries(&mut conn, id, state, limit).await
     }
 
-    async fn claim_webhook(&self, owner: &str, now: Millis, lease_until: Millis) -> StoreResult<Option<Webhook>> {
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>> {
         let mut tx = self.begin().await?;
         let out = audit::claim_webhook(&mut tx, owner, now, lease_until).await?;
         tx.commit(out).await
@@ -687,7 +744,8 @@ impl Store for PgStore {
         lease_until: Millis,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
+        let out =
+            audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
         tx.commit(out).await
     }
 
@@ -701,12 +759,15 @@ impl Store for PgStore {
         audit::outbox_depth(&mut conn).await
     }
 
-    async fn list_audit(&self, filter: &AuditFilter, query: &ListQuery) -> StoreResult<Page<Record>> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>> {
         let list = audit::list_sql(filter, query, Dialect::Postgres);
         fetch_page(&self.pool, list, query.page, |r| {
             audit::record_from(r).map_err(|e| sqlx::Error::Decode(Box::new(e)))
         })
         .await
     }
-
 }

@@ -15,10 +15,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::audit::{self, record};
 use super::filter_sql::SqlValue;
 use super::import_match::{Decision, Known, Matcher};
 use super::sql::{self, RowColumns, fk_or, parse_uuid, unique_or};
-use super::audit::{self, record};
 use super::tx::{Lock, RowLock, Tx, id, opt_text, text};
 use super::{
     ImportBatch, ImportStats, OnAccept, PasswordAttempt, RefreshToken, RefreshUse, Settled,
@@ -453,13 +453,21 @@ pub(crate) async fn delete_user(
 // ---- groups ----
 
 /// [`super::Store::create_group`].
-pub(crate) async fn create_group(tx: &mut impl Tx, group: &Group, event: &Event) -> StoreResult<()> {
+pub(crate) async fn create_group(
+    tx: &mut impl Tx,
+    group: &Group,
+    event: &Event,
+) -> StoreResult<()> {
     insert_group(tx, group, false).await?;
     record(tx, event).await
 }
 
 /// [`super::Store::update_group`].
-pub(crate) async fn update_group(tx: &mut impl Tx, group: &Group, event: &Event) -> StoreResult<()> {
+pub(crate) async fn update_group(
+    tx: &mut impl Tx,
+    group: &Group,
+    event: &Event,
+) -> StoreResult<()> {
     let values = [
         id(group.id),
         text(&group.name),
@@ -804,7 +812,11 @@ pub(crate) async fn create_api_key(
 }
 
 /// [`super::Store::update_api_key`]. Disabling a key may take an administrator away.
-pub(crate) async fn update_api_key(tx: &mut impl Tx, key: &ApiKey, event: &Event) -> StoreResult<()> {
+pub(crate) async fn update_api_key(
+    tx: &mut impl Tx,
+    key: &ApiKey,
+    event: &Event,
+) -> StoreResult<()> {
     if !key.enabled {
         tx.lock(Lock::Admin).await?;
     }

@@ -78,51 +78,166 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
 
     // One line per mutating operation: the request and the event it must record.
     let table: Vec<(&str, Method, String, Option<Value>, &str)> = vec![
-        ("POST /users", Method::POST, "/users".into(),
-         Some(json!({"username": "carol", "email": "carol@example.com", "credentials": {"password": PASSWORD}})),
-         "user.created"),
-        ("PUT /users/{user}", Method::PUT, format!("/users/{bob_id}"),
-         Some(json!({"firstName": "Robert"})), "user.updated"),
-        ("PATCH /users/{user}", Method::PATCH, format!("/users/{bob_id}"),
-         Some(json!({"lastName": "Builder"})), "user.updated"),
-        ("POST /users/{user}/credentials/password", Method::POST,
-         format!("/users/{bob_id}/credentials/password"),
-         Some(json!({"new": "Another-Pass-77"})), "user.passwordReset"),
-        ("POST /users/{user}/actions", Method::POST, format!("/users/{bob_id}/actions"),
-         Some(json!({"type": "suspend"})), "user.suspended"),
-        ("POST /groups", Method::POST, "/groups".into(), Some(json!({"name": "Dev"})), "group.created"),
-        ("PUT /groups/{group}", Method::PUT, format!("/groups/{ops_id}"),
-         Some(json!({"name": "Operations"})), "group.updated"),
-        ("PUT /groups/{group}/users/{user}", Method::PUT, format!("/groups/{ops_id}/users/eve"),
-         None, "group.memberAdded"),
-        ("POST /groups/{group}/users", Method::POST, format!("/groups/{ops_id}/users"),
-         Some(json!([bob_id])), "group.memberAdded"),
-        ("DELETE /groups/{group}/users/{user}", Method::DELETE, format!("/groups/{ops_id}/users/{eve_id}"),
-         None, "group.memberRemoved"),
-        ("PUT /groups/{group}/groups/{child}", Method::PUT, format!("/groups/{ops_id}/groups/{child_id}"),
-         None, "group.childAdded"),
-        ("DELETE /groups/{group}/groups/{child}", Method::DELETE,
-         format!("/groups/{ops_id}/groups/{child_id}"), None, "group.childRemoved"),
-        ("POST /groups/{group}/groups", Method::POST, format!("/groups/{ops_id}/groups"),
-         Some(json!([child_id])), "group.childAdded"),
-        ("DELETE /groups/{group}", Method::DELETE, format!("/groups/{child_id}"), None, "group.deleted"),
-        ("POST /apiKeys", Method::POST, "/apiKeys".into(), Some(json!({"name": "deploy"})), "apiKey.created"),
-        ("PUT /apiKeys/{id}", Method::PUT, format!("/apiKeys/{key_id}"),
-         Some(json!({"enabled": false})), "apiKey.disabled"),
-        ("DELETE /apiKeys/{id}", Method::DELETE, format!("/apiKeys/{key_id}"), None, "apiKey.deleted"),
-        ("POST /webhooks", Method::POST, "/webhooks".into(),
-         Some(json!({"url": "https://hooks.example.com/x", "eventTypes": ["*"]})), "webhook.created"),
-        ("PUT /webhooks/{id}", Method::PUT, format!("/webhooks/{hook_id}"),
-         Some(json!({"enabled": false})), "webhook.updated"),
-        ("DELETE /webhooks/{id}", Method::DELETE, format!("/webhooks/{hook_id}"), None, "webhook.deleted"),
-        ("DELETE /users/{user}", Method::DELETE, format!("/users/{eve_id}"), None, "user.deleted"),
+        (
+            "POST /users",
+            Method::POST,
+            "/users".into(),
+            Some(
+                json!({"username": "carol", "email": "carol@example.com", "credentials": {"password": PASSWORD}}),
+            ),
+            "user.created",
+        ),
+        (
+            "PUT /users/{user}",
+            Method::PUT,
+            format!("/users/{bob_id}"),
+            Some(json!({"firstName": "Robert"})),
+            "user.updated",
+        ),
+        (
+            "PATCH /users/{user}",
+            Method::PATCH,
+            format!("/users/{bob_id}"),
+            Some(json!({"lastName": "Builder"})),
+            "user.updated",
+        ),
+        (
+            "POST /users/{user}/credentials/password",
+            Method::POST,
+            format!("/users/{bob_id}/credentials/password"),
+            Some(json!({"new": "Another-Pass-77"})),
+            "user.passwordReset",
+        ),
+        (
+            "POST /users/{user}/actions",
+            Method::POST,
+            format!("/users/{bob_id}/actions"),
+            Some(json!({"type": "suspend"})),
+            "user.suspended",
+        ),
+        (
+            "POST /groups",
+            Method::POST,
+            "/groups".into(),
+            Some(json!({"name": "Dev"})),
+            "group.created",
+        ),
+        (
+            "PUT /groups/{group}",
+            Method::PUT,
+            format!("/groups/{ops_id}"),
+            Some(json!({"name": "Operations"})),
+            "group.updated",
+        ),
+        (
+            "PUT /groups/{group}/users/{user}",
+            Method::PUT,
+            format!("/groups/{ops_id}/users/eve"),
+            None,
+            "group.memberAdded",
+        ),
+        (
+            "POST /groups/{group}/users",
+            Method::POST,
+            format!("/groups/{ops_id}/users"),
+            Some(json!([bob_id])),
+            "group.memberAdded",
+        ),
+        (
+            "DELETE /groups/{group}/users/{user}",
+            Method::DELETE,
+            format!("/groups/{ops_id}/users/{eve_id}"),
+            None,
+            "group.memberRemoved",
+        ),
+        (
+            "PUT /groups/{group}/groups/{child}",
+            Method::PUT,
+            format!("/groups/{ops_id}/groups/{child_id}"),
+            None,
+            "group.childAdded",
+        ),
+        (
+            "DELETE /groups/{group}/groups/{child}",
+            Method::DELETE,
+            format!("/groups/{ops_id}/groups/{child_id}"),
+            None,
+            "group.childRemoved",
+        ),
+        (
+            "POST /groups/{group}/groups",
+            Method::POST,
+            format!("/groups/{ops_id}/groups"),
+            Some(json!([child_id])),
+            "group.childAdded",
+        ),
+        (
+            "DELETE /groups/{group}",
+            Method::DELETE,
+            format!("/groups/{child_id}"),
+            None,
+            "group.deleted",
+        ),
+        (
+            "POST /apiKeys",
+            Method::POST,
+            "/apiKeys".into(),
+            Some(json!({"name": "deploy"})),
+            "apiKey.created",
+        ),
+        (
+            "PUT /apiKeys/{id}",
+            Method::PUT,
+            format!("/apiKeys/{key_id}"),
+            Some(json!({"enabled": false})),
+            "apiKey.disabled",
+        ),
+        (
+            "DELETE /apiKeys/{id}",
+            Method::DELETE,
+            format!("/apiKeys/{key_id}"),
+            None,
+            "apiKey.deleted",
+        ),
+        (
+            "POST /webhooks",
+            Method::POST,
+            "/webhooks".into(),
+            Some(json!({"url": "https://hooks.example.com/x", "eventTypes": ["*"]})),
+            "webhook.created",
+        ),
+        (
+            "PUT /webhooks/{id}",
+            Method::PUT,
+            format!("/webhooks/{hook_id}"),
+            Some(json!({"enabled": false})),
+            "webhook.updated",
+        ),
+        (
+            "DELETE /webhooks/{id}",
+            Method::DELETE,
+            format!("/webhooks/{hook_id}"),
+            None,
+            "webhook.deleted",
+        ),
+        (
+            "DELETE /users/{user}",
+            Method::DELETE,
+            format!("/users/{eve_id}"),
+            None,
+            "user.deleted",
+        ),
     ];
 
     // The table covers the route table: a new mutating endpoint without a line fails here.
     let mut covered: Vec<String> = table.iter().map(|t| t.0.to_owned()).collect();
     covered.sort();
     covered.dedup();
-    assert_eq!(covered, mutating_operations(), "a mutating endpoint has no audit line");
+    assert_eq!(
+        covered,
+        mutating_operations(),
+        "a mutating endpoint has no audit line"
+    );
 
     for (op, method, path, body, expected) in table {
         let before = newest(&app).await.map_or(0, |e| e["id"].as_i64().unwrap());
@@ -137,7 +252,10 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
         assert_eq!(e["type"], expected, "{op}");
         assert_eq!(e["actor"]["type"], "user", "{op}");
         assert_eq!(e["actor"]["name"], "admin", "{op}");
-        assert!(e["requestId"].as_str().is_some_and(|s| !s.is_empty()), "{op}: {e}");
+        assert!(
+            e["requestId"].as_str().is_some_and(|s| !s.is_empty()),
+            "{op}: {e}"
+        );
         assert_eq!(e["clientAddress"], "127.0.0.1", "{op}");
     }
 }
@@ -146,9 +264,12 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
 async fn who_made_bob_an_administrator_is_answered_by_name_even_after_he_is_renamed() {
     let app = TestApp::spawn().await;
     let bob = app.create_user("bob", "bob@example.com").await;
-    app.put("/api/security/groups/System%20Administrators/users/bob", None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    app.put(
+        "/api/security/groups/System%20Administrators/users/bob",
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
     app.put(
         &format!("/api/security/users/{}", id_of(&bob)),
         Some(json!({"username": "robert"})),
@@ -187,7 +308,9 @@ async fn who_made_bob_an_administrator_is_answered_by_name_even_after_he_is_rena
 /// How many events of a type are about dora.
 async fn count(app: &TestApp, t: &str) -> i64 {
     let r = app
-        .get(&format!("/api/security/audit?type={t}&target=dora&pageSize=100"))
+        .get(&format!(
+            "/api/security/audit?type={t}&target=dora&pageSize=100"
+        ))
         .await;
     r.expect(StatusCode::OK);
     r.body["totalCount"].as_i64().unwrap()

@@ -662,7 +662,8 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
         };
         // The survivor is now the last administrator, from either store's view.
         assert!(matches!(
-            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left, 2, ev()).await,
+            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left, 2, ev())
+                .await,
             Err(StoreError::LastAdmin)
         ));
         assert!(matches!(
@@ -685,7 +686,10 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
         s1.create_group(&x, ev()).await.unwrap();
         s2.create_group(&y, ev()).await.unwrap();
         let (xs, ys) = ([x.id], [y.id]);
-        let (r1, r2) = tokio::join!(s1.add_children(x.id, &ys, ev()), s2.add_children(y.id, &xs, ev()));
+        let (r1, r2) = tokio::join!(
+            s1.add_children(x.id, &ys, ev()),
+            s2.add_children(y.id, &xs, ev())
+        );
         let x_has_y = one_won(round, &r1, &r2, cycle);
         // The closure agrees with the one edge that exists, whichever store reads it.
         let member = new_user(&format!("m{round}"));
@@ -700,7 +704,10 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
     }
     s1.add_children(a.id, &[b.id], ev()).await.unwrap();
     let (cs, as_) = ([c.id], [a.id]);
-    let (r1, r2) = tokio::join!(s1.add_children(b.id, &cs, ev()), s2.add_children(c.id, &as_, ev()));
+    let (r1, r2) = tokio::join!(
+        s1.add_children(b.id, &cs, ev()),
+        s2.add_children(c.id, &as_, ev())
+    );
     one_won(0, &r1, &r2, cycle);
 }
 
@@ -740,7 +747,9 @@ async fn two_stores_spending_one_refresh_token_spend_it_once() {
         };
         s2.insert_refresh_token(&next).await.unwrap();
         assert_eq!(
-            s1.use_refresh_token(&next.token_hash, 3, ev()).await.unwrap(),
+            s1.use_refresh_token(&next.token_hash, 3, ev())
+                .await
+                .unwrap(),
             RefreshUse::Invalid,
             "round {round}"
         );
@@ -750,7 +759,8 @@ async fn two_stores_spending_one_refresh_token_spend_it_once() {
 /// An audit event for store calls made directly by these tests (as the operator).
 fn ev() -> &'static gatehouse::domain::audit::Event {
     use gatehouse::domain::audit::{Actor, Event, EventType, Origin};
-    static EVENT: std::sync::LazyLock<Event> =
-        std::sync::LazyLock::new(|| Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1));
+    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
+        Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1)
+    });
     &EVENT
 }

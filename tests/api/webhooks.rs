@@ -144,7 +144,9 @@ async fn a_receiver_that_was_down_gets_every_event_once_signed_and_in_order() {
     // The receiver answers 500: the first delivery is retried, the queue waits behind it.
     let failed_once = || async {
         let r = app
-            .get(&format!("/api/security/webhooks/{hook}/deliveries?state=pending"))
+            .get(&format!(
+                "/api/security/webhooks/{hook}/deliveries?state=pending"
+            ))
             .await;
         r.body
             .as_array()
@@ -173,7 +175,9 @@ async fn a_receiver_that_was_down_gets_every_event_once_signed_and_in_order() {
         assert!(!verify("another-secret", sig, body));
     }
     let pending = app
-        .get(&format!("/api/security/webhooks/{hook}/deliveries?state=pending"))
+        .get(&format!(
+            "/api/security/webhooks/{hook}/deliveries?state=pending"
+        ))
         .await;
     assert_eq!(pending.body, json!([]));
 }
@@ -186,7 +190,9 @@ async fn a_delivery_failing_for_a_day_is_marked_failed_with_its_last_error() {
     app.create_group("Doomed").await;
     eventually("a first failure", || async {
         let r = app
-            .get(&format!("/api/security/webhooks/{hook}/deliveries?state=pending"))
+            .get(&format!(
+                "/api/security/webhooks/{hook}/deliveries?state=pending"
+            ))
             .await;
         r.body
             .as_array()
@@ -198,7 +204,9 @@ async fn a_delivery_failing_for_a_day_is_marked_failed_with_its_last_error() {
     app.admin = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
     eventually("the delivery to be marked failed", || async {
         let r = app
-            .get(&format!("/api/security/webhooks/{hook}/deliveries?state=failed"))
+            .get(&format!(
+                "/api/security/webhooks/{hook}/deliveries?state=failed"
+            ))
             .await;
         r.body.as_array().is_some_and(|a| {
             a.len() == 1 && a[0]["state"] == "failed" && a[0]["lastError"] == "HTTP 500"

@@ -50,9 +50,12 @@ use self::name_cache::NameCache;
 use self::readers::{BUSY_TIMEOUT, Readers};
 use self::rows::by_name;
 use self::search::fetch_page;
+use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
+use super::filter_sql::SqlValue;
 use super::sql::{self, ListSql};
 use super::transactions;
+use super::tx::Tx as _;
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, Page, PasswordAttempt,
     PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult,
@@ -61,9 +64,6 @@ use super::{
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
-use super::audit::{self, Attempt, AuditFilter};
-use super::filter_sql::SqlValue;
-use super::tx::Tx as _;
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
@@ -272,13 +272,24 @@ impl Store for SqliteStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, before: &User, after: &User, event: &Event) -> StoreResult<User> {
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User> {
         let mut tx = self.begin().await?;
         let out = transactions::update_user_profile(&mut tx, before, after, event).await?;
         tx.commit(out).await
     }
 
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis, event: &Event) -> StoreResult<()> {
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::set_password(&mut tx, id, hash, now, event).await?;
         tx.commit(out).await
@@ -289,7 +300,8 @@ impl Store for SqliteStore {
         id: UserId,
         hash: &PasswordHash,
         groups: &[GroupId],
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::recover_user(&mut tx, id, hash, groups, now, event).await?;
@@ -306,7 +318,8 @@ impl Store for SqliteStore {
         &self,
         id: UserId,
         change: StateChange,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::set_user_state(&mut tx, id, change, now, event).await?;
@@ -323,7 +336,8 @@ impl Store for SqliteStore {
         &self,
         id: UserId,
         attempt: PasswordAttempt<'_>,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled> {
         let mut tx = self.begin().await?;
         let out = transactions::settle_password_attempt(&mut tx, id, attempt, now, event).await?;
@@ -392,18 +406,31 @@ impl Store for SqliteStore {
         fetch_page(&self.direct, list, query.page, None, |r| sql::group_from(r)).await
     }
 
-    async fn add_members(&self, group: GroupId, users: &[UserId], event: &Event) -> StoreResult<()> {
+    async fn add_members(
+        &self,
+        group: GroupId,
+        users: &[UserId],
+        event: &Event,
+    ) -> StoreResult<()> {
         let users = users.to_vec();
         let event = event.clone();
         self.batch
-            .write(move |c| run_now(transactions::add_members(&mut Direct(c), group, &users, &event)))
+            .write(move |c| {
+                run_now(transactions::add_members(
+                    &mut Direct(c),
+                    group,
+                    &users,
+                    &event,
+                ))
+            })
             .await
     }
 
     async fn add_member_named(
         &self,
         group: Named<'_, GroupId>,
-        user: Named<'_, UserId>, event: &Event,
+        user: Named<'_, UserId>,
+        event: &Event,
     ) -> StoreResult<MemberCheck> {
         // Resolved by the batch writer, in the transaction that inserts: its page cache
         // is never reset by its own commits, where a reader's is by every commit.
@@ -441,7 +468,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis, event: &Event) -> StoreResult<bool> {
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool> {
         let event = event.clone();
         self.batch
             .write(move |c| {
@@ -449,7 +482,8 @@ impl Store for SqliteStore {
                     &mut Direct(c),
                     group,
                     user,
-                    now, &event,
+                    now,
+                    &event,
                 ))
             })
             .await
@@ -480,7 +514,12 @@ impl Store for SqliteStore {
         self.check_member_here(group, user)
     }
 
-    async fn add_children(&self, parent: GroupId, children: &[GroupId], event: &Event) -> StoreResult<()> {
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::add_children(&mut tx, parent, children, event).await?;
         tx.commit(out).await
@@ -490,7 +529,8 @@ impl Store for SqliteStore {
         &self,
         parent: GroupId,
         child: GroupId,
-        now: Millis, event: &Event,
+        now: Millis,
+        event: &Event,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let out = transactions::remove_child(&mut tx, parent, child, now, event).await?;
@@ -502,7 +542,12 @@ impl Store for SqliteStore {
         transactions::insert_refresh_token(&mut conn, t).await
     }
 
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis, event: &Event) -> StoreResult<RefreshUse> {
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse> {
         let mut tx = self.begin().await?;
         let out = transactions::use_refresh_token(&mut tx, token_hash, now, event).await?;
         tx.commit(out).await
@@ -512,7 +557,8 @@ impl Store for SqliteStore {
         &self,
         key: &ApiKey,
         user: &User,
-        groups: &[GroupId], event: &Event,
+        groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::create_api_key(&mut tx, key, user, groups, event).await?;
@@ -584,12 +630,21 @@ impl Store for SqliteStore {
         tx.commit(()).await
     }
 
-    async fn audit_after(&self, after_seq: i64, since: Millis, limit: i64) -> StoreResult<Vec<Record>> {
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>> {
         let mut conn = self.connection().await?;
         let rows = conn
             .fetch_all(
                 audit::EVENTS_AFTER,
-                &[SqlValue::Int(after_seq), SqlValue::Int(since), SqlValue::Int(limit)],
+                &[
+                    SqlValue::Int(after_seq),
+                    SqlValue::Int(since),
+                    SqlValue::Int(limit),
+                ],
             )
             .await?;
         rows.iter().map(audit::record_from).collect()
@@ -629,12 +684,22 @@ impl Store for SqliteStore {
         audit::list_webhooks(&mut conn).await
     }
 
-    async fn webhook_deliveries(&self, id: &str, state: &str, limit: i64) -> StoreResult<Vec<Delivery>> {
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
         let mut conn = self.connection().await?;
         audit::deliveries(&mut conn, id, state, limit).await
     }
 
-    async fn claim_webhook(&self, owner: &str, now: Millis, lease_until: Millis) -> StoreResult<Option<Webhook>> {
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>> {
         let mut tx = self.begin().await?;
         let out = audit::claim_webhook(&mut tx, owner, now, lease_until).await?;
         tx.commit(out).await
@@ -654,7 +719,8 @@ impl Store for SqliteStore {
         lease_until: Millis,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
+        let out =
+            audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
         tx.commit(out).await
     }
 
@@ -668,9 +734,15 @@ impl Store for SqliteStore {
         audit::outbox_depth(&mut conn).await
     }
 
-    async fn list_audit(&self, filter: &AuditFilter, query: &ListQuery) -> StoreResult<Page<Record>> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>> {
         let list = audit::list_sql(filter, query, Dialect::Sqlite);
-        fetch_page(&self.direct, list, query.page, None, |r| audit::record_from(r)).await
+        fetch_page(&self.direct, list, query.page, None, |r| {
+            audit::record_from(r)
+        })
+        .await
     }
-
 }

@@ -86,7 +86,10 @@ async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
     assert!(!is_in(&store, &outer, "tyler").await, "no link yet");
 
     // A link made through the other store: the next check sees it.
-    elsewhere.add_children(outer.id, &[inner.id], ev()).await.unwrap();
+    elsewhere
+        .add_children(outer.id, &[inner.id], ev())
+        .await
+        .unwrap();
     assert!(is_in(&store, &outer, "tyler").await, "the new link is seen");
     let after = graph_loaded(&store).await;
     assert!(after > before, "the link bumped the graph's version");
@@ -126,11 +129,17 @@ async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
     // A group created elsewhere is found by name; its removal is seen too.
     let late = group("late");
     elsewhere.create_group(&late, ev()).await.unwrap();
-    elsewhere.add_members(late.id, &[user.id], ev()).await.unwrap();
+    elsewhere
+        .add_members(late.id, &[user.id], ev())
+        .await
+        .unwrap();
     assert!(is_in(&store, &late, "tyler").await);
     graph_loaded(&store).await;
     assert!(
-        elsewhere.remove_child(outer.id, inner.id, 2, ev()).await.unwrap(),
+        elsewhere
+            .remove_child(outer.id, inner.id, 2, ev())
+            .await
+            .unwrap(),
         "the link existed"
     );
     assert!(
@@ -309,7 +318,8 @@ async fn integer_keys_migration_keeps_memberships_and_names() {
 /// An audit event for the store calls these tests make.
 fn ev() -> &'static crate::domain::audit::Event {
     use crate::domain::audit::{Actor, Event, EventType, Origin};
-    static EVENT: std::sync::LazyLock<Event> =
-        std::sync::LazyLock::new(|| Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1));
+    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
+        Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1)
+    });
     &EVENT
 }
