@@ -1,6 +1,7 @@
 //! The `gatehouse` command line: one binary, a subcommand per task.
 
 pub mod admin;
+pub mod audit;
 pub mod docs;
 pub mod group;
 pub mod import;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Recovery commands that work directly on the database.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Read the audit log directly from the database.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Manage API keys directly on the database.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
@@ -95,6 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(config) => runtime.block_on(serve::run(config.with_environment())),
+        Command::Audit(cmd) => runtime.block_on(async {
+            serve::init_logging(false);
+            audit::run_audit(cmd).await
+        }),
         Command::Admin(cmd) => runtime.block_on(async {
             serve::init_logging(false);
             admin::run_admin(cmd).await

@@ -433,3 +433,38 @@ async fn the_audit_log_is_for_administrators_and_refuses_bad_filters() {
         assert_error_shape(&r.body);
     }
 }
+
+#[tokio::test]
+async fn the_export_writes_every_event_as_a_json_line_from_the_database() {
+    let app = TestApp::spawn().await;
+    app.create_user("erin", "erin@example.com").await;
+    app.create_group("Auditors").await;
+    let total = app.get("/api/security/audit").await.body["totalCount"]
+        .as_i64()
+        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["audit", "export", "--database", &app.database_url])
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len() as i64, total);
+    let ids: Vec<i64> = lines.iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    assert!(lines.iter().any(|l| l["type"] == "group.created"
+        && l["target"]["groupName"] == "Auditors"));
+    let future = run(&["--since", "2999-01-01T00:00:00Z"]);
+    assert!(future.status.success());
+    assert!(future.stdout.is_empty());
+    let bad = run(&["--since", "last tuesday"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}
