@@ -450,7 +450,11 @@ async fn the_export_writes_every_event_as_a_json_line_from_the_database() {
             .expect("the binary runs")
     };
     let out = run(&[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -459,8 +463,11 @@ async fn the_export_writes_every_event_as_a_json_line_from_the_database() {
     assert_eq!(lines.len() as i64, total);
     let ids: Vec<i64> = lines.iter().map(|l| l["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
-    assert!(lines.iter().any(|l| l["type"] == "group.created"
-        && l["target"]["groupName"] == "Auditors"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "group.created" && l["target"]["groupName"] == "Auditors")
+    );
     let future = run(&["--since", "2999-01-01T00:00:00Z"]);
     assert!(future.status.success());
     assert!(future.stdout.is_empty());

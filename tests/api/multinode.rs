@@ -42,7 +42,7 @@ impl Cluster {
         } else {
             vec![Node::start(&url, &dir, "a").await]
         };
-        let http = reqwest::Client::builder()
+        let http = crate::helpers::client_builder()
             .timeout(Duration::from_secs(20))
             .build()
             .expect("a client");
