@@ -36,7 +36,9 @@
 //!   properties, whatever their JSON type) sorts case-insensitively as text. The caller
 //!   should append a unique column (the id) as a final tie-breaker for stable paging.
 
-use crate::query::ast::{Condition, Direction, Expr, FieldRef, FieldType, Op, OrderBy, Value};
+use crate::query::ast::{
+    Condition, Direction, Expr, FieldRef, FieldType, Op, OrderBy, Relation, Value,
+};
 
 /// The SQL dialect to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,19 @@ pub trait Columns {
     /// A SQLite FTS5 trigram index over a column, if there is one: substring filters of
     /// three or more characters then look it up instead of scanning every row.
     fn fts(&self, _column: &str) -> Option<FtsIndex> {
+        None
+    }
+    /// An index that finds the rows whose folded `column` equals a value, for a column
+    /// that has none of its own: a fixed SQL condition with `{}` where the bound folded
+    /// value goes (e.g. the email through the `user_identifiers` table). The equality
+    /// itself is still tested, so the index may return more rows than match.
+    fn equality_index(&self, _column: &str) -> Option<&'static str> {
+        None
+    }
+    /// The SQL condition of a [`Relation`] for this resource, with `{}` where the bound id
+    /// of the other end goes; `None` when the resource has no such relation (the
+    /// condition is then false).
+    fn relation(&self, _rel: Relation) -> Option<&'static str> {
         None
     }
 }
@@ -305,6 +320,13 @@ impl Writer<'_> {
             Expr::Or(items) => self.join(items, " OR ", FALSE),
             Expr::Not(inner) => format!("(NOT {})", self.expr(inner)),
             Expr::Cmp(c) => self.condition(c),
+            Expr::Related(rel, id) => match self.cols.relation(*rel) {
+                Some(sql) => {
+                    let p = self.bind(SqlValue::Text(self.fold(id)));
+                    format!("({})", sql.replace("{}", &p))
+                }
+                None => FALSE.to_owned(),
+            },
         }
     }
 
@@ -412,7 +434,17 @@ impl Writer<'_> {
                 let coll = if cmp == Cmp::Eq { "" } else { self.collate() };
                 let p = self.bind(SqlValue::Text(text));
                 let folded = self.lower(col);
-                format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})")
+                let index = self
+                    .cols
+                    .equality_index(col)
+                    .filter(|_| cmp == Cmp::Eq && self.cols.is_folded(col));
+                match index {
+                    Some(index) => format!(
+                        "({} AND {folded} {op} {p})",
+                        index.replace("{}", &p)
+                    ),
+                    None => format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})"),
+                }
             }
             Target::Time(col) => {
                 let Some((lo, hi)) = v.time_range(self.ctx.now_ms) else {
