@@ -439,10 +439,7 @@ impl Writer<'_> {
                     .equality_index(col)
                     .filter(|_| cmp == Cmp::Eq && self.cols.is_folded(col));
                 match index {
-                    Some(index) => format!(
-                        "({} AND {folded} {op} {p})",
-                        index.replace("{}", &p)
-                    ),
+                    Some(index) => format!("({} AND {folded} {op} {p})", index.replace("{}", &p)),
                     None => format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})"),
                 }
             }

@@ -251,9 +251,9 @@ impl Columns for GroupColumns {
                 "g.seq IN (SELECT group_seq FROM group_members \
                  WHERE user_seq = (SELECT seq FROM users WHERE id = {}))",
             ),
-            Relation::HasChildGroup => Some(
-                "g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})",
-            ),
+            Relation::HasChildGroup => {
+                Some("g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})")
+            }
             Relation::MemberOf { .. } => None,
         }
     }
