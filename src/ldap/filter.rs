@@ -298,11 +298,19 @@ fn tv(tree: &Tree, kind: Kind, f: &LdapFilter, resolved: &Resolved) -> Tv {
         }
         LdapFilter::Present(name) => match attr(kind, name) {
             Attr::ObjectClass | Attr::PresentOnly => constant(true),
-            Attr::Field(field) => match field.ty() {
-                // Always set on every row.
-                Some(ast::FieldType::Id | ast::FieldType::Timestamp) => constant(true),
-                _ => defined(cmp(&field, Op::Exists(true))),
-            },
+            Attr::Field(field) => {
+                // Set on every row: ids, timestamps, usernames, emails, group names.
+                let always_set =
+                    matches!(
+                        field.ty(),
+                        Some(ast::FieldType::Id | ast::FieldType::Timestamp)
+                    ) || matches!(field.to_string().as_str(), "username" | "email" | "name");
+                if always_set {
+                    constant(true)
+                } else {
+                    defined(cmp(&field, Op::Exists(true)))
+                }
+            }
             // Whether a user is in any group, or a group has any member, is not asked
             // of the store: answered as not present rather than wrongly.
             Attr::MemberOf | Attr::Member => constant(false),
@@ -628,7 +636,9 @@ mod tests {
             r#"email endsWith "@example.com""#
         );
         assert_eq!(users("(givenName=*)"), "firstName exists true");
+        // Every user has a username and an email.
         assert_eq!(users("(uid=*)"), "(and)");
+        assert_eq!(users("(mail=*)"), "(and)");
         assert_eq!(
             users("(createTimestamp>=20240131000000Z)"),
             "created >= 2024-01-31T00:00:00.000Z"
@@ -641,13 +651,20 @@ mod tests {
         assert_eq!(users("(createTimestamp>=yesterday)"), "(or)");
     }
 
+    fn eq(attr: &str, value: &str) -> LdapFilter {
+        LdapFilter::Equality(attr.into(), value.into())
+    }
+
     #[test]
     fn member_of_and_member_resolve_through_the_graph() {
         let tree = tree();
-        let f = parse_ldap_filter_str(
-            "(&(objectClass=person)(|(memberOf=cn=Dev,ou=groups,dc=example,dc=com)(memberof=CN=ops,OU=Groups,DC=Example,DC=com)))",
-        )
-        .unwrap();
+        let f = LdapFilter::And(vec![
+            eq("objectClass", "person"),
+            LdapFilter::Or(vec![
+                eq("memberOf", "cn=Dev,ou=groups,dc=example,dc=com"),
+                eq("memberof", "CN=ops,OU=Groups,DC=Example,DC=com"),
+            ]),
+        ]);
         let mut found = Vec::new();
         refs(&tree, &f, &mut found);
         assert_eq!(
@@ -668,23 +685,27 @@ mod tests {
         resolved
             .0
             .insert(Ref::Group("child".into()), "g-child".into());
+        let groups = |f: &LdapFilter| translate(&tree, Kind::Groups, f, &resolved).to_string();
         assert_eq!(
-            groups_with(
-                "(|(member=uid=alice,ou=people,dc=example,dc=com)(uniqueMember=cn=child,ou=groups,dc=example,dc=com))",
-                &resolved
-            ),
+            groups(&LdapFilter::Or(vec![
+                eq("member", "uid=alice,ou=people,dc=example,dc=com"),
+                eq("uniqueMember", "cn=child,ou=groups,dc=example,dc=com"),
+            ])),
             r#"(hasMember("u-alice") or hasChild("g-child"))"#
         );
         // Grafana's `%s` with group_search_filter_user_attribute = uid: a bare name.
         assert_eq!(
-            groups_with("(uniqueMember=Alice)", &resolved),
+            groups(&eq("uniqueMember", "Alice")),
             r#"hasMember("u-alice")"#
         );
         // A DN outside the tree names nothing.
-        assert_eq!(
-            groups_with("(member=uid=alice,dc=elsewhere)", &resolved),
-            "(or)"
-        );
+        assert_eq!(groups(&eq("member", "uid=alice,dc=elsewhere")), "(or)");
+        // Users have no `member`; groups no `memberOf`: Undefined, under NOT too.
+        let not_member = LdapFilter::Not(Box::new(eq(
+            "memberOf",
+            "cn=Dev,ou=groups,dc=example,dc=com",
+        )));
+        assert_eq!(groups(&not_member), "(or)");
     }
 
     #[test]

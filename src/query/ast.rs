@@ -402,8 +402,9 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A comparison.
     Cmp(Condition),
-    /// A relation through the group graph to the resource with the given id. No query
-    /// language writes it yet; the LDAP front door does (`memberOf`, `member`).
+    /// A relation through the group graph to the resource with the given id, or a
+    /// property no query language names (the user's provider). No query language writes
+    /// it yet; the LDAP front door does (`memberOf`, `member`, people but not API keys).
     Related(Relation, String),
 }
 
@@ -420,6 +421,9 @@ pub enum Relation {
     HasMemberUser,
     /// (groups) The group is a direct child of the group.
     HasChildGroup,
+    /// (users) The user's provider is the given one (`contensis`: a person; `apikey`:
+    /// an API key's service user).
+    Provider,
 }
 
 /// Sort direction.
@@ -482,6 +486,7 @@ impl fmt::Display for Expr {
                     Relation::MemberOf { nested: false } => "directMemberOf",
                     Relation::HasMemberUser => "hasMember",
                     Relation::HasChildGroup => "hasChild",
+                    Relation::Provider => "provider",
                 };
                 write!(f, "{what}(")?;
                 write_quoted(f, id)?;

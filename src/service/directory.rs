@@ -64,12 +64,16 @@ impl Reader {
     }
 }
 
-/// A user filter narrowed to what `visible` allows: the reader's own entry only, unless
-/// they see all.
+/// A user filter narrowed to people (API keys' service users are not entries) and to
+/// what `visible` allows: the reader's own entry only, unless they see all.
 pub fn users_visible(filter: Expr, visible: &Visible) -> Expr {
+    let people = Expr::Related(
+        ast::Relation::Provider,
+        Provider::Contensis.as_str().to_owned(),
+    );
     match visible {
-        Visible::All => filter,
-        Visible::Own(id) => Expr::And(vec![filter, id_is(&ast::USERS, &id.to_string())]),
+        Visible::All => Expr::And(vec![filter, people]),
+        Visible::Own(id) => Expr::And(vec![filter, people, id_is(&ast::USERS, &id.to_string())]),
     }
 }
 
@@ -357,11 +361,14 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_who_sees_all_keeps_the_filter_as_it_is() {
+    fn a_reader_who_sees_all_reads_every_person() {
         let r = reader(true);
         assert_eq!(r.visible(), Visible::All);
         let f = Expr::Or(Vec::new());
-        assert_eq!(users_visible(f.clone(), &r.visible()), f);
+        assert_eq!(
+            users_visible(f, &r.visible()).to_string(),
+            r#"((or) and provider("contensis"))"#
+        );
     }
 
     #[test]
@@ -371,7 +378,10 @@ mod tests {
         let got = users_visible(Expr::And(Vec::new()), &r.visible());
         assert_eq!(
             got.to_string(),
-            format!("((and) and id = \"{}\")", r.user.id),
+            format!(
+                "((and) and provider(\"contensis\") and id = \"{}\")",
+                r.user.id
+            ),
             "the filter is narrowed to the reader's id"
         );
     }

@@ -322,7 +322,12 @@ impl Writer<'_> {
             Expr::Cmp(c) => self.condition(c),
             Expr::Related(rel, id) => match self.cols.relation(*rel) {
                 Some(sql) => {
-                    let p = self.bind(SqlValue::Text(self.fold(id)));
+                    // Ids are lower case by construction; a provider is matched exactly.
+                    let value = match rel {
+                        Relation::Provider => id.clone(),
+                        _ => self.fold(id),
+                    };
+                    let p = self.bind(SqlValue::Text(value));
                     format!("({})", sql.replace("{}", &p))
                 }
                 None => FALSE.to_owned(),
@@ -1637,5 +1642,62 @@ mod folded_tests {
         assert!(!s.contains("MATCH"), "{s}");
         let (s, _) = sql(Dialect::Postgres, "username ~ den");
         assert!(!s.contains("MATCH"), "{s}");
+    }
+}
+
+#[cfg(test)]
+mod relation_tests {
+    use super::*;
+    use crate::query::{ast::USERS, zenql};
+    use crate::store::{GroupColumns, UserColumns};
+
+    fn render(expr: &Expr, cols: &dyn Columns) -> (String, Vec<SqlValue>) {
+        let ctx = Ctx {
+            now_ms: 0,
+            current_user_id: String::new(),
+        };
+        let mut params = vec![SqlValue::Int(0)];
+        let sql = translate(expr, cols, Dialect::Postgres, &ctx, &mut params);
+        (sql, params)
+    }
+
+    #[test]
+    fn email_equality_goes_through_the_identifier_index_and_still_compares() {
+        let expr = zenql::parse("email = A@Example.com", &USERS).expect("parses");
+        let (sql, params) = render(&expr, &UserColumns);
+        assert_eq!(
+            sql,
+            "(u.seq IN (SELECT user_seq FROM user_identifiers WHERE key = $2) \
+             AND u.email_lc = $2)"
+        );
+        assert_eq!(params[1], SqlValue::Text("a@example.com".into()));
+        // Other comparisons keep the plain form.
+        let expr = zenql::parse("email startsWith a", &USERS).expect("parses");
+        assert!(!render(&expr, &UserColumns).0.contains("user_identifiers"));
+    }
+
+    #[test]
+    fn relations_are_fixed_sql_with_the_id_bound() {
+        let member_of = Expr::Related(Relation::MemberOf { nested: true }, "G-1".into());
+        let (sql, params) = render(&member_of, &UserColumns);
+        assert!(
+            sql.contains("group_closure") && sql.contains("c.ancestor_id = $2"),
+            "{sql}"
+        );
+        assert_eq!(params[1], SqlValue::Text("g-1".into()));
+        let direct = Expr::Related(Relation::MemberOf { nested: false }, "g".into());
+        assert!(!render(&direct, &UserColumns).0.contains("group_closure"));
+        let has = Expr::Related(Relation::HasMemberUser, "u".into());
+        assert!(render(&has, &GroupColumns).0.starts_with("(g.seq IN"));
+        let child = Expr::Related(Relation::HasChildGroup, "c".into());
+        assert!(render(&child, &GroupColumns).0.contains("group_children"));
+        // A relation a resource does not have is false, and binds nothing.
+        let (sql, params) = render(&has, &UserColumns);
+        assert_eq!((sql.as_str(), params.len()), ("FALSE", 1));
+        let (sql, _) = render(
+            &Expr::Not(Box::new(Expr::Related(Relation::Provider, "apiKey".into()))),
+            &UserColumns,
+        );
+        assert_eq!(sql, "(NOT (u.provider_type = $2))");
     }
 }

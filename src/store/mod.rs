@@ -197,6 +197,7 @@ impl Columns for UserColumns {
                  ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
                  WHERE c.ancestor_id = {})",
             ),
+            Relation::Provider => Some("u.provider_type = {}"),
             Relation::HasMemberUser | Relation::HasChildGroup => None,
         }
     }
@@ -254,7 +255,7 @@ impl Columns for GroupColumns {
             Relation::HasChildGroup => {
                 Some("g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})")
             }
-            Relation::MemberOf { .. } => None,
+            Relation::MemberOf { .. } | Relation::Provider => None,
         }
     }
 }
