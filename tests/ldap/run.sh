@@ -131,7 +131,7 @@ NO_COLOR=1 GATEHOUSE_ADMIN_PASSWORD="$admin_password" \
   --ldap-tls-cert "$workdir/cert.pem" --ldap-tls-key "$workdir/key.pem" \
   --ldap-base-dn "dc=example,dc=com" --ldap-search-group readers \
   --ldap-max-connections 40 --ldap-idle-timeout-secs 4 \
-  --login-rate-per-ip 0 \
+  --login-rate-per-ip 0 --login-rate-per-user 600 --login-burst-per-user 100 \
   >"$log" 2>&1 &
 server_pid=$!
 
