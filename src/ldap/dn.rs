@@ -114,10 +114,8 @@ impl Dn {
                     break;
                 }
             }
-            if chars.peek().is_none() {
-                // A trailing separator.
-                return None;
-            }
+            // A trailing separator is not a DN.
+            chars.peek()?;
         }
         Some(Dn(rdns))
     }

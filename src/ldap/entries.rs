@@ -29,6 +29,9 @@ const OPERATIONAL: &[&str] = &[
     "structuralobjectclass",
 ];
 
+/// An entry's attributes: names and values.
+pub type Attrs = Vec<(&'static str, Vec<String>)>;
+
 /// Which attributes a search asked for.
 #[derive(Debug, Clone)]
 pub struct Selection {
@@ -62,13 +65,29 @@ impl Selection {
     /// Whether the attribute `name` (canonical spelling) is wanted.
     pub fn wants(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
-        if self.names.iter().any(|n| *n == lower) {
+        if self.names.contains(&lower) {
             return true;
         }
         if OPERATIONAL.contains(&lower.as_str()) {
             self.all_operational
         } else {
             self.all_user
+        }
+    }
+
+    /// Whether the search asked for all user or all operational attributes (or gave no
+    /// list): the root DSE and the subschema entry then show everything they have.
+    pub fn wants_all(&self) -> bool {
+        self.all_user || self.all_operational
+    }
+
+    /// The same selection with every attribute, user and operational.
+    pub fn everything(&self) -> Self {
+        Self {
+            all_user: true,
+            all_operational: true,
+            names: Vec::new(),
+            types_only: self.types_only,
         }
     }
 
@@ -128,11 +147,7 @@ pub fn display_name(user: &User) -> String {
 }
 
 /// A user's attributes. `member_of` are the DNs of every group the user is in.
-pub fn user_attrs(
-    tree: &Tree,
-    user: &User,
-    member_of: Vec<String>,
-) -> Vec<(&'static str, Vec<String>)> {
+pub fn user_attrs(tree: &Tree, user: &User, member_of: Vec<String>) -> Attrs {
     let dn = tree.user_dn(&user.username);
     let mut attrs = vec![
         (
@@ -164,11 +179,7 @@ pub fn user_attrs(
 }
 
 /// A group's attributes. `members` are the DNs of its direct users and child groups.
-pub fn group_attrs(
-    tree: &Tree,
-    group: &Group,
-    members: Vec<String>,
-) -> Vec<(&'static str, Vec<String>)> {
+pub fn group_attrs(tree: &Tree, group: &Group, members: Vec<String>) -> Attrs {
     let dn = tree.group_dn(&group.name);
     let mut attrs = vec![
         (
@@ -195,7 +206,7 @@ pub fn group_attrs(
 }
 
 /// The base entry's attributes.
-pub fn base_attrs(tree: &Tree) -> Vec<(&'static str, Vec<String>)> {
+pub fn base_attrs(tree: &Tree) -> Attrs {
     let first = &tree.base.0[0];
     let (class, attr): (&str, &'static str) = match first.attr.as_str() {
         "dc" => ("domain", "dc"),
@@ -219,7 +230,7 @@ pub fn base_attrs(tree: &Tree) -> Vec<(&'static str, Vec<String>)> {
 }
 
 /// An organizational unit's attributes (`people` or `groups`).
-pub fn ou_attrs(tree: &Tree, ou: &str) -> Vec<(&'static str, Vec<String>)> {
+pub fn ou_attrs(tree: &Tree, ou: &str) -> Attrs {
     vec![
         ("objectClass", strings(&["top", "organizationalUnit"])),
         ("ou", one(ou)),
@@ -231,7 +242,7 @@ pub fn ou_attrs(tree: &Tree, ou: &str) -> Vec<(&'static str, Vec<String>)> {
 
 /// The root DSE (RFC 4512 §5.1). Its attributes are all returned for `*`, `+` or no
 /// list, since clients read it to discover the server.
-pub fn root_dse_attrs(tree: &Tree, tls: bool) -> Vec<(&'static str, Vec<String>)> {
+pub fn root_dse_attrs(tree: &Tree, tls: bool) -> Attrs {
     let mut extensions = strings(&[OID_WHOAMI, OID_PASSWORD_MODIFY]);
     if tls {
         extensions.push(OID_START_TLS.into());
@@ -251,7 +262,7 @@ pub fn root_dse_attrs(tree: &Tree, tls: bool) -> Vec<(&'static str, Vec<String>)
 
 /// The subschema entry (RFC 4512 §4.2): the attribute types and object classes the
 /// tree uses, in the standard definitions.
-pub fn subschema_attrs() -> Vec<(&'static str, Vec<String>)> {
+pub fn subschema_attrs() -> Attrs {
     const ATTRIBUTE_TYPES: &[&str] = &[
         "( 2.5.4.0 NAME 'objectClass' EQUALITY objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38 )",
         "( 2.5.4.3 NAME 'cn' SUP name )",

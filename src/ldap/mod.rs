@@ -241,6 +241,19 @@ impl Server {
                     return Next::Close;
                 }
                 Ok(None) => return Next::Close,
+                // The peer went away (or broke TLS): nothing to answer.
+                Ok(Some(Err(e)))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    tracing::debug!(error = %e, "LDAP connection lost");
+                    return Next::Close;
+                }
                 Ok(Some(Err(e))) => {
                     // Malformed BER, an oversized or too deep message, or an operation
                     // the codec cannot read: RFC 4511 §4.1.1 says disconnect.

@@ -92,7 +92,7 @@ pub struct Request<'a> {
 /// What a scope covers below its base.
 #[derive(Debug, Default)]
 struct Plan {
-    fixed: Vec<(String, Vec<(&'static str, Vec<String>)>)>,
+    fixed: Vec<(String, entries::Attrs)>,
     users: Option<Expr>,
     groups: Option<Expr>,
 }
@@ -130,8 +130,8 @@ pub async fn run(
         Place::RootDse => {
             let mut found = Vec::new();
             if base_only && filter::matches(req.filter, &entries::root_dse_attrs(tree, tls)) {
-                let sel = if req.selection.wants("namingContexts") || selection_is_default(&req) {
-                    Selection::new(&["*".into(), "+".into()], false)
+                let sel = if req.selection.wants_all() {
+                    req.selection.everything()
                 } else {
                     req.selection.clone()
                 };
@@ -142,8 +142,8 @@ pub async fn run(
         Place::Subschema if reader.is_some() => {
             let mut found = Vec::new();
             if base_only && filter::matches(req.filter, &entries::subschema_attrs()) {
-                let sel = if selection_is_default(&req) {
-                    Selection::new(&["*".into(), "+".into()], false)
+                let sel = if req.selection.wants_all() {
+                    req.selection.everything()
                 } else {
                     req.selection.clone()
                 };
@@ -185,7 +185,7 @@ pub async fn run(
     let users = || Some(filter::translate(tree, Kind::Users, req.filter, &resolved));
     let groups = || Some(filter::translate(tree, Kind::Groups, req.filter, &resolved));
     let mut plan = Plan::default();
-    let fixed = |plan: &mut Plan, dn: String, attrs: Vec<(&'static str, Vec<String>)>| {
+    let fixed = |plan: &mut Plan, dn: String, attrs: entries::Attrs| {
         if filter::matches(req.filter, &attrs) {
             plan.fixed.push((dn, attrs));
         }
@@ -371,11 +371,6 @@ pub async fn run(
         None => {}
     }
     outcome
-}
-
-/// Whether the search only asked for the default attributes (no list, or `*`).
-fn selection_is_default(req: &Request<'_>) -> bool {
-    req.selection.wants("objectClass") && !req.selection.wants("entryUUID")
 }
 
 fn no_such_object(matched: String) -> Outcome {
