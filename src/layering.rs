@@ -47,6 +47,18 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     // HTTP is a front door: it calls the service, never the store.
     ("http", &["crate::store", "crate::cli", "sqlx", "rusqlite"]),
+    // LDAP is a front door too: it calls the service, never the store or HTTP.
+    (
+        "ldap",
+        &[
+            "crate::store",
+            "crate::http",
+            "crate::cli",
+            "sqlx",
+            "rusqlite",
+            "axum",
+        ],
+    ),
     // Hashing and signing know neither HTTP nor the store.
     (
         "auth",

@@ -161,6 +161,25 @@ impl Services {
         let password = req
             .password
             .ok_or(GrantError::InvalidRequest("password is required"))?;
+        let user = self.verify_login(&username, password).await?;
+        let refresh = self
+            .new_refresh_token(&user, req.scope.as_deref(), None)
+            .await?;
+        let mut response = self.issue(&user, req.scope);
+        response.refresh_token = Some(refresh);
+        Ok(response)
+    }
+
+    /// The core of every login by password (the password grant, an LDAP bind): the
+    /// argon2 bound, the user by username or email, the per-account rate limit, the
+    /// claim checked ([`Services::check_claim`]) and settled
+    /// ([`Services::settle_attempt`]: lockout, suspension, expiry, must-reset). The user
+    /// as stored afterwards, or [`GrantError::InvalidGrant`] whatever the reason.
+    pub(crate) async fn verify_login(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<User, GrantError> {
         // No stored password is this long: refuse before any hashing, so one request
         // cannot ask argon2 for unbounded work.
         if !password_policy::within_bound(&password) {
@@ -168,7 +187,7 @@ impl Services {
         }
         let store = self.store();
         let user = match store
-            .find_user_by_key(&name_key(&username))
+            .find_user_by_key(&name_key(username))
             .await
             .map_err(Error::from)?
         {
@@ -178,10 +197,10 @@ impl Services {
         // One bucket per account, however it is spelled (username, email).
         let account = user
             .as_ref()
-            .map_or_else(|| name_key(&username), |u| u.id.to_string());
+            .map_or_else(|| name_key(username), |u| u.id.to_string());
         self.limit_attempt(None, Some(&account))?;
         let matched = self.check_claim(user.as_ref(), password).await?;
-        let user = match user {
+        match user {
             Some(user) => {
                 let event = self
                     .anonymous_event(EventType::LoginSucceeded)
@@ -190,17 +209,11 @@ impl Services {
                     .await?
             }
             None => {
-                self.record_unknown_login(&username).await?;
+                self.record_unknown_login(username).await?;
                 None
             }
         }
-        .ok_or(GrantError::InvalidGrant)?;
-        let refresh = self
-            .new_refresh_token(&user, req.scope.as_deref(), None)
-            .await?;
-        let mut response = self.issue(&user, req.scope);
-        response.refresh_token = Some(refresh);
-        Ok(response)
+        .ok_or(GrantError::InvalidGrant)
     }
 
     /// Records a refused login for a name that is no account's (no transaction changes
@@ -357,16 +370,29 @@ impl Services {
         let secret = req
             .client_secret
             .ok_or(GrantError::InvalidRequest("client_secret is required"))?;
+        let user = self.verify_api_key(&client_id, &secret).await?;
+        Ok(self.issue(&user, req.scope))
+    }
+
+    /// The core of every login by API key (the client-credentials grant, an LDAP bind as
+    /// the key's service account): the key by client id, its secret compared in constant
+    /// time (hashed even for an unknown key), enabled, its user usable now; the login
+    /// recorded. The key's user as stored afterwards.
+    pub(crate) async fn verify_api_key(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<User, GrantError> {
         let store = self.store();
         let key = store
-            .find_api_key_by_client_id(&client_id)
+            .find_api_key_by_client_id(client_id)
             .await
             .map_err(Error::from)?;
         // Hash even when the key is unknown, so both cases take the same time.
         let matches = match &key {
-            Some(k) => secret_matches(&secret, &k.secret_hash),
+            Some(k) => secret_matches(secret, &k.secret_hash),
             None => {
-                let _ = secret_matches(&secret, &hash_secret("no such key"));
+                let _ = secret_matches(secret, &hash_secret("no such key"));
                 false
             }
         };
@@ -392,7 +418,7 @@ impl Services {
             .await
             .map_err(Error::from)?;
         self.callers_changed(&[user.id]);
-        Ok(self.issue(&user, req.scope))
+        Ok(user)
     }
 
     async fn new_refresh_token(

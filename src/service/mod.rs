@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod caller_cache;
+pub mod directory;
 pub mod groups;
 pub mod rate_limit;
 pub mod users;
@@ -229,6 +230,9 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
     pub caller_cache_ttl: std::time::Duration,
+    /// The group whose members (besides administrators) read the whole directory over
+    /// LDAP (`--ldap-search-group`); `None`: administrators only.
+    pub directory_readers: Option<String>,
 }
 
 impl Default for Settings {
@@ -242,6 +246,7 @@ impl Default for Settings {
             login_limits: rate_limit::LoginLimitSettings::default(),
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
+            directory_readers: None,
         }
     }
 }

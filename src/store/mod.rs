@@ -26,7 +26,7 @@ use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
-use crate::query::ast::{Expr, OrderBy};
+use crate::query::ast::{Expr, OrderBy, Relation};
 use filter_sql::{Columns, Ctx, FtsIndex};
 
 /// What went wrong in the store, in terms the service layer can act on.
@@ -181,6 +181,29 @@ impl Columns for UserColumns {
         )
     }
 
+    fn equality_index(&self, column: &str) -> Option<&'static str> {
+        // The email has no index of its own; every email is a key of `user_identifiers`
+        // (folded the same way), whose primary key finds its user.
+        (column == "u.email_lc")
+            .then_some("u.seq IN (SELECT user_seq FROM user_identifiers WHERE key = {})")
+    }
+
+    fn relation(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            Relation::MemberOf { nested: false } => Some(
+                "u.seq IN (SELECT user_seq FROM group_members \
+                 WHERE group_seq = (SELECT seq FROM groups WHERE id = {}))",
+            ),
+            Relation::MemberOf { nested: true } => Some(
+                "u.seq IN (SELECT m.user_seq FROM group_closure c JOIN groups mg \
+                 ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
+                 WHERE c.ancestor_id = {})",
+            ),
+            Relation::Provider => Some("u.provider_type = {}"),
+            Relation::HasMemberUser | Relation::HasChildGroup => None,
+        }
+    }
+
     fn fts(&self, column: &str) -> Option<FtsIndex> {
         let fts_column = match column {
             "u.username_lc" => "username",
@@ -223,6 +246,19 @@ impl Columns for GroupColumns {
 
     fn is_folded(&self, column: &str) -> bool {
         matches!(column, "g.id" | "g.name_key")
+    }
+
+    fn relation(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            Relation::HasMemberUser => Some(
+                "g.seq IN (SELECT group_seq FROM group_members \
+                 WHERE user_seq = (SELECT seq FROM users WHERE id = {}))",
+            ),
+            Relation::HasChildGroup => {
+                Some("g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})")
+            }
+            Relation::MemberOf { .. } | Relation::Provider => None,
+        }
     }
 }
 
