@@ -573,7 +573,7 @@ mod tests {
         let (matches, warnings) =
             matches_with_file(&crate::cli::Cli::command(), argv).expect("valid settings");
         match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
-            crate::cli::Command::Serve(c) => (c, warnings),
+            crate::cli::Command::Serve(c) => (*c, warnings),
             other => panic!("{other:?}"),
         }
     }

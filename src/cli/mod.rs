@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(crate::config::Config),
+    Serve(Box<crate::config::Config>),
     /// Recovery commands that work directly on the database.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
