@@ -70,6 +70,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where it serves `/metrics`, if `--metrics-listen` asks for it.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where it serves LDAP, if `--ldap-listen` asks for it.
+    pub ldap_addr: Option<SocketAddr>,
+    /// Where it serves LDAPS, if `--ldaps-listen` asks for it.
+    pub ldaps_addr: Option<SocketAddr>,
     /// Its services, for tests that need to reach behind the HTTP API.
     pub services: Arc<Services>,
 }
@@ -210,6 +214,59 @@ fn spawn_key_reloader(services: Arc<Services>) {
     });
 }
 
+/// The LDAP front door and its listeners (plain, LDAPS), when `--ldap-listen` or
+/// `--ldaps-listen` asks for them; the settings are checked first.
+async fn ldap_listeners(
+    config: &Config,
+    services: &Arc<Services>,
+) -> anyhow::Result<
+    Option<(
+        Arc<crate::ldap::Server>,
+        Option<TcpListener>,
+        Option<TcpListener>,
+    )>,
+> {
+    if config.ldap_listen.is_none() && config.ldaps_listen.is_none() {
+        return Ok(None);
+    }
+    let tree = crate::ldap::dn::Tree::new(&config.ldap_base_dn).with_context(|| {
+        format!(
+            "--ldap-base-dn {:?} is not a DN such as dc=example,dc=com",
+            config.ldap_base_dn
+        )
+    })?;
+    let tls = match (&config.ldap_tls_cert, &config.ldap_tls_key) {
+        (Some(cert), Some(key)) => Some(crate::ldap::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--ldap-tls-cert and --ldap-tls-key go together"),
+    };
+    if config.ldaps_listen.is_some() && tls.is_none() {
+        anyhow::bail!("--ldaps-listen needs --ldap-tls-cert and --ldap-tls-key");
+    }
+    let bind = |at: Option<SocketAddr>| async move {
+        match at {
+            Some(at) => TcpListener::bind(at)
+                .await
+                .map(Some)
+                .with_context(|| format!("binding the LDAP listener {at}")),
+            None => Ok(None),
+        }
+    };
+    let plain = bind(config.ldap_listen).await?;
+    let ldaps = bind(config.ldaps_listen).await?;
+    let settings = crate::ldap::Settings {
+        tree,
+        tls,
+        max_connections: usize::try_from(config.ldap_max_connections).unwrap_or(usize::MAX),
+        idle_timeout: std::time::Duration::from_secs(config.ldap_idle_timeout_secs),
+    };
+    Ok(Some((
+        crate::ldap::Server::new(services.clone(), settings),
+        plain,
+        ldaps,
+    )))
+}
+
 /// Opens the database, bootstraps, binds the listeners (the public one and, with
 /// `--metrics-listen`, the management one) and serves until `shutdown` resolves, when
 /// both stop accepting and finish the requests in flight. Returns once it is listening;
@@ -245,7 +302,24 @@ pub async fn start(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
+    let ldap = ldap_listeners(config, &services).await?;
+    let ldap_addr = ldap
+        .as_ref()
+        .and_then(|(_, l, _)| l.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let ldaps_addr = ldap
+        .as_ref()
+        .and_then(|(_, _, l)| l.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
     spawn_key_reloader(services.clone());
+    crate::service::audit::spawn_retention(services.clone(), config.audit_retention_days);
+    install_tls_provider();
+    crate::service::webhooks::spawn_delivery(
+        services.clone(),
+        std::time::Duration::from_millis(config.webhook_poll_ms),
+    );
     let router = crate::http::router(services.clone());
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
     let metrics_app = NormalizePathLayer::trim_trailing_slash()
@@ -260,27 +334,44 @@ pub async fn start(
         // An error means the sender is gone: stop as well.
         let _ = stopping.wait_for(|stop| *stop).await;
     };
+    let ldap_stop = stopping.clone();
     let handle = tokio::spawn(async move {
+        let ldap = async move {
+            match ldap {
+                Some((server, plain, tls)) => server.serve(plain, tls, ldap_stop).await,
+                None => Ok(()),
+            }
+        };
         let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let public = axum::serve(listener, app)
             .with_graceful_shutdown(stopped(stopping.clone()))
             .into_future();
-        let Some(metrics_listener) = metrics_listener else {
-            return public.await;
+        let metrics = async move {
+            let Some(metrics_listener) = metrics_listener else {
+                return Ok(());
+            };
+            let metrics_app = ServiceExt::<Request>::into_make_service(metrics_app);
+            axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(stopped(stopping))
+                .await
         };
-        let metrics_app = ServiceExt::<Request>::into_make_service(metrics_app);
-        let metrics = axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(stopped(stopping))
-            .into_future();
-        let (public, metrics) = tokio::join!(public, metrics);
-        public.and(metrics)
+        let (public, metrics, ldap) = tokio::join!(public, metrics, ldap);
+        public.and(metrics).and(ldap)
     });
     Ok((
         Running {
             addr,
             metrics_addr,
+            ldap_addr,
+            ldaps_addr,
             services,
         },
         handle,
     ))
+}
+
+/// Installs rustls's ring provider for the process's HTTPS clients (webhook delivery, the
+/// CLI's `--server`): ring is the crypto the tree already has. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -61,6 +61,18 @@ const RULES: &[(&str, &[&str])] = &[
             "utoipa",
         ],
     ),
+    // LDAP is a front door too: it calls the service, never the store or HTTP.
+    (
+        "ldap",
+        &[
+            "crate::store",
+            "crate::http",
+            "crate::cli",
+            "sqlx",
+            "rusqlite",
+            "axum",
+        ],
+    ),
     // Hashing and signing know neither HTTP nor the store.
     (
         "auth",

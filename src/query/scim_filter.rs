@@ -30,7 +30,7 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use super::ast::{self, Expr, FieldRef, FieldType, Literal, OpKind};
+use super::ast::{self, Expr, FieldRef, FieldType, Literal, OpKind, Relation};
 use super::error::QueryError;
 
 /// Longest accepted filter or path, in bytes.
@@ -263,6 +263,30 @@ pub struct Mapped {
     /// The SCIM attribute is the negation of this boolean field (`active` is
     /// `not status.suspended`): only `eq`/`ne` with a boolean, and `pr`, apply.
     pub negated: bool,
+    /// Not a field but a relation (a group's `members.value`, a user's
+    /// `groups.value`): `eq "<id>"` holds when any of these relations does; `field` is
+    /// unused, and no other operator applies.
+    pub related: &'static [Relation],
+}
+
+impl Mapped {
+    /// A field as it is.
+    pub fn field(field: FieldRef) -> Self {
+        Self {
+            field,
+            negated: false,
+            related: &[],
+        }
+    }
+
+    /// A relation to the user or group whose id is compared.
+    pub fn related(relations: &'static [Relation]) -> Self {
+        Self {
+            field: FieldRef::AnyText,
+            negated: false,
+            related: relations,
+        }
+    }
 }
 
 /// Translates a filter into the shared AST. `resolve` says what each attribute is, or
@@ -312,6 +336,11 @@ fn translate(
         }
         Filter::Present(attr) => {
             let m = lookup(&qualify(attr)?)?;
+            if !m.related.is_empty() {
+                return Err(QueryError::new(format!(
+                    "'{attr}' takes only 'eq' with an id"
+                )));
+            }
             ast::make_condition(m.field, OpKind::Exists(true), Vec::new())
                 .map(Expr::Cmp)
                 .map_err(QueryError::new)?
@@ -319,6 +348,23 @@ fn translate(
         Filter::Compare { attr, op, value } => {
             let attr = qualify(attr)?;
             let m = lookup(&attr)?;
+            if !m.related.is_empty() {
+                let (CompareOp::Eq, CompValue::String(id)) = (op, value) else {
+                    return Err(QueryError::new(format!(
+                        "'{attr}' takes only 'eq' with an id"
+                    )));
+                };
+                let mut any: Vec<Expr> = m
+                    .related
+                    .iter()
+                    .map(|r| Expr::Related(*r, id.clone()))
+                    .collect();
+                return Ok(if any.len() == 1 {
+                    any.remove(0)
+                } else {
+                    Expr::Or(any)
+                });
+            }
             let wants_bool = m.negated || m.field.ty() == Some(FieldType::Bool);
             let lit = literal(value, wants_bool);
             let lit = match (m.negated, lit) {
@@ -760,10 +806,7 @@ mod tests {
             Some(s) => format!("{}.{}", a.name, s).to_ascii_lowercase(),
             None => a.name.to_ascii_lowercase(),
         };
-        let named = |n: &str| Mapped {
-            field: USERS.lookup(n).unwrap(),
-            negated: false,
-        };
+        let named = |n: &str| Mapped::field(USERS.lookup(n).unwrap());
         Ok(match key.as_str() {
             "username" => named("username"),
             "emails" | "emails.value" => named("email"),
@@ -773,10 +816,8 @@ mod tests {
                 negated: true,
                 ..named("status.suspended")
             },
-            "externalid" => Mapped {
-                field: FieldRef::Custom("scim.externalId".into()),
-                negated: false,
-            },
+            "externalid" => Mapped::field(FieldRef::Custom("scim.externalId".into())),
+            "groups" | "groups.value" => Mapped::related(&[Relation::MemberOf { nested: true }]),
             _ => return Err(format!("'{a}' cannot be filtered on")),
         })
     }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod attacks;
+mod audit;
 mod auth;
 mod backend_parity;
 mod cli;
@@ -22,3 +23,4 @@ mod query;
 mod scim;
 mod upgrade;
 mod users;
+mod webhooks;

@@ -7,8 +7,8 @@
 # The binary defaults to target/debug/gatehouse under the repository root (build it
 # first with `cargo build`). The server gets a free port on 127.0.0.1, a fresh SQLite
 # file in a temporary directory, a known admin password and a provisioning group
-# (--scim-group); check.py puts an API key in that group and runs every check as the
-# key. The server is stopped on exit, whatever happens. The exit code is the checker's:
+# (--scim-group) and an LDAP listener; check.py puts an API key in that group, runs
+# every check as the key, then reads what it provisioned back over LDAP. The server is stopped on exit, whatever happens. The exit code is the checker's:
 # non-zero if any check failed.
 set -euo pipefail
 
@@ -68,12 +68,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A free port: bind port 0, read what the kernel chose, release it.
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+port="$(free_port)"
+ldap_port="$(free_port)"
 url="http://127.0.0.1:$port"
 
 NO_COLOR=1 GATEHOUSE_ADMIN_PASSWORD="$admin_password" \
   "$bin" serve --listen "127.0.0.1:$port" --database "sqlite://$workdir/gatehouse.db" \
-  --public-url "$url" --scim-group "$group" \
+  --public-url "$url" --scim-group "$group" --ldap-listen "127.0.0.1:$ldap_port" \
   >"$log" 2>&1 &
 server_pid=$!
 
@@ -93,6 +97,7 @@ echo "run.sh: gatehouse is ready at $url (pid $server_pid)"
 
 set +e
 GATEHOUSE_URL="$url" GATEHOUSE_ADMIN_PASSWORD="$admin_password" GATEHOUSE_SCIM_GROUP="$group" \
+  LDAP_PORT="$ldap_port" \
   "$venv/bin/python" "$here/check.py"
 status=$?
 set -e

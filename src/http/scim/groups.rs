@@ -18,7 +18,7 @@ use super::users::KEY;
 use super::{Ctx, Reply, ScimBody, check_if_match, not_modified, stamp_version, time};
 use crate::domain::group::Group;
 use crate::domain::ids::{GroupId, GroupRef, IdOrName, UserId, UserRef};
-use crate::query::ast::{FieldRef, GROUPS as GROUP_FIELDS};
+use crate::query::ast::{FieldRef, GROUPS as GROUP_FIELDS, Relation};
 use crate::query::scim_filter::{self, AttrPath, CompValue, CompareOp, Filter, Mapped};
 use crate::service::Patch;
 use crate::service::groups::GroupInput;
@@ -28,10 +28,7 @@ pub fn resolve(a: &AttrPath) -> Result<Mapped, String> {
     let named = |n: &str| {
         GROUP_FIELDS
             .lookup(n)
-            .map(|field| Mapped {
-                field,
-                negated: false,
-            })
+            .map(Mapped::field)
             .ok_or_else(|| format!("'{a}' cannot be filtered on"))
     };
     if a.uri
@@ -45,10 +42,12 @@ pub fn resolve(a: &AttrPath) -> Result<Mapped, String> {
     match (name.as_str(), sub.as_deref()) {
         ("id", None) => named("id"),
         ("displayname", None) => named("name"),
-        ("externalid", None) => Ok(Mapped {
-            field: FieldRef::Custom(format!("{KEY}externalId")),
-            negated: false,
-        }),
+        ("externalid", None) => Ok(Mapped::field(FieldRef::Custom(format!("{KEY}externalId")))),
+        // A direct member: a user, or a child group.
+        ("members", None | Some("value")) => Ok(Mapped::related(&[
+            Relation::HasMemberUser,
+            Relation::HasChildGroup,
+        ])),
         ("meta", Some("created")) => named("created"),
         ("meta", Some("lastmodified")) => named("modified"),
         _ => Err(format!("'{a}' cannot be filtered or sorted on")),

@@ -369,6 +369,11 @@ impl ListParams {
                     })?;
                 let m = resolve(&path.attr)
                     .map_err(|why| ScimError::invalid_value(format!("sortBy: {why}")))?;
+                if !m.related.is_empty() {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{attr}' cannot be sorted by."
+                    )));
+                }
                 let dir = if self.descending != m.negated {
                     Direction::Desc
                 } else {

@@ -22,7 +22,7 @@ use super::{Ctx, Reply, ScimBody, check_if_match, not_modified, patch, stamp_ver
 use crate::domain::group::Group;
 use crate::domain::ids::{IdOrName, UserId, UserRef};
 use crate::domain::user::User;
-use crate::query::ast::{FieldRef, USERS as USER_FIELDS};
+use crate::query::ast::{FieldRef, Relation, USERS as USER_FIELDS};
 use crate::query::scim_filter::{AttrPath, Mapped};
 use crate::service::Patch;
 use crate::service::users::{CreateOptions, CredentialsInput, UpdateMode, UserAction, UserInput};
@@ -47,18 +47,10 @@ pub fn resolve(a: &AttrPath) -> Result<Mapped, String> {
     let named = |n: &str| -> Result<Mapped, String> {
         USER_FIELDS
             .lookup(n)
-            .map(|field| Mapped {
-                field,
-                negated: false,
-            })
+            .map(Mapped::field)
             .ok_or_else(|| format!("'{a}' cannot be filtered on"))
     };
-    let custom = |k: String| {
-        Ok(Mapped {
-            field: FieldRef::Custom(k),
-            negated: false,
-        })
-    };
+    let custom = |k: String| Ok(Mapped::field(FieldRef::Custom(k)));
     let refused = || Err(format!("'{a}' cannot be filtered or sorted on"));
     match a.uri.as_deref() {
         None => {}
@@ -90,6 +82,10 @@ pub fn resolve(a: &AttrPath) -> Result<Mapped, String> {
             negated: true,
             ..named("status.suspended")?
         }),
+        // The groups the user is in, directly or through child groups.
+        ("groups", None | Some("value")) => {
+            Ok(Mapped::related(&[Relation::MemberOf { nested: true }]))
+        }
         ("meta", Some("created")) => named("created"),
         ("meta", Some("lastmodified")) => named("modified"),
         (_, None) => match USERS.attr(&a.name) {

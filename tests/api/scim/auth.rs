@@ -73,6 +73,16 @@ async fn an_api_key_in_the_provisioning_group_provisions_but_cannot_touch_admini
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mike = r.body["id"].as_str().unwrap().to_owned();
+    // Audited like any change, with the key as the actor and the request's id.
+    let events = app
+        .get("/api/security/audit?type=user.created&target=mike")
+        .await;
+    events.expect(StatusCode::OK);
+    let e = &events.body["items"][0];
+    assert_eq!(e["actor"]["type"], "apiKey", "{}", events.text);
+    assert_eq!(e["actor"]["id"], json!(key_user));
+    assert_eq!(e["target"]["userId"], json!(mike), "{}", events.text);
+    assert!(e["requestId"].is_string(), "{}", events.text);
     let r = scim(
         &app,
         Method::POST,

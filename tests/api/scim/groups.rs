@@ -67,6 +67,44 @@ async fn members_are_direct_users_and_child_groups_seen_by_the_contensis_api() {
         .await;
     let got = admin(&app, Method::GET, &format!("/Groups/{gid}"), None).await;
     assert_eq!(member_ids(&got.body).len(), 3);
+    // Filters through the membership relations: the groups a member is in, the users
+    // in a group (also through child groups).
+    let enc = crate::helpers::enc;
+    let l = admin(
+        &app,
+        Method::GET,
+        &format!(
+            "/Groups?filter={}",
+            enc(&format!("members[value eq \"{cid}\"]"))
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&l.body), [gid.as_str()], "{}", l.text);
+    let l = admin(
+        &app,
+        Method::GET,
+        &format!(
+            "/Groups?filter={}",
+            enc(&format!("members.value eq \"{uid}\""))
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&l.body), [gid.as_str()], "{}", l.text);
+    let l = admin(
+        &app,
+        Method::GET,
+        &format!(
+            "/Users?filter={}",
+            enc(&format!(
+                "groups.value eq \"{gid}\" and userName eq \"ann\""
+            ))
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&l.body), [uid.as_str()], "{}", l.text);
     // excludedAttributes=members leaves them out (and unread).
     let got = admin(
         &app,
