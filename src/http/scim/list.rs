@@ -452,7 +452,8 @@ where
     .await?;
     let total = first.total;
     let mut items: Vec<T> = first.items.into_iter().skip(skip).collect();
-    if skip > 0 && items.len() < count as usize && (start + size) < total.max(0) as u64 {
+    let next_start = (u64::from(first_index) + 1) * size;
+    if skip > 0 && items.len() < count as usize && next_start < total.max(0) as u64 {
         if let Some(next) = first_index.checked_add(1) {
             let second = fetch(PageRequest {
                 index: next,

@@ -451,6 +451,18 @@ async fn lists_filter_sort_and_page_through_the_shared_query_engine() {
     ))
     .await;
     assert_eq!(ids_of(&l), [ids[3].clone(), ids[4].clone()]);
+    // A window across two of the service's pages, up to the very last item.
+    for (window, want) in [
+        ("startIndex=4&count=2", &ids[3..5]),
+        ("startIndex=5&count=4", &ids[4..5]),
+    ] {
+        let l = list(format!(
+            "filter={}&sortBy=userName&{window}",
+            enc(r#"emails ew "@example.com""#)
+        ))
+        .await;
+        assert_eq!(ids_of(&l), want, "{window}");
+    }
     let l = list("count=0".into()).await;
     assert_eq!(l["Resources"], json!([]));
     assert_eq!(l["totalResults"], 6, "five and the admin");
