@@ -159,9 +159,13 @@ impl Deadline {
 /// touch the runtime's timers. (tower-http's `TimeoutLayer` polls its timer before the
 /// handler, registering one for every request and often waking the timer driver with a
 /// system call; it also answers with an empty body.)
-/// Runs the request with its origin (request id, client address) set for the audit
-/// events it records (`service::with_origin`).
+/// Runs a request that may change state with its origin (request id, client address)
+/// set for the audit events it records (`service::with_origin`).
 async fn origin(State(s): State<AppState>, req: Request<axum::body::Body>, next: Next) -> Response {
+    // Reads record nothing: the membership check and lookups skip the work.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -677,6 +677,9 @@ impl Services {
         };
         let matched = self.check_claim(user.as_ref(), existing.clone()).await?;
         let Some(user) = user else {
+            if let UserRef::Key(k) = r {
+                self.record_unknown_login(&k.name).await?;
+            }
             return Err(refused());
         };
         if matched.is_none() {

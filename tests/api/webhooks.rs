@@ -244,3 +244,165 @@ async fn two_nodes_on_one_database_never_deliver_an_event_twice() {
     assert_eq!(events.len(), n, "duplicates: {}", events.len() - ids.len());
     assert_eq!(ids.len(), n);
 }
+
+/// A raw receiver whose behaviour the test switches: 0 closes each connection at once,
+/// 1 reads the request and never answers, 2 answers 204 and records the body.
+struct RawReceiver {
+    url: String,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl RawReceiver {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let got: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (m, g) = (mode.clone(), got.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (m, g) = (m.clone(), g.clone());
+                tokio::spawn(async move {
+                    match m.load(Ordering::SeqCst) {
+                        0 => drop(sock),
+                        1 => {
+                            let mut buf = vec![0u8; 65536];
+                            let _ = sock.read(&mut buf).await;
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                        _ => {
+                            let mut buf = vec![0u8; 65536];
+                            let mut req = Vec::new();
+                            // Read headers and the body (Content-Length).
+                            loop {
+                                let Ok(n) = sock.read(&mut buf).await else {
+                                    return;
+                                };
+                                if n == 0 {
+                                    return;
+                                }
+                                req.extend_from_slice(&buf[..n]);
+                                let text = String::from_utf8_lossy(&req).to_string();
+                                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                                    let len = head
+                                        .lines()
+                                        .find_map(|l| {
+                                            l.to_ascii_lowercase()
+                                                .strip_prefix("content-length:")
+                                                .map(|v| v.trim().parse::<usize>().unwrap())
+                                        })
+                                        .unwrap_or(0);
+                                    if body.len() >= len {
+                                        g.lock().unwrap().push(body.to_owned());
+                                        break;
+                                    }
+                                }
+                            }
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, mode, got }
+    }
+}
+
+/// The last error of the oldest pending delivery, once it has `attempts` attempts.
+async fn last_error_after(app: &TestApp, hook: &str, attempts: i64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app
+            .get(&format!(
+                "/api/security/webhooks/{hook}/deliveries?state=pending"
+            ))
+            .await;
+        if let Some(d) = r.body.as_array().and_then(|a| a.first())
+            && d["attempts"].as_i64() >= Some(attempts)
+        {
+            return d["lastError"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no attempt {attempts}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_closes_or_hangs_is_retried_and_never_blocks_a_request() {
+    let app = fast_app().await;
+    let receiver = RawReceiver::start().await;
+    let (hook, _) = register(&app, &receiver.url, json!(["group.created"])).await;
+    app.create_group("Patient").await;
+    let closed = last_error_after(&app, &hook, 1).await;
+    assert!(!closed.is_empty(), "a closed connection is an error");
+    // Now it hangs: the delivery times out; meanwhile requests are answered at once.
+    receiver.mode.store(1, Ordering::SeqCst);
+    app.clock.advance_ms(20 * 60_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    app.create_group("Unhindered").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a hanging receiver slowed a request: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(last_error_after(&app, &hook, 2).await, "timed out");
+    // Back to normal: both events arrive, once each, in order.
+    receiver.mode.store(2, Ordering::SeqCst);
+    app.clock.advance_ms(20 * 60_000);
+    eventually("both deliveries", || async {
+        receiver.got.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got: Vec<Value> = receiver
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let names: Vec<&str> = got
+        .iter()
+        .map(|e| e["target"]["groupName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Patient", "Unhindered"]);
+}
+
+#[tokio::test]
+async fn retention_removes_old_events_but_keeps_those_still_to_be_delivered() {
+    let app = TestApp::spawn_with(|c| c.audit_retention_days = 1).await;
+    let receiver = Receiver::start(false).await;
+    register(&app, &receiver.url, json!(["group.created"])).await;
+    app.create_group("Kept").await;
+    app.create_user("gone", "gone@example.com").await;
+    let (dir, url, clock) = app.stop().await;
+    clock.advance_ms(2 * 86_400_000);
+    // The retention task runs when the server starts, then hourly.
+    let app = TestApp::spawn_on(dir, url, clock, |c| c.audit_retention_days = 1).await;
+    eventually("old events to go", || async {
+        let r = app.get("/api/security/audit?type=user.created").await;
+        r.body["totalCount"] == 0
+    })
+    .await;
+    // The undelivered group.created stays until its endpoint has it.
+    let r = app.get("/api/security/audit?type=group.created").await;
+    assert_eq!(r.body["totalCount"], 1, "{}", r.body);
+    // New events are kept.
+    app.create_user("fresh", "fresh@example.com").await;
+    let r = app
+        .get("/api/security/audit?type=user.created&target=fresh")
+        .await;
+    assert_eq!(r.body["totalCount"], 1);
+}
