@@ -254,6 +254,11 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// The group (name or id) whose members, besides System Administrators, may
+    /// provision users and groups over SCIM at `/scim/v2` (e.g. the group of the API key
+    /// an identity provider uses). Unset: administrators only.
+    #[arg(long, env = "GATEHOUSE_SCIM_GROUP", value_name = "GROUP")]
+    pub scim_group: Option<String>,
     /// Serve LDAP (read-only, plus binds, Who am I and password modify) on this address,
     /// e.g. `127.0.0.1:3890`; off when unset. See docs/ldap.md.
     #[arg(long, env = "GATEHOUSE_LDAP_LISTEN", value_name = "ADDR")]
@@ -344,6 +349,7 @@ impl Config {
             login_rate_per_user: limits.per_user.per_minute,
             login_burst_per_user: limits.per_user.burst,
             trust_forwarded_for: false,
+            scim_group: None,
             ldap_listen: None,
             ldaps_listen: None,
             ldap_base_dn: "dc=example,dc=com".into(),
@@ -396,6 +402,7 @@ impl Config {
                 },
             },
             trust_forwarded_for: self.trust_forwarded_for,
+            scim_group: self.scim_group.clone(),
             directory_readers: self.ldap_search_group.clone(),
         }
     }

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod scim;
 pub mod token;
 pub mod users;
 pub mod views;
@@ -50,11 +51,13 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
 /// (see `app.rs`) so trailing slashes are accepted. The routes come from the table in
-/// [`openapi::router`], which also builds the OpenAPI document.
+/// [`openapi::router`], which also builds the OpenAPI document, and from SCIM's own
+/// table ([`scim::router`], under `/scim/v2`, which describes itself in SCIM's terms).
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
     let detach_reads = !state.reads_are_cancel_safe();
     routes
+        .merge(scim::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         // Innermost: inside the task `deadline` spawns for writes, so the origin is set

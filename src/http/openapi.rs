@@ -419,12 +419,17 @@ mod tests {
 
     /// Routes reach the router only through `routes!`, which documents them: a plain
     /// axum `.route(...)` (or a nested service) anywhere in `src/` would be served
-    /// without a place in the document.
+    /// without a place in the document. The one other table is SCIM's
+    /// (`http/scim/mod.rs`, everything under `/scim/v2`), which SCIM clients read from
+    /// its own discovery endpoints, not from this document.
     #[test]
     fn no_route_bypasses_the_table() {
         fn scan(dir: &std::path::Path, hits: &mut Vec<String>) {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
+                if path.ends_with("http/scim/mod.rs") {
+                    continue;
+                }
                 if path.is_dir() {
                     scan(&path, hits);
                 } else if path.extension().is_some_and(|e| e == "rs") {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod caller_cache;
 pub mod directory;
 pub mod groups;
+pub mod provisioning;
 pub mod rate_limit;
 pub mod users;
 pub mod webhooks;
@@ -230,6 +231,9 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
     pub caller_cache_ttl: std::time::Duration,
+    /// The group (name or id) whose members may provision over SCIM besides the
+    /// administrators; `None`: administrators only.
+    pub scim_group: Option<String>,
     /// The group whose members (besides administrators) read the whole directory over
     /// LDAP (`--ldap-search-group`); `None`: administrators only.
     pub directory_readers: Option<String>,
@@ -246,6 +250,7 @@ impl Default for Settings {
             login_limits: rate_limit::LoginLimitSettings::default(),
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
+            scim_group: None,
             directory_readers: None,
         }
     }
