@@ -1,7 +1,7 @@
 //! The audit trail and the webhook outbox, written once for both databases against
-//! [`Tx`] (like `transactions.rs`), and the SQL of their lists.
+//! `Tx` (like `transactions.rs`), and the SQL of their lists.
 //!
-//! Role: [`record`] is called by every write transaction of `transactions.rs` (and by
+//! Role: `record` is called by every write transaction of `transactions.rs` (and by
 //! the SQLite batch writer) before it returns, so a change and its event commit together
 //! or not at all. It also queues the event for every enabled webhook subscribed to its
 //! type: the outbox row is part of the same transaction. Delivery (`service/webhooks.rs`)
