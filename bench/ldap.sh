@@ -4,7 +4,8 @@
 # with its LDAP listener, and measures with Python ldap3 client processes on the same
 # machine: password binds/s (argon2id, each a real login), searches/s for the members of
 # one group through memberOf (200 members, half of them through a nested group), and
-# searches/s for one user by uid (with memberOf).
+# searches/s for one user by uid (with memberOf); and, for comparison on the same
+# machine at the same moment, the HTTP password grant (the same login code).
 #
 #   bash bench/ldap.sh [path/to/gatehouse]
 #
@@ -68,5 +69,5 @@ server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$http/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 
 echo "gatehouse LDAP, $USER_COUNT users + 200 with passwords, 103 groups; $(nproc) cores shared with the clients"
-USER_COUNT="$USER_COUNT" python3 "$here/ldap_load.py" 127.0.0.1 "$port" "dc=example,dc=com" \
+USER_COUNT="$USER_COUNT" HTTP_URL="http://127.0.0.1:$http" python3 "$here/ldap_load.py" 127.0.0.1 "$port" "dc=example,dc=com" \
   "cn=$(field clientId),ou=services,dc=example,dc=com" "$(field clientSecret)"

@@ -278,13 +278,20 @@ impl Server {
             self.services
                 .metrics()
                 .ldap_operation(kind, code, started.elapsed().as_secs_f64());
-            for reply in replies {
-                if framed.feed(reply).await.is_err() {
+            // A client that stops reading its answers is not waited on for ever.
+            let write = async {
+                for reply in replies {
+                    framed.feed(reply).await?;
+                }
+                framed.flush().await
+            };
+            match tokio::time::timeout(self.settings.idle_timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Next::Close,
+                Err(_) => {
+                    tracing::info!("LDAP client stopped reading; disconnecting");
                     return Next::Close;
                 }
-            }
-            if framed.flush().await.is_err() {
-                return Next::Close;
             }
             if next != Next::Continue {
                 return next;
@@ -415,6 +422,7 @@ impl Server {
             }
             Err(e) => {
                 let (code, message) = grant_error(&e);
+                tracing::info!(outcome = e.outcome(), "LDAP bind refused");
                 respond(code, &message)
             }
         }
