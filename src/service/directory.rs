@@ -2,8 +2,8 @@
 //! read, and the reads, through the same logins and the same store queries as the
 //! REST API.
 //!
-//! Binds run the token grants' cores ([`Services::verify_login`],
-//! [`Services::verify_api_key`]), so lockout, suspension, expiry, must-reset, the rate
+//! Binds run the token grants' cores (`Services::verify_login`,
+//! `Services::verify_api_key`), so lockout, suspension, expiry, must-reset, the rate
 //! limits and the argon2 bound are the same code. Reads take the query AST
 //! ([`crate::query::ast::Expr`]) the ZenQL and JSON filters produce; the permission
 //! rule is applied here, on the query, before the store sees it:
