@@ -68,10 +68,13 @@ async fn child_adds(s: &Seeded, n: usize) -> Figures {
     let ids: Vec<GroupId> = leaves.iter().map(|g| g.id).collect();
     s.services
         .store()
-        .import(&ImportBatch {
-            groups: leaves,
-            ..ImportBatch::default()
-        })
+        .import(
+            &ImportBatch {
+                groups: leaves,
+                ..ImportBatch::default()
+            },
+            common::ev(),
+        )
         .await
         .expect("leaves");
     let bottom = s.groups[s.shape.depth - 1];

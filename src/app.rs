@@ -314,6 +314,12 @@ pub async fn start(
         .map(TcpListener::local_addr)
         .transpose()?;
     spawn_key_reloader(services.clone());
+    crate::service::audit::spawn_retention(services.clone(), config.audit_retention_days);
+    install_tls_provider();
+    crate::service::webhooks::spawn_delivery(
+        services.clone(),
+        std::time::Duration::from_millis(config.webhook_poll_ms),
+    );
     let router = crate::http::router(services.clone());
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
     let metrics_app = NormalizePathLayer::trim_trailing_slash()
@@ -362,4 +368,10 @@ pub async fn start(
         },
         handle,
     ))
+}
+
+/// Installs rustls's ring provider for the process's HTTPS clients (webhook delivery, the
+/// CLI's `--server`): ring is the crypto the tree already has. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -190,6 +190,16 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_CALLER_CACHE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub caller_cache_ms: u64,
 
+    /// Days the audit log keeps an event (0 = forever). Older events are removed in
+    /// the background, never while a webhook still has to deliver them.
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
+
+    /// How often, in milliseconds, this node looks for webhook deliveries that are due
+    /// (100..=60000).
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub webhook_poll_ms: u64,
+
     /// Refresh-token lifetime in seconds.
     #[arg(long, env = "GATEHOUSE_REFRESH_TTL_SECS", default_value_t = 14 * 86_400, value_parser = clap::value_parser!(i64).range(60..))]
     pub refresh_ttl_secs: i64,
@@ -321,6 +331,8 @@ impl Config {
             database_pool_size: 10,
             token_ttl_secs: 3600,
             caller_cache_ms: 1000,
+            audit_retention_days: 365,
+            webhook_poll_ms: 1000,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
             public_url: None,
@@ -561,7 +573,7 @@ mod tests {
         let (matches, warnings) =
             matches_with_file(&crate::cli::Cli::command(), argv).expect("valid settings");
         match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
-            crate::cli::Command::Serve(c) => (c, warnings),
+            crate::cli::Command::Serve(c) => (*c, warnings),
             other => panic!("{other:?}"),
         }
     }

@@ -44,6 +44,12 @@ struct LimitLabels {
     limit: &'static str,
 }
 
+/// Labels of the webhook delivery counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
 /// Labels of the LDAP operation metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LdapLabels {
@@ -81,6 +87,10 @@ pub struct Metrics {
     pool_open: Family<PoolLabels, Gauge>,
     pool_idle: Family<PoolLabels, Gauge>,
     pool_max: Family<PoolLabels, Gauge>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    outbox_depth: Gauge,
+    outbox_age: Gauge,
+    audit_events: Gauge,
     ldap_operations: Family<LdapLabels, Counter>,
     ldap_latency: LdapHistogramFamily,
     ldap_connections: Family<LdapConnectionLabels, Counter>,
@@ -152,6 +162,31 @@ impl Metrics {
             "The most connections a pool opens",
             pool_max.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "webhook_outbox_depth",
+            "Webhook deliveries pending, all endpoints (read each delivery round)",
+            outbox_depth.clone(),
+        );
+        let outbox_age = Gauge::default();
+        registry.register_with_unit(
+            "webhook_outbox_oldest_age",
+            "Age of the oldest pending webhook delivery",
+            Unit::Other("milliseconds".into()),
+            outbox_age.clone(),
+        );
+        let audit_events = Gauge::default();
+        registry.register(
+            "audit_events_recorded",
+            "Audit events recorded since the database was made (the newest event id)",
+            audit_events.clone(),
+        );
         let ldap_operations = Family::<LdapLabels, Counter>::default();
         registry.register(
             "ldap_operations",
@@ -174,6 +209,10 @@ impl Metrics {
         );
         Self {
             registry,
+            deliveries,
+            outbox_depth,
+            outbox_age,
+            audit_events,
             ldap_operations,
             ldap_latency,
             ldap_connections,
@@ -207,6 +246,20 @@ impl Metrics {
             outcome,
         };
         self.logins.get_or_create(&labels).inc();
+    }
+
+    /// Counts a webhook delivery attempt by outcome.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels { outcome })
+            .inc();
+    }
+
+    /// Sets the outbox gauges and the count of recorded events.
+    pub fn outbox(&self, depth: i64, oldest_age_ms: i64, events: i64) {
+        self.outbox_depth.set(depth);
+        self.outbox_age.set(oldest_age_ms);
+        self.audit_events.set(events);
     }
 
     /// Counts and times an LDAP operation by its kind and result code (both from closed

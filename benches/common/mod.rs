@@ -107,11 +107,14 @@ pub async fn seed(shape: Shape) -> Seeded {
         .collect();
     services
         .store()
-        .import(&ImportBatch {
-            groups,
-            children,
-            ..ImportBatch::default()
-        })
+        .import(
+            &ImportBatch {
+                groups,
+                children,
+                ..ImportBatch::default()
+            },
+            ev(),
+        )
         .await
         .expect("groups");
 
@@ -138,11 +141,14 @@ pub async fn seed(shape: Shape) -> Seeded {
         }
         services
             .store()
-            .import(&ImportBatch {
-                users,
-                members,
-                ..ImportBatch::default()
-            })
+            .import(
+                &ImportBatch {
+                    users,
+                    members,
+                    ..ImportBatch::default()
+                },
+                ev(),
+            )
             .await
             .expect("users");
     }
@@ -216,4 +222,13 @@ pub fn figures(mut samples: Vec<Duration>, wall: Duration) -> Figures {
 
 pub fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The audit event the benches' imports record.
+pub fn ev() -> &'static gatehouse::domain::audit::Event {
+    use gatehouse::domain::audit::{Actor, Event, EventType, Origin};
+    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
+        Event::new(EventType::UsersImported, Actor::cli(), Origin::default(), 1)
+    });
+    &EVENT
 }

@@ -497,7 +497,11 @@ impl Importer {
         {
             return Ok(());
         }
-        let s = self.services.store().import(&batch).await?;
+        let event = self.services.event(
+            &crate::service::Caller::operator(),
+            crate::domain::audit::EventType::UsersImported,
+        );
+        let s = self.services.store().import(&batch, &event).await?;
         self.stats.users += s.users;
         self.stats.users_skipped += s.users_skipped;
         self.stats.groups += s.groups;

@@ -90,6 +90,26 @@ pub const GROUPS: FieldSet = FieldSet {
     custom: true,
 };
 
+/// The fields of an audit event (`GET /audit`, docs/audit.md).
+pub const AUDIT: FieldSet = FieldSet {
+    fields: &[
+        f("type", FieldType::Text),
+        f("at", FieldType::Timestamp),
+        f("actorType", FieldType::Text),
+        f("actorId", FieldType::Id),
+        f("actorName", FieldType::Text),
+        f("userId", FieldType::Id),
+        f("userName", FieldType::Text),
+        f("groupId", FieldType::Id),
+        f("groupName", FieldType::Text),
+        f("keyId", FieldType::Text),
+        f("keyName", FieldType::Text),
+        f("requestId", FieldType::Text),
+        f("clientAddress", FieldType::Text),
+    ],
+    custom: false,
+};
+
 impl FieldSet {
     /// Resolves a field name as a client wrote it: known names case-insensitively,
     /// `custom.<key>` (prefix case-insensitive, key kept verbatim and non-empty) when

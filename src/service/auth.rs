@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Caller, Error, Result, Services, caller_cache};
 use crate::auth::token::{Claims, TokenError};
+use crate::domain::audit::EventType;
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
 use crate::domain::password_policy;
@@ -200,10 +201,29 @@ impl Services {
         self.limit_attempt(None, Some(&account))?;
         let matched = self.check_claim(user.as_ref(), password).await?;
         match user {
-            Some(user) => self.settle_attempt(&user, matched, OnAccept::Login).await?,
-            None => None,
+            Some(user) => {
+                let event = self
+                    .anonymous_event(EventType::LoginSucceeded)
+                    .user(user.id);
+                self.settle_attempt(&user, matched, OnAccept::Login, &event)
+                    .await?
+            }
+            None => {
+                self.record_unknown_login(username).await?;
+                None
+            }
         }
         .ok_or(GrantError::InvalidGrant)
+    }
+
+    /// Records a refused login for a name that is no account's (no transaction changes
+    /// anything, so the event is recorded on its own). The name is kept as typed, cut to
+    /// a bound.
+    pub(crate) async fn record_unknown_login(&self, name: &str) -> Result<()> {
+        let mut event = self.anonymous_event(EventType::LoginFailed);
+        event.target.user_name = Some(name.chars().take(256).collect());
+        event = event.with("reason", "unknown name");
+        Ok(self.store().record_event(&event).await?)
     }
 
     /// Takes one password attempt from the per-address bucket (with `addr`) and the
@@ -252,12 +272,15 @@ impl Services {
     /// it ([`crate::store::Store::settle_password_attempt`]), against the account as it
     /// is then, so a lock, suspension or password change committed while argon2 ran is
     /// seen. `Some(user)` (as stored afterwards) when accepted; a refusal of an account
-    /// with a password counts as a failed login.
+    /// with a password counts as a failed login. `event` is recorded when accepted; a
+    /// refusal records it as `login.failed` (and `login.lockedOut` when it locked the
+    /// account).
     pub(crate) async fn settle_attempt(
         &self,
         user: &User,
         matched: Option<PasswordHash>,
         on_accept: OnAccept<'_>,
+        event: &crate::domain::audit::Event,
     ) -> Result<Option<User>> {
         let attempt = PasswordAttempt {
             matched: matched.as_ref(),
@@ -266,7 +289,7 @@ impl Services {
         };
         let settled = match self
             .store()
-            .settle_password_attempt(user.id, attempt, self.now())
+            .settle_password_attempt(user.id, attempt, self.now(), event)
             .await
         {
             Ok(settled) => settled,
@@ -296,8 +319,9 @@ impl Services {
             .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
         let now = self.now();
         let store = self.store();
+        let reuse = self.anonymous_event(EventType::RefreshTokenReused);
         let spent = match store
-            .use_refresh_token(&hash_secret(&presented), now)
+            .use_refresh_token(&hash_secret(&presented), now, &reuse)
             .await
             .map_err(Error::from)?
         {
@@ -384,8 +408,13 @@ impl Services {
         if user.suspended || user.locked || user.is_expired(now) {
             return Err(GrantError::InvalidGrant);
         }
+        let event = self
+            .anonymous_event(EventType::LoginSucceeded)
+            .user(user.id)
+            .key(key.id, Some(key.name.clone()))
+            .with("grant", "client_credentials");
         let user = store
-            .record_login(user.id, now)
+            .record_login(user.id, now, &event)
             .await
             .map_err(Error::from)?;
         self.callers_changed(&[user.id]);

@@ -4,12 +4,14 @@
 //! HTTP types or SQL; outcomes a client can act on are the closed set in [`Error`].
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod caller_cache;
 pub mod directory;
 pub mod groups;
 pub mod rate_limit;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::auth::token::{KeyRing, generate_key};
 use crate::clock::{Clock, Millis};
+use crate::domain::audit::{Actor, ActorKind, Event, EventType, Origin};
 use crate::domain::group::Group;
 use crate::domain::ids::{GroupId, GroupRef, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
 use crate::domain::names::{FieldError, name_key};
@@ -138,6 +141,14 @@ impl Caller {
         }
     }
 
+    /// The actor audit events name for this caller.
+    pub fn actor(&self) -> Actor {
+        if self.is_operator() {
+            return Actor::cli();
+        }
+        actor_of(&self.user)
+    }
+
     /// Whether this is [`Caller::operator`].
     pub fn is_operator(&self) -> bool {
         self.user.id == OPERATOR_ID
@@ -180,6 +191,23 @@ impl Caller {
             self.require_admin()
         }
     }
+}
+
+tokio::task_local! {
+    /// Where the current operation came from (request id, client address), set by the
+    /// front door around each request: every audit event records it.
+    static ORIGIN: Origin;
+}
+
+/// Runs `operation` with `origin` as the origin of the events it records. The actor is
+/// not part of it: every operation takes its caller explicitly.
+pub async fn with_origin<F: std::future::Future>(origin: Origin, operation: F) -> F::Output {
+    ORIGIN.scope(origin, operation).await
+}
+
+/// The current operation's origin (none outside [`with_origin`], e.g. on the CLI).
+fn origin() -> Origin {
+    ORIGIN.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// Settings the services need, parsed from configuration.
@@ -424,7 +452,10 @@ impl Services {
                 "The only signing key cannot be retired; rotate the key first.".into(),
             ));
         }
-        self.store.delete_signing_key(kid).await?;
+        let event = self
+            .event(&Caller::operator(), EventType::SigningKeyRetired)
+            .key(kid, None);
+        self.store.delete_signing_key(kid, &event).await?;
         self.reload_keys().await
     }
 
@@ -432,9 +463,28 @@ impl Services {
     /// reload. Tokens signed with older keys stay valid until they expire.
     pub async fn rotate_key(&self) -> Result<String> {
         let key = generate_key(self.now());
-        self.store.insert_signing_key(&key).await?;
+        let event = self
+            .event(&Caller::operator(), EventType::SigningKeyRotated)
+            .key(&key.kid, None);
+        self.store.insert_signing_key(&key, &event).await?;
         self.reload_keys().await?;
         Ok(key.kid)
+    }
+
+    /// An audit event of `kind` by `caller`, now, from the current origin.
+    pub(crate) fn event(&self, caller: &Caller, kind: EventType) -> Event {
+        Event::new(kind, caller.actor(), origin(), self.now())
+    }
+
+    /// An audit event by `user`, who proved who they are without a token (a password
+    /// change proving the existing password).
+    pub(crate) fn event_by(&self, user: &User, kind: EventType) -> Event {
+        Event::new(kind, actor_of(user), origin(), self.now())
+    }
+
+    /// An audit event with nobody signed in (login attempts).
+    pub(crate) fn anonymous_event(&self, kind: EventType) -> Event {
+        Event::new(kind, Actor::anonymous(), origin(), self.now())
     }
 
     /// Answers when the database does.
@@ -514,6 +564,19 @@ impl Services {
     }
 }
 
+/// A user as an actor (an API key's user as the API key).
+fn actor_of(user: &User) -> Actor {
+    let kind = match user.provider {
+        crate::domain::user::Provider::ApiKey => ActorKind::ApiKey,
+        crate::domain::user::Provider::Contensis => ActorKind::User,
+    };
+    Actor {
+        kind,
+        id: Some(user.id),
+        name: Some(user.username.clone()),
+    }
+}
+
 /// The caller `@current` names: 401 without one, 400 for the operator, who has no
 /// account.
 fn current(caller: Option<&Caller>) -> Result<&Caller> {
@@ -529,7 +592,11 @@ fn current(caller: Option<&Caller>) -> Result<&Caller> {
 async fn load_keys(store: &dyn Store, issuer: &str, now: Millis) -> Result<KeyRing> {
     let mut keys = store.signing_keys().await?;
     if keys.is_empty() {
-        store.insert_signing_key(&generate_key(now)).await?;
+        let key = generate_key(now);
+        let event = Event::new(EventType::SigningKeyRotated, Actor::cli(), origin(), now)
+            .key(&key.kid, None)
+            .with("reason", "first start");
+        store.insert_signing_key(&key, &event).await?;
         keys = store.signing_keys().await?;
     }
     KeyRing::new(issuer, &keys)

@@ -690,7 +690,7 @@ impl Server {
 
     /// The status of a password grant.
     async fn grant(&self, username: &str, password: &str) -> StatusCode {
-        reqwest::Client::new()
+        crate::helpers::client()
             .post(format!("{}/authenticate/connect/token", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!(
@@ -830,7 +830,7 @@ async fn an_admin_who_cannot_sign_in_is_repaired_from_the_variable() {
 }
 
 async fn admin_token(server: &Server) -> String {
-    let r: Value = reqwest::Client::new()
+    let r: Value = crate::helpers::client()
         .post(format!("{}/authenticate/connect/token", server.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(

@@ -108,7 +108,7 @@ impl TestApp {
             base: format!("http://{}", running.addr),
             metrics_base: running.metrics_addr.map(|a| format!("http://{a}")),
             clock,
-            http: reqwest::Client::new(),
+            http: crate::helpers::client(),
             admin: String::new(),
             dir,
             database_url,
@@ -502,7 +502,7 @@ impl Node {
 
     /// Polls `GET /ready` until it answers 200, the process exits, or time runs out.
     async fn wait_ready(&mut self) {
-        let http = reqwest::Client::builder()
+        let http = crate::helpers::client_builder()
             .timeout(Duration::from_secs(2))
             .build()
             .expect("a client");
@@ -547,4 +547,15 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client for tests (with the TLS provider the crate's clients use installed).
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("an HTTP client")
+}
+
+/// A client builder for tests that set options.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    gatehouse::app::install_tls_provider();
+    reqwest::Client::builder()
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod attacks;
+mod audit;
 mod auth;
 mod backend_parity;
 mod cli;
@@ -21,3 +22,4 @@ mod process;
 mod query;
 mod upgrade;
 mod users;
+mod webhooks;

@@ -153,7 +153,7 @@ fn span_request_id(line: &Value) -> Option<&str> {
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_the_error_log_id() {
     let server = Server::start().await;
-    let http = reqwest::Client::new();
+    let http = crate::helpers::client();
     let r = http
         .get(format!("{}/api/security/users/someone", server.base))
         .header("x-request-id", "trace-me-7")

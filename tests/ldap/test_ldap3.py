@@ -80,6 +80,37 @@ def test_wrong_password_and_suspended_user_are_refused():
         assert conn.result["result"] == 49, conn.result
 
 
+def test_binds_are_in_the_audit_log_like_token_logins():
+    """A bind runs the password grant's code, so it records the same login events."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    http = os.environ["HTTP_URL"]
+    form = urllib.parse.urlencode({
+        "grant_type": "contensis_classic",
+        "username": "admin",
+        "password": os.environ["LDAP_ADMIN_PASSWORD"],
+    }).encode()
+    with urllib.request.urlopen(f"{http}/authenticate/connect/token", form) as r:
+        token = json.load(r)["access_token"]
+
+    def count(kind):
+        req = urllib.request.Request(
+            f"{http}/api/security/audit?type={kind}&target=carol",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)["totalCount"]
+
+    before = (count("login.succeeded"), count("login.failed"))
+    as_user("carol")
+    conn = ldap3.Connection(server(), user=f"uid=carol,{PEOPLE}", password="wrong-wrong-1")
+    assert not conn.bind()
+    after = (count("login.succeeded"), count("login.failed"))
+    assert after == (before[0] + 1, before[1] + 1), (before, after)
+
+
 def test_anonymous_sees_only_the_root_dse():
     conn = ldap3.Connection(server())
     assert conn.bind()
