@@ -3,9 +3,9 @@
 //!
 //! Read-only, on the `ldap3_proto` codec: simple binds (as a user, by DN or email, or as
 //! an API key's service account) through the token grants' own cores; search
-//! (`search.rs`, filters translated to the query AST in `filter.rs`); the extended
-//! operations Who am I (RFC 4532), password modify (RFC 3062) and StartTLS. Every other
-//! write is `unwillingToPerform`. Like `http/`, it calls the service and never the store.
+//! (`search.rs`, filters translated to the query AST in `filter.rs`) and compare; the
+//! extended operations Who am I (RFC 4532), password modify (RFC 3062) and StartTLS.
+//! Every other write is `unwillingToPerform`. Like `http/`, it calls the service and never the store.
 //!
 //! Bounds: a message is at most [`MAX_MESSAGE`] bytes and [`MAX_BER_DEPTH`] levels deep
 //! (past either the connection gets a notice of disconnection with `protocolError`),
@@ -278,13 +278,20 @@ impl Server {
             self.services
                 .metrics()
                 .ldap_operation(kind, code, started.elapsed().as_secs_f64());
-            for reply in replies {
-                if framed.feed(reply).await.is_err() {
+            // A client that stops reading its answers is not waited on for ever.
+            let write = async {
+                for reply in replies {
+                    framed.feed(reply).await?;
+                }
+                framed.flush().await
+            };
+            match tokio::time::timeout(self.settings.idle_timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Next::Close,
+                Err(_) => {
+                    tracing::info!("LDAP client stopped reading; disconnecting");
                     return Next::Close;
                 }
-            }
-            if framed.flush().await.is_err() {
-                return Next::Close;
             }
             if next != Next::Continue {
                 return next;
@@ -327,8 +334,10 @@ impl Server {
             }
             LdapOp::ExtendedRequest(req) => self.extended(id, req, session).await,
             LdapOp::AbandonRequest(_) => (Vec::new(), Next::Continue),
-            LdapOp::CompareRequest(_)
-            | LdapOp::ModifyRequest(_)
+            LdapOp::CompareRequest(req) => {
+                (vec![self.compare(id, req, session).await], Next::Continue)
+            }
+            LdapOp::ModifyRequest(_)
             | LdapOp::AddRequest(_)
             | LdapOp::DelRequest(_)
             | LdapOp::ModifyDNRequest(_) => {
@@ -415,8 +424,75 @@ impl Server {
             }
             Err(e) => {
                 let (code, message) = grant_error(&e);
+                tracing::info!(outcome = e.outcome(), "LDAP bind refused");
                 respond(code, &message)
             }
+        }
+    }
+
+    /// Compare (RFC 4511 §4.10): `compareTrue` when the entry holds the value (matched
+    /// as a search's equality filter would), `compareFalse` when it exists without it,
+    /// and a search's error otherwise (`noSuchObject` for an entry the client cannot see).
+    async fn compare(
+        &self,
+        id: i32,
+        req: ldap3_proto::proto::LdapCompareRequest,
+        session: &mut Session,
+    ) -> LdapMsg {
+        let respond = |code, message: &str| LdapMsg {
+            msgid: id,
+            op: LdapOp::CompareResult(result(code, message)),
+            ctrl: Vec::new(),
+        };
+        let Ok(value) = String::from_utf8(req.val) else {
+            return respond(
+                LdapResultCode::InvalidAttributeSyntax,
+                "The value is not text.",
+            );
+        };
+        if let Err(msg) = self.refresh(session).await {
+            return respond(LdapResultCode::Other, &msg);
+        }
+        let probe = |filter: ldap3_proto::proto::LdapFilter| {
+            let dn = req.dn.clone();
+            let reader = session.reader.clone();
+            async move {
+                let request = search::Request {
+                    base: &dn,
+                    scope: &ldap3_proto::proto::LdapSearchScope::Base,
+                    filter: &filter,
+                    selection: Selection::new(&["1.1".to_owned()], false),
+                    size_limit: 1,
+                    time_limit: 0,
+                    paged: None,
+                };
+                search::run(
+                    &self.services,
+                    &self.settings.tree,
+                    self.settings.tls.is_some(),
+                    reader.as_ref(),
+                    request,
+                )
+                .await
+            }
+        };
+        let equal = probe(ldap3_proto::proto::LdapFilter::Equality(req.atype, value)).await;
+        if equal.code != LdapResultCode::Success {
+            return respond(equal.code, &equal.message);
+        }
+        if !equal.entries.is_empty() {
+            return respond(LdapResultCode::CompareTrue, "");
+        }
+        let exists = probe(ldap3_proto::proto::LdapFilter::Present(
+            "objectClass".into(),
+        ))
+        .await;
+        match (exists.code, exists.entries.is_empty()) {
+            (LdapResultCode::Success, false) => respond(LdapResultCode::CompareFalse, ""),
+            (LdapResultCode::Success, true) => {
+                respond(LdapResultCode::NoSuchObject, "No such entry.")
+            }
+            (code, _) => respond(code, &exists.message),
         }
     }
 
@@ -839,6 +915,8 @@ fn result_name(msg: &LdapMsg) -> &'static str {
         C::Unavailable => "unavailable",
         C::UnwillingToPerform => "unwillingToPerform",
         C::ConstraintViolation => "constraintViolation",
+        C::CompareTrue => "compareTrue",
+        C::CompareFalse => "compareFalse",
         C::OperationsError => "operationsError",
         _ => "other",
     }

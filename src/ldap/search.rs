@@ -273,6 +273,12 @@ pub async fn run(
     plan.users = plan.users.filter(|e| !filter::is_never(e));
     plan.groups = plan.groups.filter(|e| !filter::is_never(e));
 
+    // A page size of zero ends a paged search (RFC 2696 §3).
+    if req.paged.as_ref().is_some_and(|(size, _)| *size == 0) {
+        let mut done = Outcome::done(Vec::new());
+        done.cookie = Some(Vec::new());
+        return done;
+    }
     // The window: from the cookie's offset, a page (or the limits) long.
     let (offset, page) = match &req.paged {
         Some((size, cookie)) => {

@@ -119,6 +119,13 @@ count "a user sees only their own groups" 2 -- as_user alice ldapsearch -LLL -b 
 expect "operational attributes with +" 0 "^entryUUID: [0-9a-f-]{36}$" -- \
   as_key ldapsearch -LLL -b "$people" "(uid=alice)" +
 
+# --- compare
+expect "compare: the value is there" 6 "^TRUE$" -- as_key ldapcompare "uid=alice,$people" "mail:ALICE@example.com"
+expect "compare: another value" 5 "^FALSE$" -- as_key ldapcompare "uid=alice,$people" "mail:bob@example.com"
+expect "compare: memberOf through nesting" 6 "^TRUE$" -- as_key ldapcompare "uid=carol,$people" "memberOf:cn=n1,$groups"
+expect "compare: an entry the user cannot see is noSuchObject" 32 "" -- \
+  as_user alice ldapcompare "uid=carol,$people" "uid:carol"
+
 # --- writes
 expect "a delete is unwillingToPerform" 53 "" -- as_key ldapdelete "uid=alice,$people"
 expect "a modify is unwillingToPerform" 53 "" -- sh -c "printf 'dn: uid=alice,$people\nchangetype: modify\nreplace: mail\nmail: x@example.com\n' | \
