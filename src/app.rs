@@ -88,8 +88,7 @@ pub struct Running {
 ///   created with a random password printed once to the log. With users but no
 ///   administrator who can sign in, a warning says how to recover.
 pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result<()> {
-    let store = services.store();
-    if store.admin_can_sign_in(services.now()).await? {
+    if services.admin_can_sign_in().await? {
         if config.admin_password.is_some() {
             tracing::warn!(
                 "GATEHOUSE_ADMIN_PASSWORD is set but was ignored: System Administrators already \
@@ -101,7 +100,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     }
     let (password, generated) = match &config.admin_password {
         Some(p) => (p.expose().to_owned(), false),
-        None if store.count_users().await? == 0 => (random_password(), true),
+        None if services.has_no_users().await? => (random_password(), true),
         None => {
             tracing::warn!(
                 "System Administrators has no member who can sign in: set \
@@ -158,7 +157,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     match created {
         Ok(_) => {}
         // Another node bootstrapped the same database at the same moment.
-        Err(ServiceError::Conflict(_)) if store.admin_can_sign_in(services.now()).await? => {
+        Err(ServiceError::Conflict(_)) if services.admin_can_sign_in().await? => {
             return Ok(());
         }
         Err(e) => return Err(weak(e)),

@@ -12,8 +12,8 @@ use gatehouse::config::{Config, Secret};
 use gatehouse::domain::group::{Group, GroupType};
 use gatehouse::domain::ids::{GroupId, UserId};
 use gatehouse::domain::user::User;
-use gatehouse::service::Services;
 use gatehouse::service::auth::TokenRequest;
+use gatehouse::service::{Caller, Services};
 use gatehouse::store::ImportBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -106,12 +106,14 @@ pub async fn seed(shape: Shape) -> Seeded {
         .map(|i| (group_ids[i], group_ids[i + 1]))
         .collect();
     services
-        .store()
-        .import(&ImportBatch {
-            groups,
-            children,
-            ..ImportBatch::default()
-        })
+        .import_batch(
+            &Caller::operator(),
+            &ImportBatch {
+                groups,
+                children,
+                ..ImportBatch::default()
+            },
+        )
         .await
         .expect("groups");
 
@@ -137,12 +139,14 @@ pub async fn seed(shape: Shape) -> Seeded {
             memberships.push(mine);
         }
         services
-            .store()
-            .import(&ImportBatch {
-                users,
-                members,
-                ..ImportBatch::default()
-            })
+            .import_batch(
+                &Caller::operator(),
+                &ImportBatch {
+                    users,
+                    members,
+                    ..ImportBatch::default()
+                },
+            )
             .await
             .expect("users");
     }
