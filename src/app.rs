@@ -10,7 +10,7 @@ use axum::ServiceExt;
 use axum::extract::Request;
 use tokio::net::TcpListener;
 use tower::Layer as _;
-use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
@@ -209,6 +209,50 @@ fn spawn_key_reloader(services: Arc<Services>) {
     });
 }
 
+/// The public and the management apps as they are served: the router with trailing
+/// slashes trimmed.
+pub type App = NormalizePath<axum::Router>;
+
+/// A gatehouse ready to serve but not listening: its services, bootstrapped, and the two
+/// apps [`start`] serves. Tests drive [`Assembled::public`] in-process (inserting the
+/// client's `ConnectInfo<SocketAddr>`, as the listener does).
+#[derive(Debug)]
+pub struct Assembled {
+    /// The services the apps share.
+    pub services: Arc<Services>,
+    /// The public API (`--listen`).
+    pub public: App,
+    /// The management app (`--metrics-listen`): `/metrics`.
+    pub metrics: App,
+}
+
+/// Starts the services over `store` for a server whose public listener is bound at
+/// `listening` (without `--public-url`, the issuer and the discovery document's URLs
+/// name it), bootstraps the administrator, starts the key reloader and builds the apps.
+pub async fn assemble(
+    store: Arc<dyn Store>,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listening: SocketAddr,
+) -> anyhow::Result<Assembled> {
+    let services = Arc::new(Services::start(store, clock, config.settings_at(listening)).await?);
+    // Its log lines carry the span `bootstrap`, not a request's.
+    bootstrap_admin(&services, config)
+        .instrument(tracing::info_span!("bootstrap"))
+        .await?;
+    crate::auth::password::warm_up();
+    spawn_key_reloader(services.clone());
+    let public =
+        NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(services.clone()));
+    let metrics = NormalizePathLayer::trim_trailing_slash()
+        .layer(crate::http::metrics::router(services.clone()));
+    Ok(Assembled {
+        services,
+        public,
+        metrics,
+    })
+}
+
 /// Opens the database, bootstraps, binds the listeners (the public one and, with
 /// `--metrics-listen`, the management one) and serves until `shutdown` resolves, when
 /// both stop accepting and finish the requests in flight. Returns once it is listening;
@@ -225,13 +269,7 @@ pub async fn start(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let services = Arc::new(Services::start(store, clock, config.settings_at(addr)).await?);
-    // Its log lines carry the span `bootstrap`, not a request's.
-    bootstrap_admin(&services, config)
-        .instrument(tracing::info_span!("bootstrap"))
-        .await?;
-    crate::auth::password::warm_up();
+    let assembled = assemble(store, config, clock, listener.local_addr()?).await?;
     let metrics_listener = match config.metrics_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -240,15 +278,28 @@ pub async fn start(
         ),
         None => None,
     };
+    Ok(serve(assembled, listener, metrics_listener, shutdown)?)
+}
+
+/// Serves an assembled gatehouse: its public app on `listener`, with each connection's
+/// peer address as `ConnectInfo<SocketAddr>`, and its management app on
+/// `metrics_listener`, until `shutdown` resolves (see [`start`]).
+pub fn serve(
+    assembled: Assembled,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let Assembled {
+        services,
+        public: app,
+        metrics: metrics_app,
+    } = assembled;
+    let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    spawn_key_reloader(services.clone());
-    let router = crate::http::router(services.clone());
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
-    let metrics_app = NormalizePathLayer::trim_trailing_slash()
-        .layer(crate::http::metrics::router(services.clone()));
     // One signal stops both listeners.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -445,6 +445,13 @@ impl Services {
         Ok(key.kid)
     }
 
+    /// Closes the store and waits for its background work to end
+    /// ([`Store::close`]): for a process that goes on without this server (tests).
+    /// Requests still arriving fail.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// Answers when the database does.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
