@@ -125,6 +125,13 @@ impl BatchWriter {
         self.checkpointer.stop();
     }
 
+    /// Whether [`BatchWriter::stop`] has joined both threads.
+    #[cfg(test)]
+    pub(super) fn stopped(&self) -> bool {
+        let writer = self.thread.lock().expect("never poisoned").is_none();
+        writer && self.checkpointer.stopped()
+    }
+
     /// Runs `work` in the next batch and returns its result once the batch is durable.
     pub(super) async fn write<R, F>(&self, work: F) -> StoreResult<R>
     where

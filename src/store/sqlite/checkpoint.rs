@@ -128,6 +128,12 @@ impl Checkpointer {
             let _ = thread.join();
         }
     }
+
+    /// Whether [`Checkpointer::stop`] has joined the thread.
+    #[cfg(test)]
+    pub(super) fn stopped(&self) -> bool {
+        self.thread.lock().expect("never poisoned").is_none()
+    }
 }
 
 /// What one passive checkpoint found.
