@@ -572,19 +572,17 @@ impl Req<'_> {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
+        let length = self.body.as_ref().map(Vec::len);
         let mut req = axum::http::Request::builder()
             .method(self.method)
             .uri(target)
-            .body(match &self.body {
-                Some(b) => Body::from(b.clone()),
-                None => Body::empty(),
-            })
+            .body(self.body.map_or_else(Body::empty, Body::from))
             .expect("a request");
         let headers = req.headers_mut();
         headers.insert("host", HeaderValue::from_static("127.0.0.1"));
         headers.insert("accept", HeaderValue::from_static("*/*"));
-        if let Some(b) = &self.body {
-            headers.insert("content-length", HeaderValue::from(b.len()));
+        if let Some(length) = length {
+            headers.insert("content-length", HeaderValue::from(length));
         }
         for (name, value) in &self.headers {
             headers.append(name, value.clone());
