@@ -70,6 +70,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where it serves `/metrics`, if `--metrics-listen` asks for it.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where it serves LDAP, if `--ldap-listen` asks for it.
+    pub ldap_addr: Option<SocketAddr>,
+    /// Where it serves LDAPS, if `--ldaps-listen` asks for it.
+    pub ldaps_addr: Option<SocketAddr>,
     /// Its services, for tests that need to reach behind the HTTP API.
     pub services: Arc<Services>,
 }
@@ -209,13 +213,77 @@ fn spawn_key_reloader(services: Arc<Services>) {
     });
 }
 
+/// The LDAP front door and its listeners (plain, LDAPS), for [`serve`].
+pub struct LdapListeners {
+    server: Arc<crate::ldap::Server>,
+    plain: Option<TcpListener>,
+    tls: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for LdapListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapListeners")
+            .field("plain", &self.plain)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The LDAP front door and its listeners, when `--ldap-listen` or `--ldaps-listen` asks
+/// for them; the settings are checked first.
+async fn ldap_listeners(
+    config: &Config,
+    services: &Arc<Services>,
+) -> anyhow::Result<Option<LdapListeners>> {
+    if config.ldap_listen.is_none() && config.ldaps_listen.is_none() {
+        return Ok(None);
+    }
+    let tree = crate::ldap::dn::Tree::new(&config.ldap_base_dn).with_context(|| {
+        format!(
+            "--ldap-base-dn {:?} is not a DN such as dc=example,dc=com",
+            config.ldap_base_dn
+        )
+    })?;
+    let tls = match (&config.ldap_tls_cert, &config.ldap_tls_key) {
+        (Some(cert), Some(key)) => Some(crate::ldap::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--ldap-tls-cert and --ldap-tls-key go together"),
+    };
+    if config.ldaps_listen.is_some() && tls.is_none() {
+        anyhow::bail!("--ldaps-listen needs --ldap-tls-cert and --ldap-tls-key");
+    }
+    let bind = |at: Option<SocketAddr>| async move {
+        match at {
+            Some(at) => TcpListener::bind(at)
+                .await
+                .map(Some)
+                .with_context(|| format!("binding the LDAP listener {at}")),
+            None => Ok(None),
+        }
+    };
+    let plain = bind(config.ldap_listen).await?;
+    let ldaps = bind(config.ldaps_listen).await?;
+    let settings = crate::ldap::Settings {
+        tree,
+        tls,
+        max_connections: usize::try_from(config.ldap_max_connections).unwrap_or(usize::MAX),
+        idle_timeout: std::time::Duration::from_secs(config.ldap_idle_timeout_secs),
+    };
+    Ok(Some(LdapListeners {
+        server: crate::ldap::Server::new(services.clone(), settings),
+        plain,
+        tls: ldaps,
+    }))
+}
+
 /// The public and the management apps as they are served: the router with trailing
 /// slashes trimmed.
 pub type App = NormalizePath<axum::Router>;
 
-/// A gatehouse ready to serve but not listening: its services, bootstrapped, and the two
-/// apps [`start`] serves. Tests drive [`Assembled::public`] in-process (inserting the
-/// client's `ConnectInfo<SocketAddr>`, as the listener does).
+/// A gatehouse ready to serve but not listening: its services, bootstrapped, with their
+/// background work started, and the two apps [`start`] serves. Tests drive
+/// [`Assembled::public`] in-process (inserting the client's `ConnectInfo<SocketAddr>`,
+/// as the listener does).
 #[derive(Debug)]
 pub struct Assembled {
     /// The services the apps share.
@@ -228,7 +296,8 @@ pub struct Assembled {
 
 /// Starts the services over `store` for a server whose public listener is bound at
 /// `listening` (without `--public-url`, the issuer and the discovery document's URLs
-/// name it), bootstraps the administrator, starts the key reloader and builds the apps.
+/// name it), bootstraps the administrator, starts the background work (key reloads,
+/// audit retention, webhook delivery) and builds the apps.
 pub async fn assemble(
     store: Arc<dyn Store>,
     config: &Config,
@@ -242,6 +311,12 @@ pub async fn assemble(
         .await?;
     crate::auth::password::warm_up();
     spawn_key_reloader(services.clone());
+    crate::service::audit::spawn_retention(services.clone(), config.audit_retention_days);
+    install_tls_provider();
+    crate::service::webhooks::spawn_delivery(
+        services.clone(),
+        std::time::Duration::from_millis(config.webhook_poll_ms),
+    );
     let public =
         NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(services.clone()));
     let metrics = NormalizePathLayer::trim_trailing_slash()
@@ -254,9 +329,10 @@ pub async fn assemble(
 }
 
 /// Opens the database, bootstraps, binds the listeners (the public one and, with
-/// `--metrics-listen`, the management one) and serves until `shutdown` resolves, when
-/// both stop accepting and finish the requests in flight. Returns once it is listening;
-/// the servers run on a spawned task, whose result is the first error of either.
+/// `--metrics-listen`, the management one; the LDAP ones when asked for) and serves
+/// until `shutdown` resolves, when all stop accepting and finish the requests in
+/// flight. Returns once it is listening; the servers run on a spawned task, whose
+/// result is the first error of any.
 pub async fn start(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -278,16 +354,24 @@ pub async fn start(
         ),
         None => None,
     };
-    Ok(serve(assembled, listener, metrics_listener, shutdown)?)
+    let ldap = ldap_listeners(config, &assembled.services).await?;
+    Ok(serve(
+        assembled,
+        listener,
+        metrics_listener,
+        ldap,
+        shutdown,
+    )?)
 }
 
 /// Serves an assembled gatehouse: its public app on `listener`, with each connection's
-/// peer address as `ConnectInfo<SocketAddr>`, and its management app on
-/// `metrics_listener`, until `shutdown` resolves (see [`start`]).
+/// peer address as `ConnectInfo<SocketAddr>`, its management app on `metrics_listener`
+/// and the LDAP front door on its listeners, until `shutdown` resolves (see [`start`]).
 pub fn serve(
     assembled: Assembled,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    ldap: Option<LdapListeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let Assembled {
@@ -300,7 +384,17 @@ pub fn serve(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    // One signal stops both listeners.
+    let ldap_addr = ldap
+        .as_ref()
+        .and_then(|l| l.plain.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let ldaps_addr = ldap
+        .as_ref()
+        .and_then(|l| l.tls.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    // One signal stops every listener.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -310,27 +404,44 @@ pub fn serve(
         // An error means the sender is gone: stop as well.
         let _ = stopping.wait_for(|stop| *stop).await;
     };
+    let ldap_stop = stopping.clone();
     let handle = tokio::spawn(async move {
+        let ldap = async move {
+            match ldap {
+                Some(l) => l.server.serve(l.plain, l.tls, ldap_stop).await,
+                None => Ok(()),
+            }
+        };
         let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let public = axum::serve(listener, app)
             .with_graceful_shutdown(stopped(stopping.clone()))
             .into_future();
-        let Some(metrics_listener) = metrics_listener else {
-            return public.await;
+        let metrics = async move {
+            let Some(metrics_listener) = metrics_listener else {
+                return Ok(());
+            };
+            let metrics_app = ServiceExt::<Request>::into_make_service(metrics_app);
+            axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(stopped(stopping))
+                .await
         };
-        let metrics_app = ServiceExt::<Request>::into_make_service(metrics_app);
-        let metrics = axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(stopped(stopping))
-            .into_future();
-        let (public, metrics) = tokio::join!(public, metrics);
-        public.and(metrics)
+        let (public, metrics, ldap) = tokio::join!(public, metrics, ldap);
+        public.and(metrics).and(ldap)
     });
     Ok((
         Running {
             addr,
             metrics_addr,
+            ldap_addr,
+            ldaps_addr,
             services,
         },
         handle,
     ))
+}
+
+/// Installs rustls's ring provider for the process's HTTPS clients (webhook delivery, the
+/// CLI's `--server`): ring is the crypto the tree already has. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

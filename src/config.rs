@@ -190,6 +190,16 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_CALLER_CACHE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub caller_cache_ms: u64,
 
+    /// Days the audit log keeps an event (0 = forever). Older events are removed in
+    /// the background, never while a webhook still has to deliver them.
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
+
+    /// How often, in milliseconds, this node looks for webhook deliveries that are due
+    /// (100..=60000).
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub webhook_poll_ms: u64,
+
     /// Refresh-token lifetime in seconds.
     #[arg(long, env = "GATEHOUSE_REFRESH_TTL_SECS", default_value_t = 14 * 86_400, value_parser = clap::value_parser!(i64).range(60..))]
     pub refresh_ttl_secs: i64,
@@ -244,6 +254,54 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// The group (name or id) whose members, besides System Administrators, may
+    /// provision users and groups over SCIM at `/scim/v2` (e.g. the group of the API key
+    /// an identity provider uses). Unset: administrators only.
+    #[arg(long, env = "GATEHOUSE_SCIM_GROUP", value_name = "GROUP")]
+    pub scim_group: Option<String>,
+    /// Serve LDAP (read-only, plus binds, Who am I and password modify) on this address,
+    /// e.g. `127.0.0.1:3890`; off when unset. See docs/ldap.md.
+    #[arg(long, env = "GATEHOUSE_LDAP_LISTEN", value_name = "ADDR")]
+    pub ldap_listen: Option<SocketAddr>,
+
+    /// Serve LDAP over TLS (LDAPS) on this address, e.g. `127.0.0.1:6360`; needs
+    /// `--ldap-tls-cert` and `--ldap-tls-key`. Off when unset.
+    #[arg(long, env = "GATEHOUSE_LDAPS_LISTEN", value_name = "ADDR")]
+    pub ldaps_listen: Option<SocketAddr>,
+
+    /// The base DN of the LDAP tree: users under `ou=people,<base>`, groups under
+    /// `ou=groups,<base>`.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LDAP_BASE_DN",
+        default_value = "dc=example,dc=com",
+        value_name = "DN"
+    )]
+    pub ldap_base_dn: String,
+
+    /// Members of this group (besides administrators) may search the whole LDAP tree,
+    /// e.g. a group holding the API keys of Nextcloud or Gitea. Unset: administrators
+    /// only. Everyone else sees their own entry and their groups.
+    #[arg(long, env = "GATEHOUSE_LDAP_SEARCH_GROUP", value_name = "GROUP")]
+    pub ldap_search_group: Option<String>,
+
+    /// PEM certificate chain for LDAPS and StartTLS.
+    #[arg(long, env = "GATEHOUSE_LDAP_TLS_CERT", value_name = "FILE")]
+    pub ldap_tls_cert: Option<PathBuf>,
+
+    /// PEM private key for LDAPS and StartTLS.
+    #[arg(long, env = "GATEHOUSE_LDAP_TLS_KEY", value_name = "FILE")]
+    pub ldap_tls_key: Option<PathBuf>,
+
+    /// Most LDAP connections open at once (both listeners); past it a new connection is
+    /// told `busy` and closed.
+    #[arg(long, env = "GATEHOUSE_LDAP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ldap_max_connections: u32,
+
+    /// Seconds an LDAP connection may stay silent before it is closed.
+    #[arg(long, env = "GATEHOUSE_LDAP_IDLE_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ldap_idle_timeout_secs: u64,
+
     /// Password of the bootstrap `admin` user, read from `GATEHOUSE_ADMIN_PASSWORD` only
     /// (never a flag, so it does not show in process listings).
     #[arg(skip)]
@@ -278,6 +336,8 @@ impl Config {
             database_pool_size: 10,
             token_ttl_secs: 3600,
             caller_cache_ms: 1000,
+            audit_retention_days: 365,
+            webhook_poll_ms: 1000,
             refresh_ttl_secs: 14 * 86_400,
             lockout_threshold: 5,
             public_url: None,
@@ -289,6 +349,15 @@ impl Config {
             login_rate_per_user: limits.per_user.per_minute,
             login_burst_per_user: limits.per_user.burst,
             trust_forwarded_for: false,
+            scim_group: None,
+            ldap_listen: None,
+            ldaps_listen: None,
+            ldap_base_dn: "dc=example,dc=com".into(),
+            ldap_search_group: None,
+            ldap_tls_cert: None,
+            ldap_tls_key: None,
+            ldap_max_connections: 1024,
+            ldap_idle_timeout_secs: 300,
             admin_password: None,
             warnings: Vec::new(),
         }
@@ -333,6 +402,8 @@ impl Config {
                 },
             },
             trust_forwarded_for: self.trust_forwarded_for,
+            scim_group: self.scim_group.clone(),
+            directory_readers: self.ldap_search_group.clone(),
         }
     }
 }
@@ -509,7 +580,7 @@ mod tests {
         let (matches, warnings) =
             matches_with_file(&crate::cli::Cli::command(), argv).expect("valid settings");
         match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
-            crate::cli::Command::Serve(c) => (c, warnings),
+            crate::cli::Command::Serve(c) => (*c, warnings),
             other => panic!("{other:?}"),
         }
     }

@@ -47,6 +47,32 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     // HTTP is a front door: it calls the service, never the store.
     ("http", &["crate::store", "crate::cli", "sqlx", "rusqlite"]),
+    // SCIM is a front door of its own: the service only (its provisioning operations
+    // and reads), no store, no hashing or signing, no Contensis wire types.
+    (
+        "http/scim",
+        &[
+            "crate::store",
+            "crate::cli",
+            "crate::auth",
+            "crate::app",
+            "sqlx",
+            "rusqlite",
+            "utoipa",
+        ],
+    ),
+    // LDAP is a front door too: it calls the service, never the store or HTTP.
+    (
+        "ldap",
+        &[
+            "crate::store",
+            "crate::http",
+            "crate::cli",
+            "sqlx",
+            "rusqlite",
+            "axum",
+        ],
+    ),
     // Hashing and signing know neither HTTP nor the store.
     (
         "auth",

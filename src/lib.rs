@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod ldap;
 pub mod metrics;
 pub mod query;
 pub mod service;

@@ -44,6 +44,25 @@ struct LimitLabels {
     limit: &'static str,
 }
 
+/// Labels of the webhook delivery counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
+/// Labels of the LDAP operation metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LdapLabels {
+    op: &'static str,
+    result: &'static str,
+}
+
+/// Labels of the LDAP connection counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LdapConnectionLabels {
+    outcome: &'static str,
+}
+
 /// Labels of the pool gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -51,6 +70,7 @@ struct PoolLabels {
 }
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+type LdapHistogramFamily = Family<LdapLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -67,6 +87,13 @@ pub struct Metrics {
     pool_open: Family<PoolLabels, Gauge>,
     pool_idle: Family<PoolLabels, Gauge>,
     pool_max: Family<PoolLabels, Gauge>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    outbox_depth: Gauge,
+    outbox_age: Gauge,
+    audit_events: Gauge,
+    ldap_operations: Family<LdapLabels, Counter>,
+    ldap_latency: LdapHistogramFamily,
+    ldap_connections: Family<LdapConnectionLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,8 +162,60 @@ impl Metrics {
             "The most connections a pool opens",
             pool_max.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "webhook_outbox_depth",
+            "Webhook deliveries pending, all endpoints (read each delivery round)",
+            outbox_depth.clone(),
+        );
+        let outbox_age = Gauge::default();
+        registry.register_with_unit(
+            "webhook_outbox_oldest_age",
+            "Age of the oldest pending webhook delivery",
+            Unit::Other("milliseconds".into()),
+            outbox_age.clone(),
+        );
+        let audit_events = Gauge::default();
+        registry.register(
+            "audit_events_recorded",
+            "Audit events recorded since the database was made (the newest event id)",
+            audit_events.clone(),
+        );
+        let ldap_operations = Family::<LdapLabels, Counter>::default();
+        registry.register(
+            "ldap_operations",
+            "LDAP operations answered, by operation (bind, search, whoami, passwd, ...) and \
+             result code",
+            ldap_operations.clone(),
+        );
+        let ldap_latency: LdapHistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "ldap_operation_duration",
+            "Time from reading an LDAP request to producing its replies",
+            Unit::Seconds,
+            ldap_latency.clone(),
+        );
+        let ldap_connections = Family::<LdapConnectionLabels, Counter>::default();
+        registry.register(
+            "ldap_connections",
+            "LDAP connections, by outcome (accepted, refused: over --ldap-max-connections)",
+            ldap_connections.clone(),
+        );
         Self {
             registry,
+            deliveries,
+            outbox_depth,
+            outbox_age,
+            audit_events,
+            ldap_operations,
+            ldap_latency,
+            ldap_connections,
             requests,
             latency,
             logins,
@@ -167,6 +246,35 @@ impl Metrics {
             outcome,
         };
         self.logins.get_or_create(&labels).inc();
+    }
+
+    /// Counts a webhook delivery attempt by outcome.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels { outcome })
+            .inc();
+    }
+
+    /// Sets the outbox gauges and the count of recorded events.
+    pub fn outbox(&self, depth: i64, oldest_age_ms: i64, events: i64) {
+        self.outbox_depth.set(depth);
+        self.outbox_age.set(oldest_age_ms);
+        self.audit_events.set(events);
+    }
+
+    /// Counts and times an LDAP operation by its kind and result code (both from closed
+    /// sets chosen by the LDAP front door).
+    pub fn ldap_operation(&self, op: &'static str, result: &'static str, seconds: f64) {
+        let labels = LdapLabels { op, result };
+        self.ldap_operations.get_or_create(&labels).inc();
+        self.ldap_latency.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts an LDAP connection, `accepted` or `refused`.
+    pub fn ldap_connection(&self, outcome: &'static str) {
+        self.ldap_connections
+            .get_or_create(&LdapConnectionLabels { outcome })
+            .inc();
     }
 
     /// Counts an account lockout.
@@ -219,6 +327,7 @@ fn grant_label(grant_type: Option<&str>) -> &'static str {
             "contensis_classic_refresh_token"
         }
         Some("client_credentials") => "client_credentials",
+        Some("ldap") => "ldap",
         None => "none",
         Some(_) => "other",
     }

@@ -139,7 +139,7 @@ pub async fn run_api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                 ..ApiKeyInput::default()
             };
             let created = s
-                .create_api_key_unchecked(None, input, &groups)
+                .create_api_key_unchecked(&Caller::operator(), input, &groups)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(

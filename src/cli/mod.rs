@@ -1,6 +1,7 @@
 //! The `gatehouse` command line: one binary, a subcommand per task.
 
 pub mod admin;
+pub mod audit;
 pub mod docs;
 pub mod group;
 pub mod import;
@@ -26,10 +27,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(crate::config::Config),
+    Serve(Box<crate::config::Config>),
     /// Recovery commands that work directly on the database.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Read the audit log directly from the database.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Manage API keys directly on the database.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
@@ -59,6 +63,7 @@ pub enum Command {
 /// Parses a command line (program name first), reading `serve`'s config file when one
 /// is named, and runs it.
 pub fn main_from(args: Vec<OsString>) -> anyhow::Result<()> {
+    crate::app::install_tls_provider();
     let (matches, warnings) = crate::config::matches_with_file(&Cli::command(), args)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| anyhow::anyhow!(e.render()))?;
     if let Command::Serve(config) = &mut cli.command {
@@ -94,6 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(config) => runtime.block_on(serve::run(config.with_environment())),
+        Command::Audit(cmd) => runtime.block_on(async {
+            serve::init_logging(false);
+            audit::run_audit(cmd).await
+        }),
         Command::Admin(cmd) => runtime.block_on(async {
             serve::init_logging(false);
             admin::run_admin(cmd).await

@@ -79,6 +79,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(addr) = running.metrics_addr {
         tracing::info!(addr = %addr, "serving /metrics");
     }
+    if let Some(addr) = running.ldap_addr {
+        tracing::info!(addr = %addr, base = %config.ldap_base_dn, "serving LDAP");
+    }
+    if let Some(addr) = running.ldaps_addr {
+        tracing::info!(addr = %addr, base = %config.ldap_base_dn, "serving LDAPS");
+    }
     handle.await??;
     tracing::info!("stopped");
     Ok(())

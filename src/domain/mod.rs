@@ -4,6 +4,7 @@
 //! that the service layer calls and that unit tests can check on its own.
 
 pub mod api_key;
+pub mod audit;
 pub mod group;
 pub mod ids;
 pub mod names;

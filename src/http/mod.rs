@@ -5,6 +5,7 @@
 //! and `/api/management/security` (spec §1).
 
 pub mod api_keys;
+pub mod audit;
 pub mod content_type;
 pub mod error;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod groups;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod scim;
 pub mod token;
 pub mod users;
 pub mod views;
@@ -49,13 +51,18 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
 /// (see `app.rs`) so trailing slashes are accepted. The routes come from the table in
-/// [`openapi::router`], which also builds the OpenAPI document.
+/// [`openapi::router`], which also builds the OpenAPI document, and from SCIM's own
+/// table ([`scim::router`], under `/scim/v2`, which describes itself in SCIM's terms).
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
     let detach_reads = !state.reads_are_cancel_safe();
     routes
+        .merge(scim::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
+        // Innermost: inside the task `deadline` spawns for writes, so the origin is set
+        // where the service records events.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), origin))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(content_type::require_json))
         .layer(axum::middleware::from_fn_with_state(
@@ -152,6 +159,29 @@ impl Deadline {
 /// touch the runtime's timers. (tower-http's `TimeoutLayer` polls its timer before the
 /// handler, registering one for every request and often waking the timer driver with a
 /// system call; it also answers with an empty body.)
+/// Runs a request that may change state with its origin (request id, client address)
+/// set for the audit events it records (`service::with_origin`).
+async fn origin(State(s): State<AppState>, req: Request<axum::body::Body>, next: Next) -> Response {
+    // Reads record nothing: the membership check and lookups skip the work.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let origin = crate::domain::audit::Origin {
+        request_id: req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        client_addr: token::client_addr(peer, req.headers(), s.settings().trust_forwarded_for)
+            .map(|a| a.to_string()),
+    };
+    crate::service::with_origin(origin, next.run(req)).await
+}
+
 async fn deadline(
     State(Deadline {
         limit,

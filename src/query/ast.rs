@@ -90,6 +90,26 @@ pub const GROUPS: FieldSet = FieldSet {
     custom: true,
 };
 
+/// The fields of an audit event (`GET /audit`, docs/audit.md).
+pub const AUDIT: FieldSet = FieldSet {
+    fields: &[
+        f("type", FieldType::Text),
+        f("at", FieldType::Timestamp),
+        f("actorType", FieldType::Text),
+        f("actorId", FieldType::Id),
+        f("actorName", FieldType::Text),
+        f("userId", FieldType::Id),
+        f("userName", FieldType::Text),
+        f("groupId", FieldType::Id),
+        f("groupName", FieldType::Text),
+        f("keyId", FieldType::Text),
+        f("keyName", FieldType::Text),
+        f("requestId", FieldType::Text),
+        f("clientAddress", FieldType::Text),
+    ],
+    custom: false,
+};
+
 impl FieldSet {
     /// Resolves a field name as a client wrote it: known names case-insensitively,
     /// `custom.<key>` (prefix case-insensitive, key kept verbatim and non-empty) when
@@ -402,6 +422,28 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A comparison.
     Cmp(Condition),
+    /// A relation through the group graph to the resource with the given id, or a
+    /// property no query language names (the user's provider). No query language writes
+    /// it yet; the LDAP front door does (`memberOf`, `member`, people but not API keys).
+    Related(Relation, String),
+}
+
+/// How a row relates to a user or group through memberships and child links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// (users) The user is a member of the group directly or, with `nested`, of one of
+    /// its descendant groups (the closure).
+    MemberOf {
+        /// Follow child groups.
+        nested: bool,
+    },
+    /// (groups) The user is a direct member of the group.
+    HasMemberUser,
+    /// (groups) The group is a direct child of the group.
+    HasChildGroup,
+    /// (users) The user's provider is the given one (`contensis`: a person; `apikey`:
+    /// an API key's service user).
+    Provider,
 }
 
 /// Sort direction.
@@ -458,6 +500,18 @@ impl fmt::Display for Expr {
             }
             Expr::Not(inner) => write!(f, "not {inner}"),
             Expr::Cmp(c) => write!(f, "{c}"),
+            Expr::Related(rel, id) => {
+                let what = match rel {
+                    Relation::MemberOf { nested: true } => "memberOf",
+                    Relation::MemberOf { nested: false } => "directMemberOf",
+                    Relation::HasMemberUser => "hasMember",
+                    Relation::HasChildGroup => "hasChild",
+                    Relation::Provider => "provider",
+                };
+                write!(f, "{what}(")?;
+                write_quoted(f, id)?;
+                f.write_str(")")
+            }
         }
     }
 }

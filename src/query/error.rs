@@ -34,6 +34,14 @@ impl QueryError {
         }
     }
 
+    /// An error about the query as a whole, with no one place to point at.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            location: None,
+        }
+    }
+
     /// An error at a path of a JSON query.
     pub fn at_path(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {

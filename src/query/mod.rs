@@ -1,7 +1,7 @@
 //! The query languages of the search and list endpoints (spec §7): ZenQL text and the
 //! JSON `where`/`orderBy`, parsed into one typed AST.
 //!
-//! Pipeline: client input → [`zenql`] or [`json`] → [`ast::Expr`] / [`ast::OrderBy`]
+//! Pipeline: client input → [`zenql`], [`json`] or [`scim_filter`] → [`ast::Expr`] / [`ast::OrderBy`]
 //! (fields resolved against the resource's [`ast::FieldSet`], values type-checked) →
 //! `store::filter_sql` turns it into SQL with bound values.
 //!
@@ -12,6 +12,7 @@
 pub mod ast;
 pub mod error;
 pub mod json;
+pub mod scim_filter;
 pub mod zenql;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ mod tests {
             "query/error.rs",
             "query/json.rs",
             "query/zenql.rs",
+            "query/scim_filter.rs",
             "store/filter_sql.rs",
         ];
         for name in files {

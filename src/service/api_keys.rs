@@ -9,7 +9,8 @@ use subtle::ConstantTimeEq as _;
 
 use super::{Caller, Error, Patch, Result, Services};
 use crate::domain::api_key::ApiKey;
-use crate::domain::ids::{ApiKeyId, GroupId, UserId};
+use crate::domain::audit::EventType;
+use crate::domain::ids::{ApiKeyId, GroupId};
 use crate::domain::names::{self, FieldError, MAX_DESCRIPTION};
 use crate::domain::user::{Provider, User};
 use crate::store::{Page, PageRequest};
@@ -68,10 +69,10 @@ fn parse_id(s: &str) -> Result<ApiKeyId> {
 
 impl Services {
     /// Creates a key and its user; `groups` are joined directly (the CLI's `--admin`).
-    /// `creator` is `None` when made from the command line.
+    /// `creator` is [`Caller::operator`] when made from the command line.
     pub async fn create_api_key_unchecked(
         &self,
-        creator: Option<UserId>,
+        creator: &Caller,
         input: ApiKeyInput,
         groups: &[GroupId],
     ) -> Result<CreatedKey> {
@@ -84,6 +85,7 @@ impl Services {
             names::check_optional("description", d, MAX_DESCRIPTION)?;
         }
         let now = self.now();
+        let created_by = (!creator.is_operator()).then_some(creator.user.id);
         let client_id = uuid::Uuid::new_v4().to_string();
         let secret = new_secret();
         let user = User {
@@ -107,11 +109,27 @@ impl Services {
             secret_hash: hash_secret(&secret),
             user_id: user.id,
             created: now,
-            created_by: creator,
+            created_by,
             modified: now,
-            modified_by: creator,
+            modified_by: created_by,
         };
-        self.store().create_api_key(&key, &user, groups).await?;
+        let mut event = self
+            .event(creator, EventType::ApiKeyCreated)
+            .key(key.id, Some(key.name.clone()))
+            .with("enabled", key.enabled)
+            .with("clientId", key.client_id.clone());
+        if let Some(d) = &key.description {
+            event = event.with("description", d.clone());
+        }
+        if !groups.is_empty() {
+            event = event.with(
+                "groups",
+                groups.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            );
+        }
+        self.store()
+            .create_api_key(&key, &user, groups, &event)
+            .await?;
         tracing::info!(api_key_id = %key.id, name = %key.name, "API key created");
         Ok(CreatedKey { key, secret })
     }
@@ -119,8 +137,7 @@ impl Services {
     /// `POST /apiKeys`.
     pub async fn create_api_key(&self, caller: &Caller, input: ApiKeyInput) -> Result<CreatedKey> {
         caller.require_admin()?;
-        self.create_api_key_unchecked(Some(caller.user.id), input, &[])
-            .await
+        self.create_api_key_unchecked(caller, input, &[]).await
     }
 
     /// `GET /apiKeys/{id}`.
@@ -151,6 +168,7 @@ impl Services {
             .get_api_key(parse_id(id)?)
             .await?
             .ok_or_else(|| not_found(id))?;
+        let before = key.clone();
         match input.name {
             Patch::Value(n) => {
                 names::check_name("name", &n)?;
@@ -168,7 +186,22 @@ impl Services {
         }
         key.modified = self.now();
         key.modified_by = Some(caller.user.id);
-        self.store().update_api_key(&key).await?;
+        let kind = if before.enabled && !key.enabled {
+            EventType::ApiKeyDisabled
+        } else {
+            EventType::ApiKeyUpdated
+        };
+        let mut event = self.event(caller, kind).key(key.id, Some(key.name.clone()));
+        if before.name != key.name {
+            event = event.with("name", key.name.clone());
+        }
+        if before.description != key.description {
+            event = event.with("description", key.description.clone());
+        }
+        if before.enabled != key.enabled {
+            event = event.with("enabled", key.enabled);
+        }
+        self.store().update_api_key(&key, &event).await?;
         self.callers_changed_all();
         Ok(key)
     }
@@ -176,9 +209,14 @@ impl Services {
     /// `DELETE /apiKeys/{id}`: the key's user and memberships go with it.
     pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<()> {
         caller.require_admin()?;
+        let key_id = parse_id(id)?;
+        let name = self.store().get_api_key(key_id).await?.map(|k| k.name);
+        let event = self
+            .event(caller, EventType::ApiKeyDeleted)
+            .key(key_id, name);
         if !self
             .store()
-            .delete_api_key(parse_id(id)?, self.now())
+            .delete_api_key(key_id, self.now(), &event)
             .await?
         {
             return Err(not_found(id));

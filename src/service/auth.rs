@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Caller, Error, Result, Services, caller_cache};
 use crate::auth::token::{Claims, TokenError};
+use crate::domain::audit::EventType;
 use crate::domain::ids::UserId;
 use crate::domain::names::name_key;
 use crate::domain::password_policy;
@@ -160,6 +161,25 @@ impl Services {
         let password = req
             .password
             .ok_or(GrantError::InvalidRequest("password is required"))?;
+        let user = self.verify_login(&username, password).await?;
+        let refresh = self
+            .new_refresh_token(&user, req.scope.as_deref(), None)
+            .await?;
+        let mut response = self.issue(&user, req.scope);
+        response.refresh_token = Some(refresh);
+        Ok(response)
+    }
+
+    /// The core of every login by password (the password grant, an LDAP bind): the
+    /// argon2 bound, the user by username or email, the per-account rate limit, the
+    /// claim checked ([`Services::check_claim`]) and settled
+    /// ([`Services::settle_attempt`]: lockout, suspension, expiry, must-reset). The user
+    /// as stored afterwards, or [`GrantError::InvalidGrant`] whatever the reason.
+    pub(crate) async fn verify_login(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<User, GrantError> {
         // No stored password is this long: refuse before any hashing, so one request
         // cannot ask argon2 for unbounded work.
         if !password_policy::within_bound(&password) {
@@ -167,7 +187,7 @@ impl Services {
         }
         let store = self.store();
         let user = match store
-            .find_user_by_key(&name_key(&username))
+            .find_user_by_key(&name_key(username))
             .await
             .map_err(Error::from)?
         {
@@ -177,20 +197,33 @@ impl Services {
         // One bucket per account, however it is spelled (username, email).
         let account = user
             .as_ref()
-            .map_or_else(|| name_key(&username), |u| u.id.to_string());
+            .map_or_else(|| name_key(username), |u| u.id.to_string());
         self.limit_attempt(None, Some(&account))?;
         let matched = self.check_claim(user.as_ref(), password).await?;
-        let user = match user {
-            Some(user) => self.settle_attempt(&user, matched, OnAccept::Login).await?,
-            None => None,
+        match user {
+            Some(user) => {
+                let event = self
+                    .anonymous_event(EventType::LoginSucceeded)
+                    .user(user.id);
+                self.settle_attempt(&user, matched, OnAccept::Login, &event)
+                    .await?
+            }
+            None => {
+                self.record_unknown_login(username).await?;
+                None
+            }
         }
-        .ok_or(GrantError::InvalidGrant)?;
-        let refresh = self
-            .new_refresh_token(&user, req.scope.as_deref(), None)
-            .await?;
-        let mut response = self.issue(&user, req.scope);
-        response.refresh_token = Some(refresh);
-        Ok(response)
+        .ok_or(GrantError::InvalidGrant)
+    }
+
+    /// Records a refused login for a name that is no account's (no transaction changes
+    /// anything, so the event is recorded on its own). The name is kept as typed, cut to
+    /// a bound.
+    pub(crate) async fn record_unknown_login(&self, name: &str) -> Result<()> {
+        let mut event = self.anonymous_event(EventType::LoginFailed);
+        event.target.user_name = Some(name.chars().take(256).collect());
+        event = event.with("reason", "unknown name");
+        Ok(self.store().record_event(&event).await?)
     }
 
     /// Takes one password attempt from the per-address bucket (with `addr`) and the
@@ -239,12 +272,15 @@ impl Services {
     /// it ([`crate::store::Store::settle_password_attempt`]), against the account as it
     /// is then, so a lock, suspension or password change committed while argon2 ran is
     /// seen. `Some(user)` (as stored afterwards) when accepted; a refusal of an account
-    /// with a password counts as a failed login.
+    /// with a password counts as a failed login. `event` is recorded when accepted; a
+    /// refusal records it as `login.failed` (and `login.lockedOut` when it locked the
+    /// account).
     pub(crate) async fn settle_attempt(
         &self,
         user: &User,
         matched: Option<PasswordHash>,
         on_accept: OnAccept<'_>,
+        event: &crate::domain::audit::Event,
     ) -> Result<Option<User>> {
         let attempt = PasswordAttempt {
             matched: matched.as_ref(),
@@ -253,7 +289,7 @@ impl Services {
         };
         let settled = match self
             .store()
-            .settle_password_attempt(user.id, attempt, self.now())
+            .settle_password_attempt(user.id, attempt, self.now(), event)
             .await
         {
             Ok(settled) => settled,
@@ -283,8 +319,9 @@ impl Services {
             .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
         let now = self.now();
         let store = self.store();
+        let reuse = self.anonymous_event(EventType::RefreshTokenReused);
         let spent = match store
-            .use_refresh_token(&hash_secret(&presented), now)
+            .use_refresh_token(&hash_secret(&presented), now, &reuse)
             .await
             .map_err(Error::from)?
         {
@@ -333,16 +370,29 @@ impl Services {
         let secret = req
             .client_secret
             .ok_or(GrantError::InvalidRequest("client_secret is required"))?;
+        let user = self.verify_api_key(&client_id, &secret).await?;
+        Ok(self.issue(&user, req.scope))
+    }
+
+    /// The core of every login by API key (the client-credentials grant, an LDAP bind as
+    /// the key's service account): the key by client id, its secret compared in constant
+    /// time (hashed even for an unknown key), enabled, its user usable now; the login
+    /// recorded. The key's user as stored afterwards.
+    pub(crate) async fn verify_api_key(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<User, GrantError> {
         let store = self.store();
         let key = store
-            .find_api_key_by_client_id(&client_id)
+            .find_api_key_by_client_id(client_id)
             .await
             .map_err(Error::from)?;
         // Hash even when the key is unknown, so both cases take the same time.
         let matches = match &key {
-            Some(k) => secret_matches(&secret, &k.secret_hash),
+            Some(k) => secret_matches(secret, &k.secret_hash),
             None => {
-                let _ = secret_matches(&secret, &hash_secret("no such key"));
+                let _ = secret_matches(secret, &hash_secret("no such key"));
                 false
             }
         };
@@ -358,12 +408,17 @@ impl Services {
         if user.suspended || user.locked || user.is_expired(now) {
             return Err(GrantError::InvalidGrant);
         }
+        let event = self
+            .anonymous_event(EventType::LoginSucceeded)
+            .user(user.id)
+            .key(key.id, Some(key.name.clone()))
+            .with("grant", "client_credentials");
         let user = store
-            .record_login(user.id, now)
+            .record_login(user.id, now, &event)
             .await
             .map_err(Error::from)?;
         self.callers_changed(&[user.id]);
-        Ok(self.issue(&user, req.scope))
+        Ok(user)
     }
 
     async fn new_refresh_token(

@@ -1,5 +1,6 @@
 //! Group verbs: CRUD, user membership and child groups.
 
+use crate::domain::audit::EventType;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Error, ListRequest, Patch, Result, Services};
@@ -77,7 +78,15 @@ impl Services {
             user_count: 0,
             child_group_count: 0,
         };
-        self.store().create_group(&group).await?;
+        let mut event = self
+            .event(caller, EventType::GroupCreated)
+            .group(group.id)
+            .with("name", group.name.clone())
+            .with("type", group.kind.as_str());
+        if let Some(d) = &group.description {
+            event = event.with("description", d.clone());
+        }
+        self.store().create_group(&group, &event).await?;
         tracing::info!(group_id = %group.id, name = %group.name, "group created");
         Ok(group)
     }
@@ -98,6 +107,7 @@ impl Services {
     ) -> Result<Group> {
         caller.require_admin()?;
         let mut group = self.resolve_group(r).await?;
+        let before = group.clone();
         match input.name {
             Patch::Value(n) if n != group.name => {
                 if group.kind == GroupType::Sys {
@@ -122,7 +132,17 @@ impl Services {
             Patch::Absent => {}
         }
         group.modified = self.now();
-        self.store().update_group(&group).await?;
+        let mut event = self.event(caller, EventType::GroupUpdated).group(group.id);
+        if before.name != group.name {
+            event = event.with("name", group.name.clone());
+        }
+        if before.description != group.description {
+            event = event.with("description", group.description.clone());
+        }
+        if before.custom != group.custom {
+            event = event.with("custom", true);
+        }
+        self.store().update_group(&group, &event).await?;
         Ok(group)
     }
 
@@ -136,7 +156,11 @@ impl Services {
                 "The System Administrators group cannot be deleted.".into(),
             ));
         }
-        let deleted = self.store().delete_group(group.id, self.now()).await?;
+        let event = self.event(caller, EventType::GroupDeleted).group(group.id);
+        let deleted = self
+            .store()
+            .delete_group(group.id, self.now(), &event)
+            .await?;
         self.callers_changed_all();
         if !deleted {
             return Err(super::group_not_found(&r.name));
@@ -161,7 +185,11 @@ impl Services {
         let keys = SegmentKeys::of(caller, g, u);
         let found = self
             .store()
-            .add_member_named(keys.group(), keys.user())
+            .add_member_named(
+                keys.group(),
+                keys.user(),
+                &self.event(caller, EventType::MemberAdded),
+            )
             .await?;
         found.group.ok_or_else(|| super::group_not_found(&g.name))?;
         let user = found_user(found.user, u)?;
@@ -195,7 +223,8 @@ impl Services {
         }
         ids.sort();
         ids.dedup();
-        self.store().add_members(group, &ids).await?;
+        let event = self.event(caller, EventType::MemberAdded).group(group);
+        self.store().add_members(group, &ids, &event).await?;
         self.callers_changed(&ids);
         Ok(())
     }
@@ -206,7 +235,14 @@ impl Services {
         caller.require_admin()?;
         let group = self.resolve_group_id(g).await?;
         let user = self.resolve_user_id(Some(caller), u).await?;
-        let removed = self.store().remove_member(group, user, self.now()).await?;
+        let event = self
+            .event(caller, EventType::MemberRemoved)
+            .group(group)
+            .user(user);
+        let removed = self
+            .store()
+            .remove_member(group, user, self.now(), &event)
+            .await?;
         self.callers_changed(&[user]);
         if !removed {
             return Err(Error::Conflict(
@@ -256,7 +292,8 @@ impl Services {
         caller.require_admin()?;
         let parent = self.resolve_group_id(g).await?;
         let child = self.resolve_group_id(child).await?;
-        self.store().add_children(parent, &[child]).await?;
+        let event = self.event(caller, EventType::ChildAdded).group(parent);
+        self.store().add_children(parent, &[child], &event).await?;
         self.callers_changed_all();
         Ok(())
     }
@@ -291,7 +328,8 @@ impl Services {
         }
         ids.sort();
         ids.dedup();
-        self.store().add_children(parent, &ids).await?;
+        let event = self.event(caller, EventType::ChildAdded).group(parent);
+        self.store().add_children(parent, &ids, &event).await?;
         self.callers_changed_all();
         Ok(())
     }
@@ -307,7 +345,11 @@ impl Services {
         caller.require_admin()?;
         let parent = self.resolve_group_id(g).await?;
         let child = self.resolve_group_id(child).await?;
-        let removed = self.store().remove_child(parent, child, self.now()).await?;
+        let event = self.event(caller, EventType::ChildRemoved).group(parent);
+        let removed = self
+            .store()
+            .remove_child(parent, child, self.now(), &event)
+            .await?;
         self.callers_changed_all();
         if !removed {
             return Err(Error::Conflict(

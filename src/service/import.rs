@@ -236,7 +236,8 @@ impl Services {
     /// this to seed large directories.
     pub async fn import_batch(&self, caller: &Caller, batch: &ImportBatch) -> Result<ImportStats> {
         caller.require_admin()?;
-        let stats = self.store.import(batch).await?;
+        let event = self.event(caller, crate::domain::audit::EventType::UsersImported);
+        let stats = self.store.import(batch, &event).await?;
         // Memberships and links may have made someone an administrator.
         self.callers_changed_all();
         Ok(stats)

@@ -4,12 +4,16 @@
 //! HTTP types or SQL; outcomes a client can act on are the closed set in [`Error`].
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod caller_cache;
+pub mod directory;
 pub mod groups;
 pub mod import;
+pub mod provisioning;
 pub mod rate_limit;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::auth::token::{KeyRing, generate_key};
 use crate::clock::{Clock, Millis};
+use crate::domain::audit::{Actor, ActorKind, Event, EventType, Origin};
 use crate::domain::group::Group;
 use crate::domain::ids::{GroupId, GroupRef, IdOrName, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
 use crate::domain::names::{FieldError, name_key};
@@ -138,6 +143,14 @@ impl Caller {
         }
     }
 
+    /// The actor audit events name for this caller.
+    pub fn actor(&self) -> Actor {
+        if self.is_operator() {
+            return Actor::cli();
+        }
+        actor_of(&self.user)
+    }
+
     /// Whether this is [`Caller::operator`].
     pub fn is_operator(&self) -> bool {
         self.user.id == OPERATOR_ID
@@ -182,6 +195,23 @@ impl Caller {
     }
 }
 
+tokio::task_local! {
+    /// Where the current operation came from (request id, client address), set by the
+    /// front door around each request: every audit event records it.
+    static ORIGIN: Origin;
+}
+
+/// Runs `operation` with `origin` as the origin of the events it records. The actor is
+/// not part of it: every operation takes its caller explicitly.
+pub async fn with_origin<F: std::future::Future>(origin: Origin, operation: F) -> F::Output {
+    ORIGIN.scope(origin, operation).await
+}
+
+/// The current operation's origin (none outside [`with_origin`], e.g. on the CLI).
+fn origin() -> Origin {
+    ORIGIN.try_with(Clone::clone).unwrap_or_default()
+}
+
 /// Settings the services need, parsed from configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -202,6 +232,12 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long an authenticated caller is reused (at most 2 s; zero: never).
     pub caller_cache_ttl: std::time::Duration,
+    /// The group (name or id) whose members may provision over SCIM besides the
+    /// administrators; `None`: administrators only.
+    pub scim_group: Option<String>,
+    /// The group whose members (besides administrators) read the whole directory over
+    /// LDAP (`--ldap-search-group`); `None`: administrators only.
+    pub directory_readers: Option<String>,
 }
 
 impl Default for Settings {
@@ -215,6 +251,8 @@ impl Default for Settings {
             login_limits: rate_limit::LoginLimitSettings::default(),
             trust_forwarded_for: false,
             caller_cache_ttl: std::time::Duration::from_secs(1),
+            scim_group: None,
+            directory_readers: None,
         }
     }
 }
@@ -432,7 +470,10 @@ impl Services {
                 "The only signing key cannot be retired; rotate the key first.".into(),
             ));
         }
-        self.store.delete_signing_key(kid).await?;
+        let event = self
+            .event(&Caller::operator(), EventType::SigningKeyRetired)
+            .key(kid, None);
+        self.store.delete_signing_key(kid, &event).await?;
         self.reload_keys().await
     }
 
@@ -440,7 +481,10 @@ impl Services {
     /// reload. Tokens signed with older keys stay valid until they expire.
     pub async fn rotate_key(&self) -> Result<String> {
         let key = generate_key(self.now());
-        self.store.insert_signing_key(&key).await?;
+        let event = self
+            .event(&Caller::operator(), EventType::SigningKeyRotated)
+            .key(&key.kid, None);
+        self.store.insert_signing_key(&key, &event).await?;
         self.reload_keys().await?;
         Ok(key.kid)
     }
@@ -450,6 +494,22 @@ impl Services {
     /// Requests still arriving fail.
     pub async fn close(&self) {
         self.store.close().await;
+    }
+
+    /// An audit event of `kind` by `caller`, now, from the current origin.
+    pub(crate) fn event(&self, caller: &Caller, kind: EventType) -> Event {
+        Event::new(kind, caller.actor(), origin(), self.now())
+    }
+
+    /// An audit event by `user`, who proved who they are without a token (a password
+    /// change proving the existing password).
+    pub(crate) fn event_by(&self, user: &User, kind: EventType) -> Event {
+        Event::new(kind, actor_of(user), origin(), self.now())
+    }
+
+    /// An audit event with nobody signed in (login attempts).
+    pub(crate) fn anonymous_event(&self, kind: EventType) -> Event {
+        Event::new(kind, Actor::anonymous(), origin(), self.now())
     }
 
     /// Answers when the database does.
@@ -533,6 +593,19 @@ impl Services {
     }
 }
 
+/// A user as an actor (an API key's user as the API key).
+fn actor_of(user: &User) -> Actor {
+    let kind = match user.provider {
+        crate::domain::user::Provider::ApiKey => ActorKind::ApiKey,
+        crate::domain::user::Provider::Contensis => ActorKind::User,
+    };
+    Actor {
+        kind,
+        id: Some(user.id),
+        name: Some(user.username.clone()),
+    }
+}
+
 /// The caller `@current` names: 401 without one, 400 for the operator, who has no
 /// account.
 fn current(caller: Option<&Caller>) -> Result<&Caller> {
@@ -548,7 +621,11 @@ fn current(caller: Option<&Caller>) -> Result<&Caller> {
 async fn load_keys(store: &dyn Store, issuer: &str, now: Millis) -> Result<KeyRing> {
     let mut keys = store.signing_keys().await?;
     if keys.is_empty() {
-        store.insert_signing_key(&generate_key(now)).await?;
+        let key = generate_key(now);
+        let event = Event::new(EventType::SigningKeyRotated, Actor::cli(), origin(), now)
+            .key(&key.kid, None)
+            .with("reason", "first start");
+        store.insert_signing_key(&key, &event).await?;
         keys = store.signing_keys().await?;
     }
     KeyRing::new(issuer, &keys)

@@ -1,5 +1,6 @@
 //! User verbs: create, read, update, delete, list, and the user's groups.
 
+use crate::domain::audit::EventType;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
@@ -141,6 +142,86 @@ fn check_frequency(p: &Patch<i64>) -> Result<()> {
     Ok(())
 }
 
+/// The audit summary of a profile change: each changed field with its new value, for
+/// fields that are not secret (`custom` by its changed keys only, since clients put
+/// anything there). `before` is `None` for a new user.
+fn profile_summary(
+    before: Option<&User>,
+    after: &User,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut out = serde_json::Map::new();
+    let mut field = |name: &str, old: Option<Value>, new: Value| {
+        if old.as_ref() != Some(&new) {
+            out.insert(name.to_owned(), new);
+        }
+    };
+    field(
+        "username",
+        before.map(|b| json!(b.username)),
+        json!(after.username),
+    );
+    field("email", before.map(|b| json!(b.email)), json!(after.email));
+    field(
+        "firstName",
+        before.map(|b| json!(b.first_name)),
+        json!(after.first_name),
+    );
+    field(
+        "lastName",
+        before.map(|b| json!(b.last_name)),
+        json!(after.last_name),
+    );
+    field(
+        "timezone",
+        before.map(|b| json!(b.timezone)),
+        json!(after.timezone),
+    );
+    field(
+        "language",
+        before.map(|b| json!(b.language)),
+        json!(after.language),
+    );
+    field(
+        "expiry",
+        before.map(|b| json!(b.expiry)),
+        json!(after.expiry),
+    );
+    field(
+        "passwordChangeFrequency",
+        before.map(|b| json!(b.password_change_frequency)),
+        json!(after.password_change_frequency),
+    );
+    field(
+        "optOutOfNotifications",
+        before.map(|b| json!(b.opt_out_of_notifications)),
+        json!(after.opt_out_of_notifications),
+    );
+    if before.is_none() {
+        out.insert("suspended".into(), json!(after.suspended));
+        out.insert(
+            "passwordResetRequired".into(),
+            json!(after.password_reset_flag),
+        );
+        out.insert("hasPassword".into(), json!(after.password_hash.is_some()));
+    }
+    let empty = serde_json::Map::new();
+    let old_custom = before.map_or(&empty, |b| &b.custom);
+    let mut keys: Vec<&String> = after
+        .custom
+        .iter()
+        .filter(|(k, v)| old_custom.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .chain(old_custom.keys().filter(|k| !after.custom.contains_key(*k)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if !keys.is_empty() {
+        out.insert("customKeys".into(), json!(keys));
+    }
+    out
+}
+
 impl Services {
     /// `POST /users`.
     pub async fn create_user(
@@ -213,8 +294,16 @@ impl Services {
             expiry: expiry.value().copied(),
             ..User::new(username, email, now).with_password(password_hash, now)
         };
+        let mut event = self.event(caller, EventType::UserCreated).user(user.id);
+        event.summary = profile_summary(None, &user);
+        if !groups.is_empty() {
+            event = event.with(
+                "groups",
+                groups.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            );
+        }
         self.store()
-            .create_user(&user, groups)
+            .create_user(&user, groups, &event)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => super::group_not_found(
@@ -262,8 +351,13 @@ impl Services {
         } else {
             &[]
         };
+        let event = self
+            .event(caller, EventType::PasswordReset)
+            .user(user.id)
+            .with("recovery", true)
+            .with("admin", admin);
         self.store()
-            .recover_user(user.id, &hash, groups, self.now())
+            .recover_user(user.id, &hash, groups, self.now(), &event)
             .await?;
         self.callers_changed(&[user.id]);
         tracing::info!(user_id = %user.id, username = %user.username, admin, "account recovered: password set, unlocked, unsuspended");
@@ -362,7 +456,12 @@ impl Services {
         user.expiry = new_expiry;
         user.password_change_frequency = new_frequency;
         user.modified = now;
-        let stored = self.store().update_user_profile(&before, &user).await?;
+        let mut event = self.event(caller, EventType::UserUpdated).user(user.id);
+        event.summary = profile_summary(Some(&before), &user);
+        let stored = self
+            .store()
+            .update_user_profile(&before, &user, &event)
+            .await?;
         self.callers_changed(&[user.id]);
         Ok(stored)
     }
@@ -373,7 +472,8 @@ impl Services {
         caller.require_may_address(r)?;
         let id = self.resolve_user_id(Some(caller), r).await?;
         caller.require_self_or_admin(id)?;
-        if !self.store().delete_user(id, self.now()).await? {
+        let event = self.event(caller, EventType::UserDeleted).user(id);
+        if !self.store().delete_user(id, self.now(), &event).await? {
             return Err(super::user_not_found(&id.to_string()));
         }
         self.callers_changed(&[id]);
@@ -444,7 +544,17 @@ impl Services {
     ) -> Result<()> {
         caller.require_admin()?;
         let id = self.resolve_user_id(Some(caller), r).await?;
-        self.store().set_user_state(id, change, self.now()).await?;
+        let kind = match change {
+            UserAction::Suspend => EventType::UserSuspended,
+            UserAction::Unsuspend => EventType::UserUnsuspended,
+            UserAction::Unlock => EventType::UserUnlocked,
+            UserAction::ForcePasswordReset => EventType::PasswordResetForced,
+            UserAction::SetPasswordToExpirable => EventType::PasswordExpirable,
+        };
+        let event = self.event(caller, kind).user(id);
+        self.store()
+            .set_user_state(id, change, self.now(), &event)
+            .await?;
         self.callers_changed(&[id]);
         tracing::info!(user_id = %id, "user status changed");
         Ok(())
@@ -513,8 +623,9 @@ impl Services {
             .into());
         }
         let hash = self.hash_password(input.new).await?;
+        let event = self.event(caller, EventType::PasswordReset).user(user.id);
         self.store()
-            .set_password(user.id, &hash, self.now())
+            .set_password(user.id, &hash, self.now(), &event)
             .await?;
         self.callers_changed(&[user.id]);
         tracing::info!(user_id = %user.id, "password set by an administrator; earlier tokens revoked");
@@ -566,11 +677,18 @@ impl Services {
         };
         let matched = self.check_claim(user.as_ref(), existing.clone()).await?;
         let Some(user) = user else {
+            if let UserRef::Key(k) = r {
+                self.record_unknown_login(&k.name).await?;
+            }
             return Err(refused());
         };
         if matched.is_none() {
             // Counted as a failed attempt; nothing matched, so it is never accepted.
-            self.settle_attempt(&user, None, OnAccept::Login).await?;
+            let event = self
+                .event_by(&user, EventType::PasswordChanged)
+                .user(user.id);
+            self.settle_attempt(&user, None, OnAccept::Login, &event)
+                .await?;
             return Err(refused());
         }
         password_policy::check(
@@ -588,7 +706,14 @@ impl Services {
         }
         let hash = self.hash_password(input.new).await?;
         if self
-            .settle_attempt(&user, matched, OnAccept::SetPassword(&hash))
+            .settle_attempt(
+                &user,
+                matched,
+                OnAccept::SetPassword(&hash),
+                &self
+                    .event_by(&user, EventType::PasswordChanged)
+                    .user(user.id),
+            )
             .await?
             .is_none()
         {

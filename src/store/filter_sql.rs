@@ -36,7 +36,9 @@
 //!   properties, whatever their JSON type) sorts case-insensitively as text. The caller
 //!   should append a unique column (the id) as a final tie-breaker for stable paging.
 
-use crate::query::ast::{Condition, Direction, Expr, FieldRef, FieldType, Op, OrderBy, Value};
+use crate::query::ast::{
+    Condition, Direction, Expr, FieldRef, FieldType, Op, OrderBy, Relation, Value,
+};
 
 /// The SQL dialect to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,19 @@ pub trait Columns {
     /// A SQLite FTS5 trigram index over a column, if there is one: substring filters of
     /// three or more characters then look it up instead of scanning every row.
     fn fts(&self, _column: &str) -> Option<FtsIndex> {
+        None
+    }
+    /// An index that finds the rows whose folded `column` equals a value, for a column
+    /// that has none of its own: a fixed SQL condition with `{}` where the bound folded
+    /// value goes (e.g. the email through the `user_identifiers` table). The equality
+    /// itself is still tested, so the index may return more rows than match.
+    fn equality_index(&self, _column: &str) -> Option<&'static str> {
+        None
+    }
+    /// The SQL condition of a [`Relation`] for this resource, with `{}` where the bound id
+    /// of the other end goes; `None` when the resource has no such relation (the
+    /// condition is then false).
+    fn relation(&self, _rel: Relation) -> Option<&'static str> {
         None
     }
 }
@@ -305,6 +320,18 @@ impl Writer<'_> {
             Expr::Or(items) => self.join(items, " OR ", FALSE),
             Expr::Not(inner) => format!("(NOT {})", self.expr(inner)),
             Expr::Cmp(c) => self.condition(c),
+            Expr::Related(rel, id) => match self.cols.relation(*rel) {
+                Some(sql) => {
+                    // Ids are lower case by construction; a provider is matched exactly.
+                    let value = match rel {
+                        Relation::Provider => id.clone(),
+                        _ => self.fold(id),
+                    };
+                    let p = self.bind(SqlValue::Text(value));
+                    format!("({})", sql.replace("{}", &p))
+                }
+                None => FALSE.to_owned(),
+            },
         }
     }
 
@@ -412,7 +439,14 @@ impl Writer<'_> {
                 let coll = if cmp == Cmp::Eq { "" } else { self.collate() };
                 let p = self.bind(SqlValue::Text(text));
                 let folded = self.lower(col);
-                format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})")
+                let index = self
+                    .cols
+                    .equality_index(col)
+                    .filter(|_| cmp == Cmp::Eq && self.cols.is_folded(col));
+                match index {
+                    Some(index) => format!("({} AND {folded} {op} {p})", index.replace("{}", &p)),
+                    None => format!("({col} IS NOT NULL AND {folded}{coll} {op} {p})"),
+                }
             }
             Target::Time(col) => {
                 let Some((lo, hi)) = v.time_range(self.ctx.now_ms) else {
@@ -1608,5 +1642,62 @@ mod folded_tests {
         assert!(!s.contains("MATCH"), "{s}");
         let (s, _) = sql(Dialect::Postgres, "username ~ den");
         assert!(!s.contains("MATCH"), "{s}");
+    }
+}
+
+#[cfg(test)]
+mod relation_tests {
+    use super::*;
+    use crate::query::{ast::USERS, zenql};
+    use crate::store::{GroupColumns, UserColumns};
+
+    fn render(expr: &Expr, cols: &dyn Columns) -> (String, Vec<SqlValue>) {
+        let ctx = Ctx {
+            now_ms: 0,
+            current_user_id: String::new(),
+        };
+        let mut params = vec![SqlValue::Int(0)];
+        let sql = translate(expr, cols, Dialect::Postgres, &ctx, &mut params);
+        (sql, params)
+    }
+
+    #[test]
+    fn email_equality_goes_through_the_identifier_index_and_still_compares() {
+        let expr = zenql::parse("email = A@Example.com", &USERS).expect("parses");
+        let (sql, params) = render(&expr, &UserColumns);
+        assert_eq!(
+            sql,
+            "(u.seq IN (SELECT user_seq FROM user_identifiers WHERE key = $2) \
+             AND u.email_lc = $2)"
+        );
+        assert_eq!(params[1], SqlValue::Text("a@example.com".into()));
+        // Other comparisons keep the plain form.
+        let expr = zenql::parse("email startsWith a", &USERS).expect("parses");
+        assert!(!render(&expr, &UserColumns).0.contains("user_identifiers"));
+    }
+
+    #[test]
+    fn relations_are_fixed_sql_with_the_id_bound() {
+        let member_of = Expr::Related(Relation::MemberOf { nested: true }, "G-1".into());
+        let (sql, params) = render(&member_of, &UserColumns);
+        assert!(
+            sql.contains("group_closure") && sql.contains("c.ancestor_id = $2"),
+            "{sql}"
+        );
+        assert_eq!(params[1], SqlValue::Text("g-1".into()));
+        let direct = Expr::Related(Relation::MemberOf { nested: false }, "g".into());
+        assert!(!render(&direct, &UserColumns).0.contains("group_closure"));
+        let has = Expr::Related(Relation::HasMemberUser, "u".into());
+        assert!(render(&has, &GroupColumns).0.starts_with("(g.seq IN"));
+        let child = Expr::Related(Relation::HasChildGroup, "c".into());
+        assert!(render(&child, &GroupColumns).0.contains("group_children"));
+        // A relation a resource does not have is false, and binds nothing.
+        let (sql, params) = render(&has, &UserColumns);
+        assert_eq!((sql.as_str(), params.len()), ("FALSE", 1));
+        let (sql, _) = render(
+            &Expr::Not(Box::new(Expr::Related(Relation::Provider, "apiKey".into()))),
+            &UserColumns,
+        );
+        assert_eq!(sql, "(NOT (u.provider_type = $2))");
     }
 }

@@ -7,6 +7,7 @@
 //! transaction as the write, whichever node makes it. No sqlx type appears in a
 //! signature, and nothing here knows about HTTP.
 
+pub mod audit;
 pub mod filter_sql;
 mod import_match;
 pub mod postgres;
@@ -21,10 +22,11 @@ use async_trait::async_trait;
 
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
-use crate::query::ast::{Expr, OrderBy};
+use crate::query::ast::{Expr, OrderBy, Relation};
 use filter_sql::{Columns, Ctx, FtsIndex};
 
 /// What went wrong in the store, in terms the service layer can act on.
@@ -179,6 +181,29 @@ impl Columns for UserColumns {
         )
     }
 
+    fn equality_index(&self, column: &str) -> Option<&'static str> {
+        // The email has no index of its own; every email is a key of `user_identifiers`
+        // (folded the same way), whose primary key finds its user.
+        (column == "u.email_lc")
+            .then_some("u.seq IN (SELECT user_seq FROM user_identifiers WHERE key = {})")
+    }
+
+    fn relation(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            Relation::MemberOf { nested: false } => Some(
+                "u.seq IN (SELECT user_seq FROM group_members \
+                 WHERE group_seq = (SELECT seq FROM groups WHERE id = {}))",
+            ),
+            Relation::MemberOf { nested: true } => Some(
+                "u.seq IN (SELECT m.user_seq FROM group_closure c JOIN groups mg \
+                 ON mg.id = c.descendant_id JOIN group_members m ON m.group_seq = mg.seq \
+                 WHERE c.ancestor_id = {})",
+            ),
+            Relation::Provider => Some("u.provider_type = {}"),
+            Relation::HasMemberUser | Relation::HasChildGroup => None,
+        }
+    }
+
     fn fts(&self, column: &str) -> Option<FtsIndex> {
         let fts_column = match column {
             "u.username_lc" => "username",
@@ -221,6 +246,19 @@ impl Columns for GroupColumns {
 
     fn is_folded(&self, column: &str) -> bool {
         matches!(column, "g.id" | "g.name_key")
+    }
+
+    fn relation(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            Relation::HasMemberUser => Some(
+                "g.seq IN (SELECT group_seq FROM group_members \
+                 WHERE user_seq = (SELECT seq FROM users WHERE id = {}))",
+            ),
+            Relation::HasChildGroup => {
+                Some("g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})")
+            }
+            Relation::MemberOf { .. } | Relation::Provider => None,
+        }
     }
 }
 
@@ -435,6 +473,7 @@ pub(crate) fn pool_stats<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<
 }
 
 pub use crate::domain::signing_key::StoredKey;
+pub use audit::{Attempt, AuditFilter};
 
 /// The persistence interface. See the module documentation.
 ///
@@ -472,7 +511,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- users ----
 
     /// Inserts a new user and makes it a direct member of `groups`.
-    async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()>;
+    async fn create_user(&self, user: &User, groups: &[GroupId], event: &Event) -> StoreResult<()>;
 
     /// Whether a user with this id exists.
     async fn user_exists(&self, id: UserId) -> StoreResult<bool>;
@@ -490,7 +529,12 @@ pub trait Store: Send + Sync + 'static {
     /// fields never undo each other. Giving an administrator an expiry is refused
     /// ([`StoreError::LastAdmin`]) unless another administrator who never expires could
     /// still sign in. Returns the user as stored afterwards.
-    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User>;
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User>;
 
     /// Makes an account usable again with a new password, in one transaction: sets the
     /// hash (revoking earlier tokens, clearing a due reset), lifts a lockout and a
@@ -503,6 +547,7 @@ pub trait Store: Send + Sync + 'static {
         hash: &PasswordHash,
         groups: &[GroupId],
         now: Millis,
+        event: &Event,
     ) -> StoreResult<()>;
 
     /// Whether System Administrators has a member, direct or through a child group, who
@@ -511,15 +556,26 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_can_sign_in(&self, now: Millis) -> StoreResult<bool>;
 
     /// Applies a status change. Suspending the last active administrator is refused.
-    async fn set_user_state(&self, id: UserId, change: StateChange, now: Millis)
-    -> StoreResult<()>;
+    async fn set_user_state(
+        &self,
+        id: UserId,
+        change: StateChange,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Sets a new password hash, records when, and revokes earlier tokens.
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()>;
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Records a successful login that proved no password (an API key's), and returns the
     /// user as it is afterwards.
-    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User>;
+    async fn record_login(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<User>;
 
     /// Settles a password attempt in one transaction: reads the account there (locking
     /// its row), decides with [`PasswordAttempt::accepted_by`], and records the outcome.
@@ -530,13 +586,14 @@ pub trait Store: Send + Sync + 'static {
         id: UserId,
         attempt: PasswordAttempt<'_>,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled>;
 
     /// Revokes every refresh token of a user (they can no longer use them).
     async fn revoke_refresh_tokens(&self, id: UserId) -> StoreResult<()>;
 
     /// Deletes a user with its memberships. `Ok(false)` when there was no such user.
-    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool>;
+    async fn delete_user(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<bool>;
 
     /// Lists users.
     async fn list_users(&self, scope: &UserScope, query: &ListQuery) -> StoreResult<Page<User>>;
@@ -544,7 +601,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- groups ----
 
     /// Inserts a new group.
-    async fn create_group(&self, group: &Group) -> StoreResult<()>;
+    async fn create_group(&self, group: &Group, event: &Event) -> StoreResult<()>;
 
     /// Whether a group with this id exists.
     async fn group_exists(&self, id: GroupId) -> StoreResult<bool>;
@@ -556,10 +613,10 @@ pub trait Store: Send + Sync + 'static {
     async fn find_group_by_key(&self, key: &str) -> StoreResult<Option<GroupId>>;
 
     /// Writes name, description, custom and modified.
-    async fn update_group(&self, group: &Group) -> StoreResult<()>;
+    async fn update_group(&self, group: &Group, event: &Event) -> StoreResult<()>;
 
     /// Deletes a group, its memberships and child links. `Ok(false)` if it did not exist.
-    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool>;
+    async fn delete_group(&self, id: GroupId, now: Millis, event: &Event) -> StoreResult<bool>;
 
     /// Lists groups.
     async fn list_groups(&self, scope: &GroupScope, query: &ListQuery) -> StoreResult<Page<Group>>;
@@ -567,7 +624,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- membership ----
 
     /// Adds users as direct members (already-members are left as they are), all or nothing.
-    async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()>;
+    async fn add_members(&self, group: GroupId, users: &[UserId], event: &Event)
+    -> StoreResult<()>;
 
     /// The group and the user path segments name: by id when the segment parses as one
     /// and such a row exists, else by name key.
@@ -595,11 +653,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
+        event: &Event,
     ) -> StoreResult<MemberCheck> {
         let (group, user) = self.resolve_named(group, user).await?;
         let member = match (group, user) {
             (Some(g), Some(u)) => {
-                self.add_members(g, &[u]).await?;
+                self.add_members(g, &[u], &event.clone().group(g)).await?;
                 true
             }
             _ => false,
@@ -612,7 +671,13 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool>;
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool>;
 
     /// Whether `user` is in any of `groups`, directly or through child groups.
     async fn is_member(&self, user: UserId, groups: &[GroupId]) -> StoreResult<bool>;
@@ -639,11 +704,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds child groups (existing links are left as they are), all or nothing; refuses
     /// with [`StoreError::Cycle`] if any would make a group contain itself.
-    async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()>;
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// Removes a child link. `Ok(false)` when there was no such link.
-    async fn remove_child(&self, parent: GroupId, child: GroupId, now: Millis)
-    -> StoreResult<bool>;
+    async fn remove_child(
+        &self,
+        parent: GroupId,
+        child: GroupId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool>;
 
     /// Loads a batch in one transaction. A user record that is an existing user (the
     /// same id; or, without an id, the same username and email) is skipped and its
@@ -654,7 +729,7 @@ pub trait Store: Send + Sync + 'static {
     /// skipped (so a rerun is idempotent); memberships and links that exist are left; a
     /// link that would close a cycle fails the batch. Memberships and links may name
     /// rows created earlier in the same batch.
-    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats>;
+    async fn import(&self, batch: &ImportBatch, event: &Event) -> StoreResult<ImportStats>;
 
     // ---- refresh tokens ----
 
@@ -663,7 +738,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Spends a refresh token, atomically: a second use of the same token revokes its
     /// whole family, whichever node sees it.
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse>;
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse>;
 
     // ---- API keys ----
 
@@ -673,6 +753,7 @@ pub trait Store: Send + Sync + 'static {
         key: &ApiKey,
         user: &User,
         groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()>;
 
     /// Reads a key by id.
@@ -688,10 +769,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_api_keys(&self, page: PageRequest) -> StoreResult<Page<ApiKey>>;
 
     /// Writes name, description, enabled and the modification stamp.
-    async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn update_api_key(&self, key: &ApiKey, event: &Event) -> StoreResult<()>;
 
     /// Deletes a key and its user. `Ok(false)` if there was no such key.
-    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool>;
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis, event: &Event) -> StoreResult<bool>;
 
     // ---- signing keys ----
 
@@ -699,8 +780,83 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
 
     /// Stores a new signing key.
-    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    async fn insert_signing_key(&self, key: &StoredKey, event: &Event) -> StoreResult<()>;
 
     /// Deletes a signing key. `Ok(false)` if there was no such key.
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool>;
+    async fn delete_signing_key(&self, kid: &str, event: &Event) -> StoreResult<bool>;
+
+    // ---- the audit trail and webhooks (`audit.rs`) ----
+
+    /// Records an event that changes nothing else (a refused login of an unknown name).
+    async fn record_event(&self, event: &Event) -> StoreResult<()>;
+
+    /// Lists events, newest first unless the query orders them.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>>;
+
+    /// Up to `limit` events after `after_seq` recorded at or after `since`, oldest first.
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>>;
+
+    /// Removes up to `limit` events recorded before `cutoff` that no webhook still has to
+    /// deliver; returns how many.
+    async fn prune_audit(&self, cutoff: Millis, limit: i64) -> StoreResult<u64>;
+
+    /// Registers a webhook endpoint.
+    async fn create_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<()>;
+
+    /// Changes an endpoint (not its secret). `Ok(false)` if there is none.
+    async fn update_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<bool>;
+
+    /// Removes an endpoint and its queue. `Ok(false)` if there is none.
+    async fn delete_webhook(&self, id: &str, event: &Event) -> StoreResult<bool>;
+
+    /// One endpoint.
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>>;
+
+    /// Every endpoint.
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+
+    /// An endpoint's deliveries in a state (`pending` oldest first, `failed` newest first).
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// Claims an endpoint with a due delivery for `owner` until `lease_until`.
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>>;
+
+    /// The oldest pending delivery of an endpoint, with its event.
+    async fn next_delivery(&self, webhook: &str) -> StoreResult<Option<(Delivery, Record)>>;
+
+    /// Settles a delivery attempt if `owner` still holds the lease (extended to
+    /// `lease_until`); `Ok(false)` if another node took the endpoint over.
+    async fn settle_delivery(
+        &self,
+        webhook: &str,
+        owner: &str,
+        delivery: i64,
+        attempt: &Attempt,
+        lease_until: Millis,
+    ) -> StoreResult<bool>;
+
+    /// Gives up a lease.
+    async fn release_webhook(&self, webhook: &str, owner: &str) -> StoreResult<()>;
+
+    /// Pending deliveries and when the oldest was queued.
+    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Millis>, i64)>;
 }

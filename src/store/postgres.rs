@@ -75,9 +75,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
+use super::filter_sql::SqlValue;
 use super::sql::{self, ListSql};
 use super::transactions;
+use super::tx::Tx as _;
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
     RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
@@ -85,6 +88,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
@@ -261,10 +265,10 @@ impl Store for PgStore {
             .await?)
     }
 
-    async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
+    async fn create_user(&self, user: &User, groups: &[GroupId], event: &Event) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::create_user(&mut tx, user, groups).await?;
+            let out = transactions::create_user(&mut tx, user, groups, event).await?;
             tx.commit(out).await
         })
         .await
@@ -297,19 +301,30 @@ impl Store for PgStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::update_user_profile(&mut tx, before, after).await?;
+            let out = transactions::update_user_profile(&mut tx, before, after, event).await?;
             tx.commit(out).await
         })
         .await
     }
 
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::set_password(&mut tx, id, hash, now).await?;
+            let out = transactions::set_password(&mut tx, id, hash, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -321,10 +336,11 @@ impl Store for PgStore {
         hash: &PasswordHash,
         groups: &[GroupId],
         now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::recover_user(&mut tx, id, hash, groups, now).await?;
+            let out = transactions::recover_user(&mut tx, id, hash, groups, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -344,19 +360,20 @@ impl Store for PgStore {
         id: UserId,
         change: StateChange,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::set_user_state(&mut tx, id, change, now).await?;
+            let out = transactions::set_user_state(&mut tx, id, change, now, event).await?;
             tx.commit(out).await
         })
         .await
     }
 
-    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
+    async fn record_login(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<User> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::record_login(&mut tx, id, now).await?;
+            let out = transactions::record_login(&mut tx, id, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -367,10 +384,12 @@ impl Store for PgStore {
         id: UserId,
         attempt: PasswordAttempt<'_>,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::settle_password_attempt(&mut tx, id, attempt, now).await?;
+            let out =
+                transactions::settle_password_attempt(&mut tx, id, attempt, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -381,10 +400,10 @@ impl Store for PgStore {
         transactions::revoke_refresh_tokens(&mut conn, id).await
     }
 
-    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
+    async fn delete_user(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::delete_user(&mut tx, id, now).await?;
+            let out = transactions::delete_user(&mut tx, id, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -395,10 +414,10 @@ impl Store for PgStore {
         fetch_page(&self.pool, list, query.page, user_from_row).await
     }
 
-    async fn create_group(&self, group: &Group) -> StoreResult<()> {
+    async fn create_group(&self, group: &Group, event: &Event) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::create_group(&mut tx, group).await?;
+            let out = transactions::create_group(&mut tx, group, event).await?;
             tx.commit(out).await
         })
         .await
@@ -430,15 +449,16 @@ impl Store for PgStore {
         Ok(id.and_then(|s| GroupId::parse(&s)))
     }
 
-    async fn update_group(&self, group: &Group) -> StoreResult<()> {
-        let mut conn = self.connection().await?;
-        transactions::update_group(&mut conn, group).await
+    async fn update_group(&self, group: &Group, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = transactions::update_group(&mut tx, group, event).await?;
+        tx.commit(out).await
     }
 
-    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
+    async fn delete_group(&self, id: GroupId, now: Millis, event: &Event) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::delete_group(&mut tx, id, now).await?;
+            let out = transactions::delete_group(&mut tx, id, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -449,19 +469,30 @@ impl Store for PgStore {
         fetch_page(&self.pool, list, query.page, group_from_row).await
     }
 
-    async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
+    async fn add_members(
+        &self,
+        group: GroupId,
+        users: &[UserId],
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::add_members(&mut tx, group, users).await?;
+            let out = transactions::add_members(&mut tx, group, users, event).await?;
             tx.commit(out).await
         })
         .await
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::remove_member(&mut tx, group, user, now).await?;
+            let out = transactions::remove_member(&mut tx, group, user, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -476,23 +507,28 @@ impl Store for PgStore {
             .await?)
     }
 
-    async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::add_children(&mut tx, parent, children).await?;
+            let out = transactions::add_children(&mut tx, parent, children, event).await?;
             tx.commit(out).await
         })
         .await
     }
 
-    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+    async fn import(&self, batch: &ImportBatch, event: &Event) -> StoreResult<ImportStats> {
         // A name taken by another node between this batch's check and its insert fails
         // the attempt; the next attempt's check sees it and skips it, as a rerun would.
         let mut attempts = 0;
         loop {
             let attempt = retrying(|| async move {
                 let mut tx = self.begin().await?;
-                let out = transactions::import(&mut tx, batch).await?;
+                let out = transactions::import(&mut tx, batch, event).await?;
                 tx.commit(out).await
             });
             match attempt.await {
@@ -507,10 +543,11 @@ impl Store for PgStore {
         parent: GroupId,
         child: GroupId,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::remove_child(&mut tx, parent, child, now).await?;
+            let out = transactions::remove_child(&mut tx, parent, child, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -525,10 +562,15 @@ impl Store for PgStore {
         .await
     }
 
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::use_refresh_token(&mut tx, token_hash, now).await?;
+            let out = transactions::use_refresh_token(&mut tx, token_hash, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -539,10 +581,11 @@ impl Store for PgStore {
         key: &ApiKey,
         user: &User,
         groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::create_api_key(&mut tx, key, user, groups).await?;
+            let out = transactions::create_api_key(&mut tx, key, user, groups, event).await?;
             tx.commit(out).await
         })
         .await
@@ -564,19 +607,19 @@ impl Store for PgStore {
         fetch_page(&self.pool, ListSql::api_keys(), page, api_key_from_row).await
     }
 
-    async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    async fn update_api_key(&self, key: &ApiKey, event: &Event) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::update_api_key(&mut tx, key).await?;
+            let out = transactions::update_api_key(&mut tx, key, event).await?;
             tx.commit(out).await
         })
         .await
     }
 
-    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis, event: &Event) -> StoreResult<bool> {
         retrying(|| async move {
             let mut tx = self.begin().await?;
-            let out = transactions::delete_api_key(&mut tx, id, now).await?;
+            let out = transactions::delete_api_key(&mut tx, id, now, event).await?;
             tx.commit(out).await
         })
         .await
@@ -598,13 +641,137 @@ impl Store for PgStore {
             .map_err(Into::into)
     }
 
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        let mut conn = self.connection().await?;
-        transactions::delete_signing_key(&mut conn, kid).await
+    async fn delete_signing_key(&self, kid: &str, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = transactions::delete_signing_key(&mut tx, kid, event).await?;
+        tx.commit(out).await
     }
 
-    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+    async fn insert_signing_key(&self, key: &StoredKey, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = transactions::insert_signing_key(&mut tx, key, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        audit::record(&mut tx, event).await?;
+        tx.commit(()).await
+    }
+
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>> {
         let mut conn = self.connection().await?;
-        transactions::insert_signing_key(&mut conn, key).await
+        let rows = conn
+            .fetch_all(
+                audit::EVENTS_AFTER,
+                &[
+                    SqlValue::Int(after_seq),
+                    SqlValue::Int(since),
+                    SqlValue::Int(limit),
+                ],
+            )
+            .await?;
+        rows.iter().map(audit::record_from).collect()
+    }
+
+    async fn prune_audit(&self, cutoff: Millis, limit: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let out = audit::prune(&mut tx, cutoff, limit).await?;
+        tx.commit(out).await
+    }
+
+    async fn create_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = audit::create_webhook(&mut tx, hook, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn update_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = audit::update_webhook(&mut tx, hook, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn delete_webhook(&self, id: &str, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = audit::delete_webhook(&mut tx, id, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+        let mut conn = self.connection().await?;
+        audit::get_webhook(&mut conn, id).await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let mut conn = self.connection().await?;
+        audit::list_webhooks(&mut conn).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        let mut conn = self.connection().await?;
+        audit::deliveries(&mut conn, id, state, limit).await
+    }
+
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut tx = self.begin().await?;
+        let out = audit::claim_webhook(&mut tx, owner, now, lease_until).await?;
+        tx.commit(out).await
+    }
+
+    async fn next_delivery(&self, webhook: &str) -> StoreResult<Option<(Delivery, Record)>> {
+        let mut conn = self.connection().await?;
+        audit::next_delivery(&mut conn, webhook).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        webhook: &str,
+        owner: &str,
+        delivery: i64,
+        attempt: &Attempt,
+        lease_until: Millis,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out =
+            audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
+        tx.commit(out).await
+    }
+
+    async fn release_webhook(&self, webhook: &str, owner: &str) -> StoreResult<()> {
+        let mut conn = self.connection().await?;
+        audit::release_webhook(&mut conn, webhook, owner).await
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Millis>, i64)> {
+        let mut conn = self.connection().await?;
+        audit::outbox_depth(&mut conn).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>> {
+        let list = audit::list_sql(filter, query, Dialect::Postgres);
+        fetch_page(&self.pool, list, query.page, |r| {
+            audit::record_from(r).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .await
     }
 }

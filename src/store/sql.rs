@@ -448,7 +448,7 @@ pub(crate) const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = T
 
 /// `$1` token hash: what became of a token.
 pub(crate) const REFRESH_TOKEN_STATE: &str =
-    "SELECT family, used, revoked FROM refresh_tokens WHERE token_hash = $1";
+    "SELECT family, used, revoked, user_id FROM refresh_tokens WHERE token_hash = $1";
 
 /// Every signing key, newest first.
 pub(crate) const SIGNING_KEYS: &str = "SELECT kid, algorithm, private_key, public_key, created \
@@ -891,6 +891,27 @@ impl ListSql {
             String::new()
         } else {
             format!(" WHERE {}", self.wheres.join(" AND "))
+        }
+    }
+
+    /// A list of `select` from `from` (no `WITH`), for lists built elsewhere
+    /// (`audit.rs`).
+    pub(crate) fn new(
+        select: &'static str,
+        from: &'static str,
+        wheres: Vec<String>,
+        order: String,
+        params: Vec<SqlValue>,
+        where_params: usize,
+    ) -> Self {
+        Self {
+            select,
+            from,
+            with: String::new(),
+            wheres,
+            order,
+            params,
+            where_params,
         }
     }
 

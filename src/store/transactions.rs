@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::audit::{self, record};
 use super::filter_sql::SqlValue;
 use super::import_match::{Decision, Known, Matcher};
 use super::sql::{self, RowColumns, fk_or, parse_uuid, unique_or};
@@ -25,6 +26,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{Event, EventType};
 use crate::domain::group::Group;
 use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
@@ -227,9 +229,11 @@ pub(crate) async fn create_user(
     tx: &mut impl Tx,
     user: &User,
     groups: &[GroupId],
+    event: &Event,
 ) -> StoreResult<()> {
     insert_user(tx, user).await?;
-    insert_memberships(tx, user.id, groups).await
+    insert_memberships(tx, user.id, groups).await?;
+    record(tx, event).await
 }
 
 /// [`super::Store::update_user_profile`].
@@ -237,6 +241,7 @@ pub(crate) async fn update_user_profile(
     tx: &mut impl Tx,
     before: &User,
     after: &User,
+    event: &Event,
 ) -> StoreResult<User> {
     let user = after.id;
     let guards = sql::sets_expiry(before, after);
@@ -258,6 +263,7 @@ pub(crate) async fn update_user_profile(
     if guards && is_admin(tx, user).await? {
         admin_guard(tx, Millis::MAX).await?;
     }
+    record(tx, event).await?;
     Ok(stored)
 }
 
@@ -267,6 +273,7 @@ pub(crate) async fn set_password(
     user: UserId,
     hash: &PasswordHash,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<()> {
     let done = tx
         .execute(
@@ -276,7 +283,7 @@ pub(crate) async fn set_password(
         .await?;
     found(done)?;
     tx.execute(sql::REVOKE_USER_TOKENS, &[id(user)]).await?;
-    Ok(())
+    record(tx, event).await
 }
 
 /// [`super::Store::recover_user`].
@@ -286,6 +293,7 @@ pub(crate) async fn recover_user(
     hash: &PasswordHash,
     groups: &[GroupId],
     now: Millis,
+    event: &Event,
 ) -> StoreResult<()> {
     let done = tx
         .execute(
@@ -295,7 +303,8 @@ pub(crate) async fn recover_user(
         .await?;
     found(done)?;
     tx.execute(sql::REVOKE_USER_TOKENS, &[id(user)]).await?;
-    insert_memberships(tx, user, groups).await
+    insert_memberships(tx, user, groups).await?;
+    record(tx, event).await
 }
 
 /// [`super::Store::admin_can_sign_in`].
@@ -313,6 +322,7 @@ pub(crate) async fn set_user_state(
     user: UserId,
     change: StateChange,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<()> {
     let removes_admin = change == StateChange::Suspend;
     if removes_admin {
@@ -331,15 +341,21 @@ pub(crate) async fn set_user_state(
     if sql::revokes_refresh_tokens(change) {
         tx.execute(sql::REVOKE_USER_TOKENS, &[id(user)]).await?;
     }
-    Ok(())
+    record(tx, event).await
 }
 
 /// [`super::Store::record_login`].
-pub(crate) async fn record_login(tx: &mut impl Tx, user: UserId, now: Millis) -> StoreResult<User> {
+pub(crate) async fn record_login(
+    tx: &mut impl Tx,
+    user: UserId,
+    now: Millis,
+    event: &Event,
+) -> StoreResult<User> {
     let done = tx
         .execute(sql::RECORD_LOGIN_SUCCESS, &[id(user), SqlValue::Int(now)])
         .await?;
     found(done)?;
+    record(tx, event).await?;
     stored_user(tx, user, false).await
 }
 
@@ -352,6 +368,7 @@ pub(crate) async fn settle_password_attempt(
     user: UserId,
     attempt: PasswordAttempt<'_>,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<Settled> {
     let before = stored_user(tx, user, true).await?;
     let key = [id(user)];
@@ -385,6 +402,17 @@ pub(crate) async fn settle_password_attempt(
     if newly_locked {
         tx.execute(sql::REVOKE_USER_TOKENS, &key).await?;
     }
+    if accepted {
+        record(tx, event).await?;
+    } else {
+        let mut failed = event.clone();
+        failed.kind = EventType::LoginFailed;
+        record(tx, &failed).await?;
+        if newly_locked {
+            failed.kind = EventType::LoginLockedOut;
+            record(tx, &failed).await?;
+        }
+    }
     Ok(if accepted {
         Settled::Accepted(after)
     } else {
@@ -402,9 +430,16 @@ pub(crate) async fn revoke_refresh_tokens(tx: &mut impl Tx, user: UserId) -> Sto
 }
 
 /// [`super::Store::delete_user`].
-pub(crate) async fn delete_user(tx: &mut impl Tx, user: UserId, now: Millis) -> StoreResult<bool> {
+pub(crate) async fn delete_user(
+    tx: &mut impl Tx,
+    user: UserId,
+    now: Millis,
+    event: &Event,
+) -> StoreResult<bool> {
     tx.lock(Lock::Admin).await?;
     let was_admin = is_admin(tx, user).await?;
+    // Before the row goes, so the record names the user.
+    record(tx, event).await?;
     let removed = tx.execute(sql::DELETE_USER, &[id(user)]).await?;
     if removed == 0 {
         return Ok(false);
@@ -418,12 +453,21 @@ pub(crate) async fn delete_user(tx: &mut impl Tx, user: UserId, now: Millis) -> 
 // ---- groups ----
 
 /// [`super::Store::create_group`].
-pub(crate) async fn create_group(tx: &mut impl Tx, group: &Group) -> StoreResult<()> {
-    insert_group(tx, group, false).await.map(|_| ())
+pub(crate) async fn create_group(
+    tx: &mut impl Tx,
+    group: &Group,
+    event: &Event,
+) -> StoreResult<()> {
+    insert_group(tx, group, false).await?;
+    record(tx, event).await
 }
 
 /// [`super::Store::update_group`].
-pub(crate) async fn update_group(tx: &mut impl Tx, group: &Group) -> StoreResult<()> {
+pub(crate) async fn update_group(
+    tx: &mut impl Tx,
+    group: &Group,
+    event: &Event,
+) -> StoreResult<()> {
     let values = [
         id(group.id),
         text(&group.name),
@@ -436,7 +480,8 @@ pub(crate) async fn update_group(tx: &mut impl Tx, group: &Group) -> StoreResult
         .execute(sql::UPDATE_GROUP, &values)
         .await
         .map_err(|e| unique_or(e, UniqueField::GroupName))?;
-    found(done)
+    found(done)?;
+    record(tx, event).await
 }
 
 /// [`super::Store::delete_group`].
@@ -444,11 +489,14 @@ pub(crate) async fn delete_group(
     tx: &mut impl Tx,
     group: GroupId,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<bool> {
     tx.lock(Lock::Graph).await?;
     tx.lock(Lock::Admin).await?;
     let admin_related = is_under_admins(tx, group).await?;
     let children = tx.fetch_texts(sql::CHILDREN_OF, &[id(group)]).await?;
+    // Before the row goes, so the record names the group; rolled back if it is gone.
+    record(tx, event).await?;
     let removed = tx.execute(sql::DELETE_GROUP, &[id(group)]).await?;
     if removed == 0 {
         return Ok(false);
@@ -468,14 +516,19 @@ pub(crate) async fn add_members(
     tx: &mut impl Tx,
     group: GroupId,
     users: &[UserId],
+    event: &Event,
 ) -> StoreResult<()> {
-    let mut ids: Vec<String> = users.iter().map(ToString::to_string).collect();
-    ids.sort();
+    let mut ids: Vec<UserId> = users.to_vec();
+    ids.sort_by_key(ToString::to_string);
     ids.dedup();
     for u in ids {
-        tx.execute(sql::INSERT_MEMBER, &[id(group), text(u)])
+        let added = tx
+            .execute(sql::INSERT_MEMBER, &[id(group), id(u)])
             .await
             .map_err(fk_or)?;
+        if added > 0 {
+            record(tx, &event.clone().user(u)).await?;
+        }
     }
     Ok(())
 }
@@ -486,6 +539,7 @@ pub(crate) async fn remove_member(
     group: GroupId,
     user: UserId,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<bool> {
     tx.lock(Lock::Admin).await?;
     let removed = tx
@@ -494,6 +548,7 @@ pub(crate) async fn remove_member(
     if removed == 0 {
         return Ok(false);
     }
+    record(tx, event).await?;
     if is_under_admins(tx, group).await? {
         admin_guard(tx, now).await?;
     }
@@ -505,11 +560,14 @@ pub(crate) async fn add_children(
     tx: &mut impl Tx,
     parent: GroupId,
     children: &[GroupId],
+    event: &Event,
 ) -> StoreResult<()> {
     // Before the cycle check: see `postgres.rs`.
     tx.lock(Lock::Graph).await?;
     for child in children {
-        link_child(tx, parent, *child).await?;
+        if link_child(tx, parent, *child).await? {
+            audit::record_child(tx, event, *child).await?;
+        }
     }
     Ok(())
 }
@@ -520,6 +578,7 @@ pub(crate) async fn remove_child(
     parent: GroupId,
     child: GroupId,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<bool> {
     tx.lock(Lock::Graph).await?;
     tx.lock(Lock::Admin).await?;
@@ -529,6 +588,7 @@ pub(crate) async fn remove_child(
     if removed == 0 {
         return Ok(false);
     }
+    audit::record_child(tx, event, child).await?;
     let admin_related = is_under_admins(tx, parent).await?;
     rebuild_closure_below(tx, &[child.to_string()]).await?;
     if admin_related {
@@ -539,7 +599,11 @@ pub(crate) async fn remove_child(
 
 /// [`super::Store::import`], in one transaction, in multi-row statements of
 /// [`IMPORT_CHUNK`] rows.
-pub(crate) async fn import(tx: &mut impl Tx, batch: &ImportBatch) -> StoreResult<ImportStats> {
+pub(crate) async fn import(
+    tx: &mut impl Tx,
+    batch: &ImportBatch,
+    event: &Event,
+) -> StoreResult<ImportStats> {
     let mut stats = ImportStats::default();
     if !batch.children.is_empty() {
         tx.lock(Lock::Graph).await?;
@@ -642,6 +706,14 @@ pub(crate) async fn import(tx: &mut impl Tx, batch: &ImportBatch) -> StoreResult
             stats.children += 1;
         }
     }
+    let event = event
+        .clone()
+        .with("users", stats.users)
+        .with("groups", stats.groups)
+        .with("members", stats.members)
+        .with("children", stats.children)
+        .with("conflicts", stats.conflicts.len());
+    record(tx, &event).await?;
     Ok(stats)
 }
 
@@ -671,6 +743,7 @@ pub(crate) async fn use_refresh_token(
     tx: &mut impl Tx,
     token_hash: &str,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<RefreshUse> {
     let spent = tx
         .fetch_optional(
@@ -701,6 +774,8 @@ pub(crate) async fn use_refresh_token(
     let family = row.text("family")?;
     tx.lock(Lock::Family(&family)).await?;
     tx.execute(sql::REVOKE_FAMILY, &[text(&family)]).await?;
+    let owner = parse_uuid(&row.text("user_id")?, UserId::from_uuid)?;
+    record(tx, &event.clone().user(owner)).await?;
     Ok(RefreshUse::Reused)
 }
 
@@ -712,8 +787,10 @@ pub(crate) async fn create_api_key(
     key: &ApiKey,
     user: &User,
     groups: &[GroupId],
+    event: &Event,
 ) -> StoreResult<()> {
-    create_user(tx, user, groups).await?;
+    insert_user(tx, user).await?;
+    insert_memberships(tx, user.id, groups).await?;
     let values = [
         id(key.id),
         text(&key.name),
@@ -731,11 +808,15 @@ pub(crate) async fn create_api_key(
     tx.execute(sql::INSERT_API_KEY, &values)
         .await
         .map_err(|e| unique_or(e, UniqueField::ApiKeyName))?;
-    Ok(())
+    record(tx, event).await
 }
 
 /// [`super::Store::update_api_key`]. Disabling a key may take an administrator away.
-pub(crate) async fn update_api_key(tx: &mut impl Tx, key: &ApiKey) -> StoreResult<()> {
+pub(crate) async fn update_api_key(
+    tx: &mut impl Tx,
+    key: &ApiKey,
+    event: &Event,
+) -> StoreResult<()> {
     if !key.enabled {
         tx.lock(Lock::Admin).await?;
     }
@@ -763,7 +844,7 @@ pub(crate) async fn update_api_key(tx: &mut impl Tx, key: &ApiKey) -> StoreResul
     if !key.enabled && is_admin(tx, key.user_id).await? {
         admin_guard(tx, key.modified).await?;
     }
-    Ok(())
+    record(tx, event).await
 }
 
 /// [`super::Store::delete_api_key`].
@@ -771,6 +852,7 @@ pub(crate) async fn delete_api_key(
     tx: &mut impl Tx,
     key: ApiKeyId,
     now: Millis,
+    event: &Event,
 ) -> StoreResult<bool> {
     tx.lock(Lock::Admin).await?;
     let user = tx.fetch_texts(sql::API_KEY_USER, &[id(key)]).await?;
@@ -779,6 +861,7 @@ pub(crate) async fn delete_api_key(
     };
     let user_id = parse_uuid(&user, UserId::from_uuid)?;
     let was_admin = is_admin(tx, user_id).await?;
+    record(tx, event).await?;
     // The key row goes with its user (ON DELETE CASCADE).
     tx.execute(sql::DELETE_USER, &[text(user)]).await?;
     if was_admin {
@@ -790,7 +873,11 @@ pub(crate) async fn delete_api_key(
 // ---- signing keys ----
 
 /// [`super::Store::insert_signing_key`].
-pub(crate) async fn insert_signing_key(tx: &mut impl Tx, key: &StoredKey) -> StoreResult<()> {
+pub(crate) async fn insert_signing_key(
+    tx: &mut impl Tx,
+    key: &StoredKey,
+    event: &Event,
+) -> StoreResult<()> {
     let values = [
         text(&key.kid),
         text(&key.algorithm),
@@ -799,10 +886,18 @@ pub(crate) async fn insert_signing_key(tx: &mut impl Tx, key: &StoredKey) -> Sto
         SqlValue::Int(key.created),
     ];
     tx.execute(sql::INSERT_SIGNING_KEY, &values).await?;
-    Ok(())
+    record(tx, event).await
 }
 
 /// [`super::Store::delete_signing_key`].
-pub(crate) async fn delete_signing_key(tx: &mut impl Tx, kid: &str) -> StoreResult<bool> {
-    Ok(tx.execute(sql::DELETE_SIGNING_KEY, &[text(kid)]).await? > 0)
+pub(crate) async fn delete_signing_key(
+    tx: &mut impl Tx,
+    kid: &str,
+    event: &Event,
+) -> StoreResult<bool> {
+    let removed = tx.execute(sql::DELETE_SIGNING_KEY, &[text(kid)]).await? > 0;
+    if removed {
+        record(tx, event).await?;
+    }
+    Ok(removed)
 }

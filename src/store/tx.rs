@@ -51,6 +51,9 @@ pub(crate) enum RowLock {
     Update,
     /// Against changes only.
     Share,
+    /// Against changes and other claims, skipping rows another transaction holds
+    /// (a work queue: each row to one claimant).
+    Claim,
 }
 
 /// One open transaction (or a connection for a single statement). See the module

@@ -612,7 +612,7 @@ async fn start_server(
 
 /// The status of a password grant at `node`.
 async fn grant(node: &Node, username: &str, password: &str) -> StatusCode {
-    reqwest::Client::new()
+    client()
         .post(format!("{}/authenticate/connect/token", node.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form_body(&[
@@ -742,7 +742,7 @@ async fn an_admin_who_cannot_sign_in_is_repaired_from_the_variable() {
 }
 
 async fn admin_token(server: &Node) -> String {
-    let r: Value = reqwest::Client::new()
+    let r: Value = client()
         .post(format!("{}/authenticate/connect/token", server.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(

@@ -46,7 +46,7 @@ async fn admin_token(http: &reqwest::Client, base: &str) -> String {
 #[tokio::test]
 async fn acknowledged_writes_survive_twenty_kill_9s() {
     let (dir, url) = fresh_database().await;
-    let http = reqwest::Client::builder()
+    let http = crate::helpers::client_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
@@ -201,6 +201,48 @@ async fn verify(
             "acknowledged membership of {user} was lost"
         );
     }
+    // Each acknowledged change has its audit record (written in its transaction).
+    let created = audited(http, base, token, "user.created").await;
+    for name in users.lock().await.iter() {
+        assert!(
+            created.contains(name),
+            "the creation of {name} has no audit record"
+        );
+    }
+    let added = audited(http, base, token, "group.memberAdded").await;
+    for (_, user) in members.lock().await.iter() {
+        assert!(
+            added.contains(user),
+            "the add of {user} has no audit record"
+        );
+    }
+}
+
+/// The target usernames of every audit event of a type.
+async fn audited(http: &reqwest::Client, base: &str, token: &str, kind: &str) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for page in 0.. {
+        let r = http
+            .get(format!(
+                "{base}/api/security/audit?type={kind}&pageSize=1000&pageIndex={page}"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("audit list");
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: serde_json::Value = r.json().await.expect("json");
+        let items = body["items"].as_array().expect("items");
+        if items.is_empty() {
+            return names;
+        }
+        names.extend(
+            items
+                .iter()
+                .filter_map(|e| e["target"]["userName"].as_str().map(str::to_owned)),
+        );
+    }
+    unreachable!("the loop returns on an empty page")
 }
 
 /// SQLite's own consistency checks: the b-trees, and the full-text index.

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::helpers::{ADMIN_PASSWORD, TestApp};
-use crate::openapi::{OTHER, SECURITY};
+use crate::openapi::{GATEHOUSE, OTHER, SECURITY};
 
 const GUIDE: &str = include_str!("../../docs/guide.md");
 
@@ -139,6 +139,7 @@ fn every_endpoint_of_the_spec_has_a_curl_example_in_the_guide() {
     let examples = examples();
     let wanted = SECURITY
         .iter()
+        .chain(GATEHOUSE)
         .map(|(m, p)| (*m, format!("/api/security{p}")))
         .chain(OTHER.iter().map(|(m, p)| (*m, (*p).to_owned())));
     let missing: Vec<String> = wanted

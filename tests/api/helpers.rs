@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use gatehouse::app::{App, Assembled};
+use gatehouse::app::App;
 use gatehouse::clock::{Clock as _, ManualClock, Millis};
 use gatehouse::config::{Config, Secret, TestBackend};
 use gatehouse::service::Services;
@@ -236,10 +236,11 @@ impl TestApp {
             },
             Some((public, metrics)) => {
                 let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                let (running, handle) = gatehouse::app::serve(assembled, public, metrics, async {
-                    let _ = rx.await;
-                })
-                .expect("the server serves");
+                let (running, handle) =
+                    gatehouse::app::serve(assembled, public, metrics, None, async {
+                        let _ = rx.await;
+                    })
+                    .expect("the server serves");
                 Transport::Socket {
                     base: format!("http://{}", running.addr),
                     metrics_base: running.metrics_addr.map(|a| format!("http://{a}")),
@@ -250,7 +251,7 @@ impl TestApp {
         };
         Self {
             clock,
-            http: reqwest::Client::new(),
+            http: client(),
             admin,
             dir,
             database_url,
@@ -317,6 +318,12 @@ impl TestApp {
     #[track_caller]
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base(), path)
+    }
+
+    /// The URL the server names a path by (in links it hands out: `--public-url`, else
+    /// the address it listens at; in-process, the configured listen address).
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{}", self.services.settings().public_base, path)
     }
 
     /// A request to the public app, to be given headers and a body.
@@ -648,14 +655,24 @@ async fn prepare(
     listening: SocketAddr,
 ) -> (Arc<dyn gatehouse::store::Store>, String) {
     let store = open_store(config).await;
-    let Assembled { public, .. } = gatehouse::app::assemble(
-        Arc::clone(&store),
-        config,
-        Arc::new(clock.clone()),
-        listening,
-    )
-    .await
-    .expect("the server starts");
+    // What `app::assemble` does, but none of its background work (key reloads, audit
+    // retention, webhook delivery): nothing of these services outlives this function.
+    let services = Arc::new(
+        Services::start(
+            Arc::clone(&store),
+            Arc::new(clock.clone()),
+            config.settings_at(listening),
+        )
+        .await
+        .expect("the services start"),
+    );
+    gatehouse::app::bootstrap_admin(&services, config)
+        .await
+        .expect("the administrator is bootstrapped");
+    let public = tower::Layer::layer(
+        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+        gatehouse::http::router(services),
+    );
     let form = form_body(&[
         ("grant_type", "contensis_classic"),
         ("username", "admin"),
@@ -1140,4 +1157,15 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client for tests (with the TLS provider the crate's clients use installed).
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("an HTTP client")
+}
+
+/// A client builder for tests that set options.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    gatehouse::app::install_tls_provider();
+    reqwest::Client::builder()
 }

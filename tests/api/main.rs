@@ -5,6 +5,7 @@
 mod helpers;
 
 mod attacks;
+mod audit;
 mod auth;
 mod backend_parity;
 mod cli;
@@ -19,5 +20,7 @@ mod openapi;
 mod ops;
 mod process;
 mod query;
+mod scim;
 mod upgrade;
 mod users;
+mod webhooks;

@@ -42,7 +42,7 @@ impl Cluster {
         } else {
             vec![Node::start(&url, &dir, "a").await]
         };
-        let http = reqwest::Client::builder()
+        let http = crate::helpers::client_builder()
             .timeout(Duration::from_secs(20))
             .build()
             .expect("a client");
@@ -627,11 +627,11 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
     let remove = |s: Arc<dyn Store>, u: UserId, kind: usize| async move {
         match kind % 3 {
             0 => s
-                .remove_member(SYSTEM_ADMINISTRATORS_ID, u, 2)
+                .remove_member(SYSTEM_ADMINISTRATORS_ID, u, 2, ev())
                 .await
                 .map(|_| ()),
-            1 => s.delete_user(u, 2).await.map(|_| ()),
-            _ => s.set_user_state(u, StateChange::Suspend, 2).await,
+            1 => s.delete_user(u, 2, ev()).await.map(|_| ()),
+            _ => s.set_user_state(u, StateChange::Suspend, 2, ev()).await,
         }
     };
     let mut survivor: Option<UserId> = None;
@@ -640,15 +640,15 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
             new_user(&format!("a{round}")),
             new_user(&format!("b{round}")),
         );
-        s1.create_user(&u1, &[SYSTEM_ADMINISTRATORS_ID])
+        s1.create_user(&u1, &[SYSTEM_ADMINISTRATORS_ID], ev())
             .await
             .unwrap();
-        s2.create_user(&u2, &[SYSTEM_ADMINISTRATORS_ID])
+        s2.create_user(&u2, &[SYSTEM_ADMINISTRATORS_ID], ev())
             .await
             .unwrap();
         // The last round's survivor may go now: exactly two administrators are left.
         if let Some(s) = survivor.take() {
-            s1.delete_user(s, 2).await.unwrap();
+            s1.delete_user(s, 2, ev()).await.unwrap();
         }
         // Every pairing of removal kinds, one on each store.
         let (r1, r2) = tokio::join!(
@@ -662,11 +662,12 @@ async fn two_stores_removing_the_last_two_admins_in_every_way_leave_one() {
         };
         // The survivor is now the last administrator, from either store's view.
         assert!(matches!(
-            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left, 2).await,
+            s1.remove_member(SYSTEM_ADMINISTRATORS_ID, left, 2, ev())
+                .await,
             Err(StoreError::LastAdmin)
         ));
         assert!(matches!(
-            s2.delete_user(left, 2).await,
+            s2.delete_user(left, 2, ev()).await,
             Err(StoreError::LastAdmin)
         ));
         survivor = Some(left);
@@ -682,25 +683,31 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
             new_group(&format!("x{round}")),
             new_group(&format!("y{round}")),
         );
-        s1.create_group(&x).await.unwrap();
-        s2.create_group(&y).await.unwrap();
+        s1.create_group(&x, ev()).await.unwrap();
+        s2.create_group(&y, ev()).await.unwrap();
         let (xs, ys) = ([x.id], [y.id]);
-        let (r1, r2) = tokio::join!(s1.add_children(x.id, &ys), s2.add_children(y.id, &xs));
+        let (r1, r2) = tokio::join!(
+            s1.add_children(x.id, &ys, ev()),
+            s2.add_children(y.id, &xs, ev())
+        );
         let x_has_y = one_won(round, &r1, &r2, cycle);
         // The closure agrees with the one edge that exists, whichever store reads it.
         let member = new_user(&format!("m{round}"));
-        s1.create_user(&member, &[y.id]).await.unwrap();
+        s1.create_user(&member, &[y.id], ev()).await.unwrap();
         assert_eq!(s2.is_member(member.id, &[x.id]).await.unwrap(), x_has_y);
-        s1.delete_user(member.id, 2).await.unwrap();
+        s1.delete_user(member.id, 2, ev()).await.unwrap();
     }
     // A longer ring attempted from both sides at once: a→b→c and c→a.
     let [a, b, c] = ["ring-a", "ring-b", "ring-c"].map(new_group);
     for g in [&a, &b, &c] {
-        s1.create_group(g).await.unwrap();
+        s1.create_group(g, ev()).await.unwrap();
     }
-    s1.add_children(a.id, &[b.id]).await.unwrap();
+    s1.add_children(a.id, &[b.id], ev()).await.unwrap();
     let (cs, as_) = ([c.id], [a.id]);
-    let (r1, r2) = tokio::join!(s1.add_children(b.id, &cs), s2.add_children(c.id, &as_));
+    let (r1, r2) = tokio::join!(
+        s1.add_children(b.id, &cs, ev()),
+        s2.add_children(c.id, &as_, ev())
+    );
     one_won(0, &r1, &r2, cycle);
 }
 
@@ -708,7 +715,7 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
 async fn two_stores_spending_one_refresh_token_spend_it_once() {
     let (s1, s2, _dir) = two_stores().await;
     let user = new_user("spender");
-    s1.create_user(&user, &[]).await.unwrap();
+    s1.create_user(&user, &[], ev()).await.unwrap();
     for round in 0..30 {
         let token = RefreshToken {
             token_hash: format!("hash-{round}"),
@@ -720,8 +727,8 @@ async fn two_stores_spending_one_refresh_token_spend_it_once() {
         };
         s1.insert_refresh_token(&token).await.unwrap();
         let (r1, r2) = tokio::join!(
-            s1.use_refresh_token(&token.token_hash, 2),
-            s2.use_refresh_token(&token.token_hash, 2)
+            s1.use_refresh_token(&token.token_hash, 2, ev()),
+            s2.use_refresh_token(&token.token_hash, 2, ev())
         );
         let (r1, r2) = (r1.unwrap(), r2.unwrap());
         let valid = [&r1, &r2]
@@ -740,9 +747,20 @@ async fn two_stores_spending_one_refresh_token_spend_it_once() {
         };
         s2.insert_refresh_token(&next).await.unwrap();
         assert_eq!(
-            s1.use_refresh_token(&next.token_hash, 3).await.unwrap(),
+            s1.use_refresh_token(&next.token_hash, 3, ev())
+                .await
+                .unwrap(),
             RefreshUse::Invalid,
             "round {round}"
         );
     }
+}
+
+/// An audit event for store calls made directly by these tests (as the operator).
+fn ev() -> &'static gatehouse::domain::audit::Event {
+    use gatehouse::domain::audit::{Actor, Event, EventType, Origin};
+    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
+        Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1)
+    });
+    &EVENT
 }

@@ -47,7 +47,7 @@ fn span_request_id(line: &Value) -> Option<&str> {
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_the_error_log_id() {
     let (server, _dir) = server(None).await;
-    let http = reqwest::Client::new();
+    let http = client();
     let r = http
         .get(format!("{}/api/security/users/someone", server.base))
         .header("x-request-id", "trace-me-7")
@@ -133,7 +133,9 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     // tower_http's debug line marks the moment a request enters the app.
     let (mut server, _dir) = server(Some("info,sqlx=warn,tower_http=debug")).await;
     let metrics_addr = server.metrics_addr.clone().expect("a metrics listener");
-    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+    let metrics = client()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
         .await
         .expect("the metrics listener answers");
     assert_eq!(metrics.status(), StatusCode::OK);

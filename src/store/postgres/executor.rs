@@ -44,6 +44,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Tx for PgTx<C> {
         match mode {
             RowLock::Update => " FOR UPDATE",
             RowLock::Share => " FOR SHARE",
+            RowLock::Claim => " FOR UPDATE SKIP LOCKED",
         }
     }
 

@@ -50,9 +50,12 @@ use self::name_cache::NameCache;
 use self::readers::{BUSY_TIMEOUT, Readers};
 use self::rows::by_name;
 use self::search::fetch_page;
+use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
+use super::filter_sql::SqlValue;
 use super::sql::{self, ListSql};
 use super::transactions;
+use super::tx::Tx as _;
 use super::{
     GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, Page, PasswordAttempt,
     PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult,
@@ -60,6 +63,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::group::Group;
 use crate::domain::ids::{ApiKeyId, GroupId, UserId};
 use crate::domain::user::{PasswordHash, User};
@@ -227,9 +231,9 @@ impl Store for SqliteStore {
         self.user_total()
     }
 
-    async fn create_user(&self, user: &User, groups: &[GroupId]) -> StoreResult<()> {
+    async fn create_user(&self, user: &User, groups: &[GroupId], event: &Event) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::create_user(&mut tx, user, groups).await?;
+        let out = transactions::create_user(&mut tx, user, groups, event).await?;
         tx.commit(out).await
     }
 
@@ -249,9 +253,9 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn import(&self, batch: &ImportBatch) -> StoreResult<ImportStats> {
+    async fn import(&self, batch: &ImportBatch, event: &Event) -> StoreResult<ImportStats> {
         let mut tx = self.begin().await?;
-        let out = transactions::import(&mut tx, batch).await?;
+        let out = transactions::import(&mut tx, batch, event).await?;
         tx.commit(out).await
     }
 
@@ -275,15 +279,26 @@ impl Store for SqliteStore {
         Ok(id.and_then(|s| UserId::parse(&s)))
     }
 
-    async fn update_user_profile(&self, before: &User, after: &User) -> StoreResult<User> {
+    async fn update_user_profile(
+        &self,
+        before: &User,
+        after: &User,
+        event: &Event,
+    ) -> StoreResult<User> {
         let mut tx = self.begin().await?;
-        let out = transactions::update_user_profile(&mut tx, before, after).await?;
+        let out = transactions::update_user_profile(&mut tx, before, after, event).await?;
         tx.commit(out).await
     }
 
-    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: Millis) -> StoreResult<()> {
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::set_password(&mut tx, id, hash, now).await?;
+        let out = transactions::set_password(&mut tx, id, hash, now, event).await?;
         tx.commit(out).await
     }
 
@@ -293,9 +308,10 @@ impl Store for SqliteStore {
         hash: &PasswordHash,
         groups: &[GroupId],
         now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::recover_user(&mut tx, id, hash, groups, now).await?;
+        let out = transactions::recover_user(&mut tx, id, hash, groups, now, event).await?;
         tx.commit(out).await
     }
 
@@ -310,15 +326,16 @@ impl Store for SqliteStore {
         id: UserId,
         change: StateChange,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::set_user_state(&mut tx, id, change, now).await?;
+        let out = transactions::set_user_state(&mut tx, id, change, now, event).await?;
         tx.commit(out).await
     }
 
-    async fn record_login(&self, id: UserId, now: Millis) -> StoreResult<User> {
+    async fn record_login(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<User> {
         let mut tx = self.begin().await?;
-        let out = transactions::record_login(&mut tx, id, now).await?;
+        let out = transactions::record_login(&mut tx, id, now, event).await?;
         tx.commit(out).await
     }
 
@@ -327,9 +344,10 @@ impl Store for SqliteStore {
         id: UserId,
         attempt: PasswordAttempt<'_>,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<Settled> {
         let mut tx = self.begin().await?;
-        let out = transactions::settle_password_attempt(&mut tx, id, attempt, now).await?;
+        let out = transactions::settle_password_attempt(&mut tx, id, attempt, now, event).await?;
         tx.commit(out).await
     }
 
@@ -338,9 +356,9 @@ impl Store for SqliteStore {
         transactions::revoke_refresh_tokens(&mut conn, id).await
     }
 
-    async fn delete_user(&self, id: UserId, now: Millis) -> StoreResult<bool> {
+    async fn delete_user(&self, id: UserId, now: Millis, event: &Event) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = transactions::delete_user(&mut tx, id, now).await?;
+        let out = transactions::delete_user(&mut tx, id, now, event).await?;
         tx.commit(out).await
     }
 
@@ -348,9 +366,9 @@ impl Store for SqliteStore {
         self.users_page(scope, query).await
     }
 
-    async fn create_group(&self, group: &Group) -> StoreResult<()> {
+    async fn create_group(&self, group: &Group, event: &Event) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::create_group(&mut tx, group).await?;
+        let out = transactions::create_group(&mut tx, group, event).await?;
         tx.commit(out).await
     }
 
@@ -378,14 +396,15 @@ impl Store for SqliteStore {
         Ok(id.and_then(|s| GroupId::parse(&s)))
     }
 
-    async fn update_group(&self, group: &Group) -> StoreResult<()> {
-        let mut conn = self.connection().await?;
-        transactions::update_group(&mut conn, group).await
+    async fn update_group(&self, group: &Group, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = transactions::update_group(&mut tx, group, event).await?;
+        tx.commit(out).await
     }
 
-    async fn delete_group(&self, id: GroupId, now: Millis) -> StoreResult<bool> {
+    async fn delete_group(&self, id: GroupId, now: Millis, event: &Event) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = transactions::delete_group(&mut tx, id, now).await?;
+        let out = transactions::delete_group(&mut tx, id, now, event).await?;
         tx.commit(out).await
     }
 
@@ -394,10 +413,23 @@ impl Store for SqliteStore {
         fetch_page(&self.direct, list, query.page, None, |r| sql::group_from(r)).await
     }
 
-    async fn add_members(&self, group: GroupId, users: &[UserId]) -> StoreResult<()> {
+    async fn add_members(
+        &self,
+        group: GroupId,
+        users: &[UserId],
+        event: &Event,
+    ) -> StoreResult<()> {
         let users = users.to_vec();
+        let event = event.clone();
         self.batch
-            .write(move |c| run_now(transactions::add_members(&mut Direct(c), group, &users)))
+            .write(move |c| {
+                run_now(transactions::add_members(
+                    &mut Direct(c),
+                    group,
+                    &users,
+                    &event,
+                ))
+            })
             .await
     }
 
@@ -405,11 +437,13 @@ impl Store for SqliteStore {
         &self,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
+        event: &Event,
     ) -> StoreResult<MemberCheck> {
         // Resolved by the batch writer, in the transaction that inserts: its page cache
         // is never reset by its own commits, where a reader's is by every commit.
         let (gid, gkey) = (group.id.map(|g| g.to_string()), group.key.to_owned());
         let (uid, ukey) = (user.id.map(|u| u.to_string()), user.key.to_owned());
+        let event = event.clone();
         self.batch
             .write(move |c| {
                 let (g, gseq, u, useq): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
@@ -417,24 +451,38 @@ impl Store for SqliteStore {
                         .query_row(rusqlite::params![gid, gkey, uid, ukey], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })?;
-                let member = match (gseq, useq) {
-                    (Some(g), Some(u)) => {
-                        c.prepare_cached(sql::INSERT_MEMBER_BY_KEYS)?
-                            .execute([g, u])?;
+                let group = g.as_deref().and_then(GroupId::parse);
+                let user = u.as_deref().and_then(UserId::parse);
+                let member = match (gseq, useq, group, user) {
+                    (Some(gs), Some(us), Some(g), Some(u)) => {
+                        let added = c
+                            .prepare_cached(sql::INSERT_MEMBER_BY_KEYS)?
+                            .execute([gs, us])?;
+                        if added > 0 {
+                            let event = event.group(g).user(u);
+                            run_now(audit::record(&mut Direct(c), &event))?;
+                        }
                         true
                     }
                     _ => false,
                 };
                 Ok(MemberCheck {
-                    group: g.as_deref().and_then(GroupId::parse),
-                    user: u.as_deref().and_then(UserId::parse),
+                    group,
+                    user,
                     member,
                 })
             })
             .await
     }
 
-    async fn remove_member(&self, group: GroupId, user: UserId, now: Millis) -> StoreResult<bool> {
+    async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<bool> {
+        let event = event.clone();
         self.batch
             .write(move |c| {
                 run_now(transactions::remove_member(
@@ -442,6 +490,7 @@ impl Store for SqliteStore {
                     group,
                     user,
                     now,
+                    &event,
                 ))
             })
             .await
@@ -472,9 +521,14 @@ impl Store for SqliteStore {
         self.check_member_here(group, user)
     }
 
-    async fn add_children(&self, parent: GroupId, children: &[GroupId]) -> StoreResult<()> {
+    async fn add_children(
+        &self,
+        parent: GroupId,
+        children: &[GroupId],
+        event: &Event,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::add_children(&mut tx, parent, children).await?;
+        let out = transactions::add_children(&mut tx, parent, children, event).await?;
         tx.commit(out).await
     }
 
@@ -483,9 +537,10 @@ impl Store for SqliteStore {
         parent: GroupId,
         child: GroupId,
         now: Millis,
+        event: &Event,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = transactions::remove_child(&mut tx, parent, child, now).await?;
+        let out = transactions::remove_child(&mut tx, parent, child, now, event).await?;
         tx.commit(out).await
     }
 
@@ -494,9 +549,14 @@ impl Store for SqliteStore {
         transactions::insert_refresh_token(&mut conn, t).await
     }
 
-    async fn use_refresh_token(&self, token_hash: &str, now: Millis) -> StoreResult<RefreshUse> {
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        event: &Event,
+    ) -> StoreResult<RefreshUse> {
         let mut tx = self.begin().await?;
-        let out = transactions::use_refresh_token(&mut tx, token_hash, now).await?;
+        let out = transactions::use_refresh_token(&mut tx, token_hash, now, event).await?;
         tx.commit(out).await
     }
 
@@ -505,9 +565,10 @@ impl Store for SqliteStore {
         key: &ApiKey,
         user: &User,
         groups: &[GroupId],
+        event: &Event,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::create_api_key(&mut tx, key, user, groups).await?;
+        let out = transactions::create_api_key(&mut tx, key, user, groups, event).await?;
         tx.commit(out).await
     }
 
@@ -530,15 +591,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    async fn update_api_key(&self, key: &ApiKey, event: &Event) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = transactions::update_api_key(&mut tx, key).await?;
+        let out = transactions::update_api_key(&mut tx, key, event).await?;
         tx.commit(out).await
     }
 
-    async fn delete_api_key(&self, id: ApiKeyId, now: Millis) -> StoreResult<bool> {
+    async fn delete_api_key(&self, id: ApiKeyId, now: Millis, event: &Event) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let out = transactions::delete_api_key(&mut tx, id, now).await?;
+        let out = transactions::delete_api_key(&mut tx, id, now, event).await?;
         tx.commit(out).await
     }
 
@@ -558,13 +619,137 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        let mut conn = self.connection().await?;
-        transactions::delete_signing_key(&mut conn, kid).await
+    async fn delete_signing_key(&self, kid: &str, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = transactions::delete_signing_key(&mut tx, kid, event).await?;
+        tx.commit(out).await
     }
 
-    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+    async fn insert_signing_key(&self, key: &StoredKey, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = transactions::insert_signing_key(&mut tx, key, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        audit::record(&mut tx, event).await?;
+        tx.commit(()).await
+    }
+
+    async fn audit_after(
+        &self,
+        after_seq: i64,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<Record>> {
         let mut conn = self.connection().await?;
-        transactions::insert_signing_key(&mut conn, key).await
+        let rows = conn
+            .fetch_all(
+                audit::EVENTS_AFTER,
+                &[
+                    SqlValue::Int(after_seq),
+                    SqlValue::Int(since),
+                    SqlValue::Int(limit),
+                ],
+            )
+            .await?;
+        rows.iter().map(audit::record_from).collect()
+    }
+
+    async fn prune_audit(&self, cutoff: Millis, limit: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let out = audit::prune(&mut tx, cutoff, limit).await?;
+        tx.commit(out).await
+    }
+
+    async fn create_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = audit::create_webhook(&mut tx, hook, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn update_webhook(&self, hook: &Webhook, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = audit::update_webhook(&mut tx, hook, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn delete_webhook(&self, id: &str, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = audit::delete_webhook(&mut tx, id, event).await?;
+        tx.commit(out).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+        let mut conn = self.connection().await?;
+        audit::get_webhook(&mut conn, id).await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let mut conn = self.connection().await?;
+        audit::list_webhooks(&mut conn).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        let mut conn = self.connection().await?;
+        audit::deliveries(&mut conn, id, state, limit).await
+    }
+
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut tx = self.begin().await?;
+        let out = audit::claim_webhook(&mut tx, owner, now, lease_until).await?;
+        tx.commit(out).await
+    }
+
+    async fn next_delivery(&self, webhook: &str) -> StoreResult<Option<(Delivery, Record)>> {
+        let mut conn = self.connection().await?;
+        audit::next_delivery(&mut conn, webhook).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        webhook: &str,
+        owner: &str,
+        delivery: i64,
+        attempt: &Attempt,
+        lease_until: Millis,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out =
+            audit::settle_delivery(&mut tx, webhook, owner, delivery, attempt, lease_until).await?;
+        tx.commit(out).await
+    }
+
+    async fn release_webhook(&self, webhook: &str, owner: &str) -> StoreResult<()> {
+        let mut conn = self.connection().await?;
+        audit::release_webhook(&mut conn, webhook, owner).await
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<(i64, Option<Millis>, i64)> {
+        let mut conn = self.connection().await?;
+        audit::outbox_depth(&mut conn).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Record>> {
+        let list = audit::list_sql(filter, query, Dialect::Sqlite);
+        fetch_page(&self.direct, list, query.page, None, |r| {
+            audit::record_from(r)
+        })
+        .await
     }
 }

@@ -76,17 +76,20 @@ async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
     let elsewhere = SqliteStore::open(&url).await.unwrap();
 
     let (outer, inner) = (group("outer"), group("inner"));
-    store.create_group(&outer).await.unwrap();
-    store.create_group(&inner).await.unwrap();
+    store.create_group(&outer, ev()).await.unwrap();
+    store.create_group(&inner, ev()).await.unwrap();
     let user = User::new("tyler".into(), "tyler@example.com".into(), 1);
-    store.create_user(&user, &[inner.id]).await.unwrap();
+    store.create_user(&user, &[inner.id], ev()).await.unwrap();
 
     let before = graph_loaded(&store).await;
     assert!(is_in(&store, &inner, "tyler").await);
     assert!(!is_in(&store, &outer, "tyler").await, "no link yet");
 
     // A link made through the other store: the next check sees it.
-    elsewhere.add_children(outer.id, &[inner.id]).await.unwrap();
+    elsewhere
+        .add_children(outer.id, &[inner.id], ev())
+        .await
+        .unwrap();
     assert!(is_in(&store, &outer, "tyler").await, "the new link is seen");
     let after = graph_loaded(&store).await;
     assert!(after > before, "the link bumped the graph's version");
@@ -102,7 +105,7 @@ async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
         (Some(outer.id), None, false)
     );
     let loner = User::new("marla".into(), "marla@example.com".into(), 1);
-    store.create_user(&loner, &[]).await.unwrap();
+    store.create_user(&loner, &[], ev()).await.unwrap();
     assert!(!is_in(&store, &outer, "marla@example.com").await);
     let by_id = store
         .check_member(
@@ -125,19 +128,25 @@ async fn checks_from_the_graph_in_memory_see_changes_made_elsewhere_at_once() {
 
     // A group created elsewhere is found by name; its removal is seen too.
     let late = group("late");
-    elsewhere.create_group(&late).await.unwrap();
-    elsewhere.add_members(late.id, &[user.id]).await.unwrap();
+    elsewhere.create_group(&late, ev()).await.unwrap();
+    elsewhere
+        .add_members(late.id, &[user.id], ev())
+        .await
+        .unwrap();
     assert!(is_in(&store, &late, "tyler").await);
     graph_loaded(&store).await;
     assert!(
-        elsewhere.remove_child(outer.id, inner.id, 2).await.unwrap(),
+        elsewhere
+            .remove_child(outer.id, inner.id, 2, ev())
+            .await
+            .unwrap(),
         "the link existed"
     );
     assert!(
         !is_in(&store, &outer, "tyler").await,
         "the removed link is seen"
     );
-    assert!(elsewhere.delete_group(late.id, 3).await.unwrap());
+    assert!(elsewhere.delete_group(late.id, 3, ev()).await.unwrap());
     let (group, _, member) = answer(&store, "late", "tyler").await;
     assert_eq!(group, None, "a deleted group is gone at once");
     assert!(!member);
@@ -154,11 +163,11 @@ async fn a_remembered_name_follows_changes_made_elsewhere() {
     let store = SqliteStore::open(&url).await.unwrap();
     let elsewhere = SqliteStore::open(&url).await.unwrap();
     let club = group("club");
-    store.create_group(&club).await.unwrap();
+    store.create_group(&club, ev()).await.unwrap();
     let tyler = User::new("tyler".into(), "tyler@example.com".into(), 1);
-    store.create_user(&tyler, &[club.id]).await.unwrap();
+    store.create_user(&tyler, &[club.id], ev()).await.unwrap();
     let marla = User::new("marla".into(), "marla@example.com".into(), 1);
-    store.create_user(&marla, &[]).await.unwrap();
+    store.create_user(&marla, &[], ev()).await.unwrap();
     graph_loaded(&store).await;
 
     assert!(is_in(&store, &club, "tyler").await);
@@ -167,7 +176,7 @@ async fn a_remembered_name_follows_changes_made_elsewhere() {
     assert!(is_in(&store, &club, "tyler").await, "answered from it");
     // A new user does not make a remembered name wrong.
     let bob = User::new("bob".into(), "bob@example.com".into(), 1);
-    elsewhere.create_user(&bob, &[]).await.unwrap();
+    elsewhere.create_user(&bob, &[], ev()).await.unwrap();
     assert_eq!(store.names.get("tyler"), Some(known));
 
     // "tyler" moved to marla behind this store's back.
@@ -199,7 +208,7 @@ async fn a_remembered_name_follows_changes_made_elsewhere() {
         (Some(club.id), None, false)
     );
     assert!(is_in(&store, &club, "tyler@example.org").await);
-    assert!(elsewhere.delete_user(tyler.id, 2).await.unwrap());
+    assert!(elsewhere.delete_user(tyler.id, 2, ev()).await.unwrap());
     assert_eq!(
         answer(&store, "club", "tyler@example.org").await,
         (Some(club.id), None, false)
@@ -276,8 +285,8 @@ async fn integer_keys_migration_keeps_memberships_and_names() {
 
     // New rows take numbers of their own.
     let newer = group("newer");
-    store.create_group(&newer).await.unwrap();
-    store.add_members(newer.id, &[ann]).await.unwrap();
+    store.create_group(&newer, ev()).await.unwrap();
+    store.add_members(newer.id, &[ann], ev()).await.unwrap();
     assert!(answer(&store, "newer", "ann").await.2);
     assert!(!answer(&store, "newer", "bob").await.2);
     let numbers: Vec<i64> = store
@@ -291,7 +300,7 @@ async fn integer_keys_migration_keeps_memberships_and_names() {
     assert_eq!(numbers, [1, 2, 3, 4]);
 
     // Deleting a user takes their memberships and names with them.
-    assert!(store.delete_user(bob, 2).await.unwrap());
+    assert!(store.delete_user(bob, 2, ev()).await.unwrap());
     let left: (i64, i64) = store
         .direct
         .read(|c| {
@@ -306,6 +315,15 @@ async fn integer_keys_migration_keeps_memberships_and_names() {
     assert_eq!(left, (2, 2), "ann's two memberships and two names");
 }
 
+/// An audit event for the store calls these tests make.
+fn ev() -> &'static crate::domain::audit::Event {
+    use crate::domain::audit::{Actor, Event, EventType, Origin};
+    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
+        Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1)
+    });
+    &EVENT
+}
+
 /// `close` ends what the store runs in the background and waits for it: the batch
 /// writer's and the checkpointer's threads are joined, later writes fail, and the file
 /// is whole for whoever opens it next.
@@ -315,18 +333,18 @@ async fn close_joins_the_background_threads_and_later_writes_fail() {
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
     let staff = group("staff");
-    store.create_group(&staff).await.unwrap();
+    store.create_group(&staff, ev()).await.unwrap();
     let user = User::new("tyler".into(), "tyler@example.com".into(), 1);
-    store.create_user(&user, &[]).await.unwrap();
+    store.create_user(&user, &[], ev()).await.unwrap();
     // A membership goes through the batch writer, which wakes the checkpointer.
-    store.add_members(staff.id, &[user.id]).await.unwrap();
+    store.add_members(staff.id, &[user.id], ev()).await.unwrap();
 
     assert!(!store.batch.stopped());
     store.close().await;
     assert!(store.batch.stopped(), "both threads were joined");
     let late = group("late");
-    assert!(store.add_members(staff.id, &[user.id]).await.is_err());
-    assert!(store.create_group(&late).await.is_err());
+    assert!(store.add_members(staff.id, &[user.id], ev()).await.is_err());
+    assert!(store.create_group(&late, ev()).await.is_err());
     store.close().await; // twice is harmless
     drop(store);
 

@@ -1,0 +1,627 @@
+//! The audit trail and the webhook outbox, written once for both databases against
+//! `Tx` (like `transactions.rs`), and the SQL of their lists.
+//!
+//! Role: `record` is called by every write transaction of `transactions.rs` (and by
+//! the SQLite batch writer) before it returns, so a change and its event commit together
+//! or not at all. It also queues the event for every enabled webhook subscribed to its
+//! type: the outbox row is part of the same transaction. Delivery (`service/webhooks.rs`)
+//! then works through the outbox with the functions below: claim an endpoint with a lease
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so nodes never take the same one), deliver its
+//! oldest pending event, settle it, release the lease.
+
+use serde_json::{Map, Value};
+
+use super::filter_sql::{self, Columns, SqlValue};
+use super::sql::{ListSql, RowColumns, push};
+use super::tx::{RowLock, Tx, opt_int, opt_text, text};
+use super::{ListQuery, StoreError, StoreResult};
+use crate::clock::Millis;
+use crate::domain::audit::{Delivery, Event, Record, Webhook};
+use crate::domain::ids::GroupId;
+
+/// Inserts an event, names of its targets read from their rows as they are now.
+const INSERT_EVENT: &str = "INSERT INTO audit_events (at, event_type, actor_type, actor_id, \
+    actor_name, target_user_id, target_user_name, target_group_id, target_group_name, \
+    target_key_id, target_key_name, summary, request_id, client_addr) \
+    VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT username FROM users WHERE id = $6), $7), \
+    $8, (SELECT name FROM groups WHERE id = $8), $9, $10, $11, $12, $13) RETURNING seq";
+
+/// Queues an event for every enabled endpoint subscribed to its type (or to `*`).
+const QUEUE_DELIVERIES: &str = "INSERT INTO webhook_outbox (webhook_id, event_seq, created, \
+    next_attempt) SELECT s.webhook_id, $1, $2, $2 FROM webhook_subscriptions s \
+    JOIN webhooks w ON w.id = s.webhook_id WHERE s.event_type IN ($3, '*') AND w.enabled";
+
+/// The columns of an event row.
+pub(crate) const EVENT_COLUMNS: &str = "a.seq, a.at, a.event_type, a.actor_type, a.actor_id, \
+    a.actor_name, a.target_user_id, a.target_user_name, a.target_group_id, \
+    a.target_group_name, a.target_key_id, a.target_key_name, a.summary, a.request_id, \
+    a.client_addr";
+
+const WEBHOOK_COLUMNS: &str = "w.id, w.url, w.secret, w.description, w.enabled, w.created, \
+    w.created_by, w.modified";
+
+/// Records `event` in the transaction `tx` and queues its deliveries.
+pub(crate) async fn record(tx: &mut impl Tx, event: &Event) -> StoreResult<()> {
+    let summary = Value::Object(event.summary.clone()).to_string();
+    let t = &event.target;
+    let row = tx
+        .fetch_optional(
+            INSERT_EVENT,
+            &[
+                SqlValue::Int(event.at),
+                text(event.kind.as_str()),
+                text(event.actor.kind.as_str()),
+                opt_text(event.actor.id.map(|u| u.to_string())),
+                opt_text(event.actor.name.clone()),
+                opt_text(t.user.map(|u| u.to_string())),
+                opt_text(t.user_name.clone()),
+                opt_text(t.group.map(|g| g.to_string())),
+                opt_text(t.key.clone()),
+                opt_text(t.key_name.clone()),
+                text(summary),
+                opt_text(event.origin.request_id.clone()),
+                opt_text(event.origin.client_addr.clone()),
+            ],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let seq = row.int("seq")?;
+    tx.execute(
+        QUEUE_DELIVERIES,
+        &[
+            SqlValue::Int(seq),
+            SqlValue::Int(event.at),
+            text(event.kind.as_str()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a copy of `template` about a parent group, naming the child in the summary.
+pub(crate) async fn record_child(
+    tx: &mut impl Tx,
+    template: &Event,
+    child: GroupId,
+) -> StoreResult<()> {
+    let name = tx
+        .fetch_texts(
+            "SELECT name FROM groups WHERE id = $1",
+            &[text(child.to_string())],
+        )
+        .await?
+        .pop();
+    let mut event = template.clone().with("childId", child.to_string());
+    if let Some(name) = name {
+        event = event.with("childName", name);
+    }
+    record(tx, &event).await
+}
+
+/// Reads an event row (columns [`EVENT_COLUMNS`]).
+pub(crate) fn record_from(r: &impl RowColumns) -> StoreResult<Record> {
+    let summary = r.text("summary")?;
+    let summary: Map<String, Value> = serde_json::from_str(&summary).unwrap_or_default();
+    Ok(Record {
+        seq: r.int("seq")?,
+        at: r.int("at")?,
+        kind: r.text("event_type")?,
+        actor_type: r.text("actor_type")?,
+        actor_id: r.opt_text("actor_id")?,
+        actor_name: r.opt_text("actor_name")?,
+        user_id: r.opt_text("target_user_id")?,
+        user_name: r.opt_text("target_user_name")?,
+        group_id: r.opt_text("target_group_id")?,
+        group_name: r.opt_text("target_group_name")?,
+        key_id: r.opt_text("target_key_id")?,
+        key_name: r.opt_text("target_key_name")?,
+        summary,
+        request_id: r.opt_text("request_id")?,
+        client_addr: r.opt_text("client_addr")?,
+    })
+}
+
+/// How the audit log's fields (`query::ast::AUDIT`) map to columns (table alias `a`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditColumns;
+
+impl Columns for AuditColumns {
+    fn column(&self, field: &str) -> &'static str {
+        match field {
+            "id" => "a.seq",
+            "at" => "a.at",
+            "actorType" => "a.actor_type",
+            "actorId" => "a.actor_id",
+            "actorName" => "a.actor_name",
+            "userId" => "a.target_user_id",
+            "userName" => "a.target_user_name",
+            "groupId" => "a.target_group_id",
+            "groupName" => "a.target_group_name",
+            "keyId" => "a.target_key_id",
+            "keyName" => "a.target_key_name",
+            "requestId" => "a.request_id",
+            "clientAddress" => "a.client_addr",
+            _ => "a.event_type",
+        }
+    }
+
+    fn custom_column(&self) -> &'static str {
+        "a.summary"
+    }
+
+    fn free_text_columns(&self) -> &'static [&'static str] {
+        &["a.actor_name", "a.target_user_name", "a.target_group_name"]
+    }
+
+    fn is_folded(&self, column: &str) -> bool {
+        matches!(
+            column,
+            "a.actor_id" | "a.target_user_id" | "a.target_group_id"
+        )
+    }
+}
+
+/// The structured filters of the audit list (beside ZenQL in [`ListQuery`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only these types (empty: all).
+    pub types: Vec<String>,
+    /// Only events by this user (id).
+    pub actor: Option<String>,
+    /// Only events by a user of this name then (lower case), for deleted users.
+    pub actor_name: Option<String>,
+    /// Only events about these users or groups (ids), or naming one of them then
+    /// (`names`, folded to lower case).
+    pub target_ids: Vec<String>,
+    /// Names the target had (lower case), matched against the recorded names.
+    pub target_names: Vec<String>,
+    /// From this instant on.
+    pub since: Option<Millis>,
+    /// Before this instant.
+    pub until: Option<Millis>,
+}
+
+/// The list of events a filter and query select, newest first unless ordered.
+pub(crate) fn list_sql(
+    filter: &AuditFilter,
+    query: &ListQuery,
+    dialect: filter_sql::Dialect,
+) -> ListSql {
+    let mut params = Vec::new();
+    let mut wheres = Vec::new();
+    if !filter.types.is_empty() {
+        let list: Vec<String> = filter
+            .types
+            .iter()
+            .map(|t| push(&mut params, text(t.clone())))
+            .collect();
+        wheres.push(format!("a.event_type IN ({})", list.join(", ")));
+    }
+    if let Some(actor) = &filter.actor {
+        let p = push(&mut params, text(actor.clone()));
+        wheres.push(format!("a.actor_id = {p}"));
+    }
+    if let Some(name) = &filter.actor_name {
+        let p = push(&mut params, text(name.clone()));
+        wheres.push(format!("lower(a.actor_name) = {p}"));
+    }
+    if !filter.target_ids.is_empty() || !filter.target_names.is_empty() {
+        let mut any = Vec::new();
+        for id in &filter.target_ids {
+            let p = push(&mut params, text(id.clone()));
+            any.push(format!("a.target_user_id = {p} OR a.target_group_id = {p}"));
+        }
+        for name in &filter.target_names {
+            let p = push(&mut params, text(name.clone()));
+            any.push(format!(
+                "lower(a.target_user_name) = {p} OR lower(a.target_group_name) = {p}"
+            ));
+        }
+        wheres.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(since) = filter.since {
+        let p = push(&mut params, SqlValue::Int(since));
+        wheres.push(format!("a.at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = push(&mut params, SqlValue::Int(until));
+        wheres.push(format!("a.at < {p}"));
+    }
+    if let Some(expr) = &query.filter {
+        wheres.push(filter_sql::translate(
+            expr,
+            &AuditColumns,
+            dialect,
+            &query.ctx,
+            &mut params,
+        ));
+    }
+    let where_params = params.len();
+    let order = filter_sql::order_by_sql(&query.order, &AuditColumns, dialect, &mut params);
+    let order = if order.is_empty() {
+        "a.seq DESC".to_owned()
+    } else {
+        format!("{order}, a.seq DESC")
+    };
+    ListSql::new(
+        EVENT_COLUMNS,
+        "audit_events a",
+        wheres,
+        order,
+        params,
+        where_params,
+    )
+}
+
+/// Events after `after_seq` recorded at or after `since`, oldest first (the export).
+pub(crate) const EVENTS_AFTER: &str = "SELECT a.seq, a.at, a.event_type, a.actor_type, \
+    a.actor_id, a.actor_name, a.target_user_id, a.target_user_name, a.target_group_id, \
+    a.target_group_name, a.target_key_id, a.target_key_name, a.summary, a.request_id, \
+    a.client_addr FROM audit_events a WHERE a.seq > $1 AND a.at >= $2 ORDER BY a.seq LIMIT $3";
+
+/// Removes up to `limit` events older than `cutoff` that no endpoint still waits for,
+/// and failed deliveries older than it. Returns how many events went.
+pub(crate) async fn prune(tx: &mut impl Tx, cutoff: Millis, limit: i64) -> StoreResult<u64> {
+    let removed = tx
+        .execute(
+            "DELETE FROM audit_events WHERE seq IN (SELECT a.seq FROM audit_events a \
+             WHERE a.at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_outbox o \
+             WHERE o.event_seq = a.seq AND o.state = 'pending') ORDER BY a.seq LIMIT $2)",
+            &[SqlValue::Int(cutoff), SqlValue::Int(limit)],
+        )
+        .await?;
+    tx.execute(
+        "DELETE FROM webhook_outbox WHERE state = 'failed' AND created < $1",
+        &[SqlValue::Int(cutoff)],
+    )
+    .await?;
+    Ok(removed)
+}
+
+// ---- webhooks ----
+
+/// Reads a webhook row (columns `WEBHOOK_COLUMNS`) and its subscriptions.
+async fn webhook_from(tx: &mut impl Tx, r: &impl RowColumns) -> StoreResult<Webhook> {
+    let id = r.text("id")?;
+    let mut event_types = tx
+        .fetch_texts(
+            "SELECT event_type FROM webhook_subscriptions WHERE webhook_id = $1",
+            &[text(id.clone())],
+        )
+        .await?;
+    event_types.sort();
+    Ok(Webhook {
+        id,
+        url: r.text("url")?,
+        secret: r.text("secret")?,
+        description: r.opt_text("description")?,
+        enabled: r.flag("enabled")?,
+        event_types,
+        created: r.int("created")?,
+        created_by: r.opt_text("created_by")?,
+        modified: r.int("modified")?,
+    })
+}
+
+/// One webhook.
+pub(crate) async fn get_webhook(tx: &mut impl Tx, id: &str) -> StoreResult<Option<Webhook>> {
+    let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.id = $1");
+    match tx.fetch_optional(&sql, &[text(id)]).await? {
+        Some(row) => Ok(Some(webhook_from(tx, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Every webhook, oldest first (there are few).
+pub(crate) async fn list_webhooks(tx: &mut impl Tx) -> StoreResult<Vec<Webhook>> {
+    let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w ORDER BY w.created, w.id");
+    let rows = tx.fetch_all(&sql, &[]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(webhook_from(tx, row).await?);
+    }
+    Ok(out)
+}
+
+async fn subscribe(tx: &mut impl Tx, hook: &Webhook) -> StoreResult<()> {
+    tx.execute(
+        "DELETE FROM webhook_subscriptions WHERE webhook_id = $1",
+        &[text(hook.id.clone())],
+    )
+    .await?;
+    for t in &hook.event_types {
+        tx.execute(
+            "INSERT INTO webhook_subscriptions (event_type, webhook_id) VALUES ($1, $2)",
+            &[text(t.clone()), text(hook.id.clone())],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Registers an endpoint.
+pub(crate) async fn create_webhook(
+    tx: &mut impl Tx,
+    hook: &Webhook,
+    event: &Event,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO webhooks (id, url, secret, description, enabled, created, created_by, \
+         modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            text(hook.id.clone()),
+            text(hook.url.clone()),
+            text(hook.secret.clone()),
+            opt_text(hook.description.clone()),
+            SqlValue::Bool(hook.enabled),
+            SqlValue::Int(hook.created),
+            opt_text(hook.created_by.clone()),
+            SqlValue::Int(hook.modified),
+        ],
+    )
+    .await?;
+    subscribe(tx, hook).await?;
+    record(tx, event).await
+}
+
+/// Changes an endpoint's URL, description, enabled flag and subscriptions (never its
+/// secret). Disabling it drops what was queued for it.
+pub(crate) async fn update_webhook(
+    tx: &mut impl Tx,
+    hook: &Webhook,
+    event: &Event,
+) -> StoreResult<bool> {
+    let n = tx
+        .execute(
+            "UPDATE webhooks SET url = $2, description = $3, enabled = $4, modified = $5 \
+             WHERE id = $1",
+            &[
+                text(hook.id.clone()),
+                text(hook.url.clone()),
+                opt_text(hook.description.clone()),
+                SqlValue::Bool(hook.enabled),
+                SqlValue::Int(hook.modified),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    subscribe(tx, hook).await?;
+    if !hook.enabled {
+        tx.execute(
+            "DELETE FROM webhook_outbox WHERE webhook_id = $1 AND state = 'pending'",
+            &[text(hook.id.clone())],
+        )
+        .await?;
+    }
+    record(tx, event).await?;
+    Ok(true)
+}
+
+/// Removes an endpoint and its queue.
+pub(crate) async fn delete_webhook(tx: &mut impl Tx, id: &str, event: &Event) -> StoreResult<bool> {
+    tx.execute(
+        "DELETE FROM webhook_outbox WHERE webhook_id = $1",
+        &[text(id)],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM webhook_subscriptions WHERE webhook_id = $1",
+        &[text(id)],
+    )
+    .await?;
+    let n = tx
+        .execute("DELETE FROM webhooks WHERE id = $1", &[text(id)])
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    record(tx, event).await?;
+    Ok(true)
+}
+
+const DELIVERY_COLUMNS: &str = "o.seq, o.event_seq, o.state, o.attempts, o.created, o.next_attempt, o.last_error, o.last_status";
+
+fn delivery_from(r: &impl RowColumns) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        seq: r.int("seq")?,
+        event_seq: r.int("event_seq")?,
+        state: r.text("state")?,
+        attempts: r.int("attempts")?,
+        created: r.int("created")?,
+        next_attempt: r.int("next_attempt")?,
+        last_error: r.opt_text("last_error")?,
+        last_status: r.opt_int("last_status")?,
+    })
+}
+
+/// An endpoint's queue (pending, oldest first) or its failed deliveries (newest first).
+pub(crate) async fn deliveries(
+    tx: &mut impl Tx,
+    webhook: &str,
+    state: &str,
+    limit: i64,
+) -> StoreResult<Vec<Delivery>> {
+    let order = if state == "pending" { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.webhook_id = $1 \
+         AND o.state = $2 ORDER BY o.event_seq {order} LIMIT $3"
+    );
+    let rows = tx
+        .fetch_all(&sql, &[text(webhook), text(state), SqlValue::Int(limit)])
+        .await?;
+    rows.iter().map(delivery_from).collect()
+}
+
+/// Claims an enabled endpoint with a due delivery that no node holds (or whose holder's
+/// lease ran out), for `owner` until `lease_until`. PostgreSQL skips rows another node
+/// is claiming at this moment.
+pub(crate) async fn claim_webhook(
+    tx: &mut impl Tx,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+) -> StoreResult<Option<Webhook>> {
+    let skip_locked = tx.row_lock(RowLock::Claim);
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.enabled \
+         AND (w.lease_until IS NULL OR w.lease_until < $1) \
+         AND EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.webhook_id = w.id \
+         AND o.state = 'pending' AND o.next_attempt <= $1) ORDER BY w.id LIMIT 1{skip_locked}"
+    );
+    let Some(row) = tx.fetch_optional(&sql, &[SqlValue::Int(now)]).await? else {
+        return Ok(None);
+    };
+    let hook = webhook_from(tx, &row).await?;
+    tx.execute(
+        "UPDATE webhooks SET lease_owner = $2, lease_until = $3 WHERE id = $1",
+        &[
+            text(hook.id.clone()),
+            text(owner),
+            SqlValue::Int(lease_until),
+        ],
+    )
+    .await?;
+    Ok(Some(hook))
+}
+
+/// The oldest pending delivery of an endpoint and its event, if any.
+pub(crate) async fn next_delivery(
+    tx: &mut impl Tx,
+    webhook: &str,
+) -> StoreResult<Option<(Delivery, Record)>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS}, a.at, a.event_type, a.actor_type, a.actor_id, a.actor_name, \
+         a.target_user_id, a.target_user_name, a.target_group_id, a.target_group_name, \
+         a.target_key_id, a.target_key_name, a.summary, a.request_id, a.client_addr \
+         FROM webhook_outbox o JOIN audit_events a ON a.seq = o.event_seq \
+         WHERE o.webhook_id = $1 AND o.state = 'pending' ORDER BY o.event_seq LIMIT 1"
+    );
+    let Some(row) = tx.fetch_optional(&sql, &[text(webhook)]).await? else {
+        return Ok(None);
+    };
+    let delivery = delivery_from(&row)?;
+    let mut record = record_from(&Renamed(&row))?;
+    record.seq = delivery.event_seq;
+    Ok(Some((delivery, record)))
+}
+
+/// Reads an event from a delivery row, whose `seq` column is the outbox's.
+struct Renamed<'r, R>(&'r R);
+
+impl<R: RowColumns> RowColumns for Renamed<'_, R> {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        self.0.text(column)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        self.0.opt_text(column)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        self.0
+            .int(if column == "seq" { "event_seq" } else { column })
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        self.0.opt_int(column)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        self.0.flag(column)
+    }
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver answered 2xx: the delivery is done.
+    Delivered,
+    /// It did not; retry at `next_attempt`, or give up (`failed`) when the window closed.
+    Failed {
+        /// What went wrong, e.g. `HTTP 500` or `timed out`.
+        error: String,
+        /// The status the receiver answered, if any.
+        status: Option<i64>,
+        /// When to try again.
+        next_attempt: Millis,
+        /// Whether to stop trying.
+        give_up: bool,
+    },
+}
+
+/// Settles an attempt, if `owner` still holds the endpoint's lease (otherwise another
+/// node took over and will deliver again: at least once). Extends the lease.
+pub(crate) async fn settle_delivery(
+    tx: &mut impl Tx,
+    webhook: &str,
+    owner: &str,
+    delivery: i64,
+    attempt: &Attempt,
+    lease_until: Millis,
+) -> StoreResult<bool> {
+    let held = tx
+        .execute(
+            "UPDATE webhooks SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
+            &[text(webhook), text(owner), SqlValue::Int(lease_until)],
+        )
+        .await?;
+    if held == 0 {
+        return Ok(false);
+    }
+    match attempt {
+        Attempt::Delivered => {
+            tx.execute(
+                "DELETE FROM webhook_outbox WHERE seq = $1",
+                &[SqlValue::Int(delivery)],
+            )
+            .await?;
+        }
+        Attempt::Failed {
+            error,
+            status,
+            next_attempt,
+            give_up,
+        } => {
+            tx.execute(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $2, \
+                 last_status = $3, next_attempt = $4, state = $5 WHERE seq = $1",
+                &[
+                    SqlValue::Int(delivery),
+                    text(error.clone()),
+                    opt_int(*status),
+                    SqlValue::Int(*next_attempt),
+                    text(if *give_up { "failed" } else { "pending" }),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Gives up an endpoint's lease.
+pub(crate) async fn release_webhook(
+    tx: &mut impl Tx,
+    webhook: &str,
+    owner: &str,
+) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND lease_owner = $2",
+        &[text(webhook), text(owner)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Pending deliveries, the creation time of the oldest, and the newest event's id.
+pub(crate) async fn outbox_depth(tx: &mut impl Tx) -> StoreResult<(i64, Option<Millis>, i64)> {
+    let row = tx
+        .fetch_optional(
+            "SELECT (SELECT COUNT(*) FROM webhook_outbox WHERE state = 'pending') AS n, \
+             (SELECT MIN(created) FROM webhook_outbox WHERE state = 'pending') AS oldest, \
+             (SELECT COALESCE(MAX(seq), 0) FROM audit_events) AS events",
+            &[],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok((row.int("n")?, row.opt_int("oldest")?, row.int("events")?))
+}
