@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use gatehouse::domain::group::{Group, GroupType};
 use gatehouse::domain::ids::GroupId;
+use gatehouse::service::Caller;
 use gatehouse::store::ImportBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -67,13 +68,12 @@ async fn child_adds(s: &Seeded, n: usize) -> Figures {
         .collect();
     let ids: Vec<GroupId> = leaves.iter().map(|g| g.id).collect();
     s.services
-        .store()
-        .import(
+        .import_batch(
+            &Caller::operator(),
             &ImportBatch {
                 groups: leaves,
                 ..ImportBatch::default()
             },
-            common::ev(),
         )
         .await
         .expect("leaves");

@@ -10,7 +10,7 @@ use axum::ServiceExt;
 use axum::extract::Request;
 use tokio::net::TcpListener;
 use tower::Layer as _;
-use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
@@ -92,8 +92,7 @@ pub struct Running {
 ///   created with a random password printed once to the log. With users but no
 ///   administrator who can sign in, a warning says how to recover.
 pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result<()> {
-    let store = services.store();
-    if store.admin_can_sign_in(services.now()).await? {
+    if services.admin_can_sign_in().await? {
         if config.admin_password.is_some() {
             tracing::warn!(
                 "GATEHOUSE_ADMIN_PASSWORD is set but was ignored: System Administrators already \
@@ -105,7 +104,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     }
     let (password, generated) = match &config.admin_password {
         Some(p) => (p.expose().to_owned(), false),
-        None if store.count_users().await? == 0 => (random_password(), true),
+        None if services.has_no_users().await? => (random_password(), true),
         None => {
             tracing::warn!(
                 "System Administrators has no member who can sign in: set \
@@ -162,7 +161,7 @@ pub async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Re
     match created {
         Ok(_) => {}
         // Another node bootstrapped the same database at the same moment.
-        Err(ServiceError::Conflict(_)) if store.admin_can_sign_in(services.now()).await? => {
+        Err(ServiceError::Conflict(_)) if services.admin_can_sign_in().await? => {
             return Ok(());
         }
         Err(e) => return Err(weak(e)),
@@ -214,18 +213,28 @@ fn spawn_key_reloader(services: Arc<Services>) {
     });
 }
 
-/// The LDAP front door and its listeners (plain, LDAPS), when `--ldap-listen` or
-/// `--ldaps-listen` asks for them; the settings are checked first.
+/// The LDAP front door and its listeners (plain, LDAPS), for [`serve`].
+pub struct LdapListeners {
+    server: Arc<crate::ldap::Server>,
+    plain: Option<TcpListener>,
+    tls: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for LdapListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapListeners")
+            .field("plain", &self.plain)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The LDAP front door and its listeners, when `--ldap-listen` or `--ldaps-listen` asks
+/// for them; the settings are checked first.
 async fn ldap_listeners(
     config: &Config,
     services: &Arc<Services>,
-) -> anyhow::Result<
-    Option<(
-        Arc<crate::ldap::Server>,
-        Option<TcpListener>,
-        Option<TcpListener>,
-    )>,
-> {
+) -> anyhow::Result<Option<LdapListeners>> {
     if config.ldap_listen.is_none() && config.ldaps_listen.is_none() {
         return Ok(None);
     }
@@ -260,17 +269,70 @@ async fn ldap_listeners(
         max_connections: usize::try_from(config.ldap_max_connections).unwrap_or(usize::MAX),
         idle_timeout: std::time::Duration::from_secs(config.ldap_idle_timeout_secs),
     };
-    Ok(Some((
-        crate::ldap::Server::new(services.clone(), settings),
+    Ok(Some(LdapListeners {
+        server: crate::ldap::Server::new(services.clone(), settings),
         plain,
-        ldaps,
-    )))
+        tls: ldaps,
+    }))
+}
+
+/// The public and the management apps as they are served: the router with trailing
+/// slashes trimmed.
+pub type App = NormalizePath<axum::Router>;
+
+/// A gatehouse ready to serve but not listening: its services, bootstrapped, with their
+/// background work started, and the two apps [`start`] serves. Tests drive
+/// [`Assembled::public`] in-process (inserting the client's `ConnectInfo<SocketAddr>`,
+/// as the listener does).
+#[derive(Debug)]
+pub struct Assembled {
+    /// The services the apps share.
+    pub services: Arc<Services>,
+    /// The public API (`--listen`).
+    pub public: App,
+    /// The management app (`--metrics-listen`): `/metrics`.
+    pub metrics: App,
+}
+
+/// Starts the services over `store` for a server whose public listener is bound at
+/// `listening` (without `--public-url`, the issuer and the discovery document's URLs
+/// name it), bootstraps the administrator, starts the background work (key reloads,
+/// audit retention, webhook delivery) and builds the apps.
+pub async fn assemble(
+    store: Arc<dyn Store>,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listening: SocketAddr,
+) -> anyhow::Result<Assembled> {
+    let services = Arc::new(Services::start(store, clock, config.settings_at(listening)).await?);
+    // Its log lines carry the span `bootstrap`, not a request's.
+    bootstrap_admin(&services, config)
+        .instrument(tracing::info_span!("bootstrap"))
+        .await?;
+    crate::auth::password::warm_up();
+    spawn_key_reloader(services.clone());
+    crate::service::audit::spawn_retention(services.clone(), config.audit_retention_days);
+    install_tls_provider();
+    crate::service::webhooks::spawn_delivery(
+        services.clone(),
+        std::time::Duration::from_millis(config.webhook_poll_ms),
+    );
+    let public =
+        NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(services.clone()));
+    let metrics = NormalizePathLayer::trim_trailing_slash()
+        .layer(crate::http::metrics::router(services.clone()));
+    Ok(Assembled {
+        services,
+        public,
+        metrics,
+    })
 }
 
 /// Opens the database, bootstraps, binds the listeners (the public one and, with
-/// `--metrics-listen`, the management one) and serves until `shutdown` resolves, when
-/// both stop accepting and finish the requests in flight. Returns once it is listening;
-/// the servers run on a spawned task, whose result is the first error of either.
+/// `--metrics-listen`, the management one; the LDAP ones when asked for) and serves
+/// until `shutdown` resolves, when all stop accepting and finish the requests in
+/// flight. Returns once it is listening; the servers run on a spawned task, whose
+/// result is the first error of any.
 pub async fn start(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -283,13 +345,7 @@ pub async fn start(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let services = Arc::new(Services::start(store, clock, config.settings_at(addr)).await?);
-    // Its log lines carry the span `bootstrap`, not a request's.
-    bootstrap_admin(&services, config)
-        .instrument(tracing::info_span!("bootstrap"))
-        .await?;
-    crate::auth::password::warm_up();
+    let assembled = assemble(store, config, clock, listener.local_addr()?).await?;
     let metrics_listener = match config.metrics_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -298,33 +354,47 @@ pub async fn start(
         ),
         None => None,
     };
+    let ldap = ldap_listeners(config, &assembled.services).await?;
+    Ok(serve(
+        assembled,
+        listener,
+        metrics_listener,
+        ldap,
+        shutdown,
+    )?)
+}
+
+/// Serves an assembled gatehouse: its public app on `listener`, with each connection's
+/// peer address as `ConnectInfo<SocketAddr>`, its management app on `metrics_listener`
+/// and the LDAP front door on its listeners, until `shutdown` resolves (see [`start`]).
+pub fn serve(
+    assembled: Assembled,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    ldap: Option<LdapListeners>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(Running, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let Assembled {
+        services,
+        public: app,
+        metrics: metrics_app,
+    } = assembled;
+    let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    let ldap = ldap_listeners(config, &services).await?;
     let ldap_addr = ldap
         .as_ref()
-        .and_then(|(_, l, _)| l.as_ref())
+        .and_then(|l| l.plain.as_ref())
         .map(TcpListener::local_addr)
         .transpose()?;
     let ldaps_addr = ldap
         .as_ref()
-        .and_then(|(_, _, l)| l.as_ref())
+        .and_then(|l| l.tls.as_ref())
         .map(TcpListener::local_addr)
         .transpose()?;
-    spawn_key_reloader(services.clone());
-    crate::service::audit::spawn_retention(services.clone(), config.audit_retention_days);
-    install_tls_provider();
-    crate::service::webhooks::spawn_delivery(
-        services.clone(),
-        std::time::Duration::from_millis(config.webhook_poll_ms),
-    );
-    let router = crate::http::router(services.clone());
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
-    let metrics_app = NormalizePathLayer::trim_trailing_slash()
-        .layer(crate::http::metrics::router(services.clone()));
-    // One signal stops both listeners.
+    // One signal stops every listener.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -338,7 +408,7 @@ pub async fn start(
     let handle = tokio::spawn(async move {
         let ldap = async move {
             match ldap {
-                Some((server, plain, tls)) => server.serve(plain, tls, ldap_stop).await,
+                Some(l) => l.server.serve(l.plain, l.tls, ldap_stop).await,
                 None => Ok(()),
             }
         };

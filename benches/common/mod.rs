@@ -12,8 +12,8 @@ use gatehouse::config::{Config, Secret};
 use gatehouse::domain::group::{Group, GroupType};
 use gatehouse::domain::ids::{GroupId, UserId};
 use gatehouse::domain::user::User;
-use gatehouse::service::Services;
 use gatehouse::service::auth::TokenRequest;
+use gatehouse::service::{Caller, Services};
 use gatehouse::store::ImportBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -106,14 +106,13 @@ pub async fn seed(shape: Shape) -> Seeded {
         .map(|i| (group_ids[i], group_ids[i + 1]))
         .collect();
     services
-        .store()
-        .import(
+        .import_batch(
+            &Caller::operator(),
             &ImportBatch {
                 groups,
                 children,
                 ..ImportBatch::default()
             },
-            ev(),
         )
         .await
         .expect("groups");
@@ -140,14 +139,13 @@ pub async fn seed(shape: Shape) -> Seeded {
             memberships.push(mine);
         }
         services
-            .store()
-            .import(
+            .import_batch(
+                &Caller::operator(),
                 &ImportBatch {
                     users,
                     members,
                     ..ImportBatch::default()
                 },
-                ev(),
             )
             .await
             .expect("users");
@@ -222,13 +220,4 @@ pub fn figures(mut samples: Vec<Duration>, wall: Duration) -> Figures {
 
 pub fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-/// The audit event the benches' imports record.
-pub fn ev() -> &'static gatehouse::domain::audit::Event {
-    use gatehouse::domain::audit::{Actor, Event, EventType, Origin};
-    static EVENT: std::sync::LazyLock<Event> = std::sync::LazyLock::new(|| {
-        Event::new(EventType::UsersImported, Actor::cli(), Origin::default(), 1)
-    });
-    &EVENT
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod caller_cache;
 pub mod directory;
 pub mod groups;
+pub mod import;
 pub mod provisioning;
 pub mod rate_limit;
 pub mod users;
@@ -22,7 +23,7 @@ use crate::auth::token::{KeyRing, generate_key};
 use crate::clock::{Clock, Millis};
 use crate::domain::audit::{Actor, ActorKind, Event, EventType, Origin};
 use crate::domain::group::Group;
-use crate::domain::ids::{GroupId, GroupRef, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
+use crate::domain::ids::{GroupId, GroupRef, IdOrName, SYSTEM_ADMINISTRATORS_ID, UserId, UserRef};
 use crate::domain::names::{FieldError, name_key};
 use crate::domain::user::User;
 use crate::metrics::Metrics;
@@ -390,9 +391,21 @@ impl Services {
         self.clock.now_ms()
     }
 
-    /// The store.
-    pub fn store(&self) -> &dyn Store {
+    /// The store, for the operations of this module and its children only: front doors
+    /// (HTTP, the command line) and `app` call operations, never the store.
+    fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// Whether System Administrators has a member who can sign in now (the start-up
+    /// bootstrap's question, `app::bootstrap_admin`).
+    pub(crate) async fn admin_can_sign_in(&self) -> Result<bool> {
+        Ok(self.store.admin_can_sign_in(self.now()).await?)
+    }
+
+    /// Whether the directory has no user at all (a fresh installation).
+    pub(crate) async fn has_no_users(&self) -> Result<bool> {
+        Ok(self.store.count_users().await? == 0)
     }
 
     /// The settings.
@@ -476,6 +489,13 @@ impl Services {
         Ok(key.kid)
     }
 
+    /// Closes the store and waits for its background work to end
+    /// ([`Store::close`]): for a process that goes on without this server (tests).
+    /// Requests still arriving fail.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// An audit event of `kind` by `caller`, now, from the current origin.
     pub(crate) fn event(&self, caller: &Caller, kind: EventType) -> Event {
         Event::new(kind, caller.actor(), origin(), self.now())
@@ -520,18 +540,22 @@ impl Services {
     pub async fn resolve_user_id(&self, caller: Option<&Caller>, r: &UserRef) -> Result<UserId> {
         match r {
             UserRef::Current => current(caller).map(|c| c.user.id),
-            UserRef::Key(key) => {
-                if let Some(id) = key.id {
-                    if self.store.user_exists(id).await? {
-                        return Ok(id);
-                    }
-                }
-                self.store
-                    .find_user_by_key(&name_key(&key.name))
-                    .await?
-                    .ok_or_else(|| user_not_found(&key.name))
+            UserRef::Key(key) => self
+                .try_resolve_user_id(key)
+                .await?
+                .ok_or_else(|| user_not_found(&key.name)),
+        }
+    }
+
+    /// Finds the id of the user an id, username or email names, if any: the id
+    /// interpretation first, then the name.
+    pub async fn try_resolve_user_id(&self, key: &IdOrName<UserId>) -> Result<Option<UserId>> {
+        if let Some(id) = key.id {
+            if self.store.user_exists(id).await? {
+                return Ok(Some(id));
             }
         }
+        Ok(self.store.find_user_by_key(&name_key(&key.name)).await?)
     }
 
     /// Finds the group a path segment names, or 404 naming it.

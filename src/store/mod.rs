@@ -495,6 +495,13 @@ pub trait Store: Send + Sync + 'static {
     /// The state of each connection pool (no database round trip).
     fn pool_stats(&self) -> Vec<PoolStats>;
 
+    /// Ends the store's background work and closes its pooled connections, waiting for
+    /// both (SQLite: the writer connection closed, the batch writer's and the
+    /// checkpointer's threads joined; PostgreSQL: the pool closed). Writes fail
+    /// afterwards. For a process that goes on after it is done with a database (tests
+    /// that start a server again on the same file); a server just exits.
+    async fn close(&self);
+
     /// Creates the System Administrators group if missing.
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()>;
 

@@ -246,6 +246,10 @@ impl Store for PgStore {
         vec![super::pool_stats("main", &self.pool)]
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
         retrying(|| async move {
             let mut tx = self.begin().await?;

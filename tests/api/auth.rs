@@ -13,20 +13,6 @@ fn user_path(key: &str) -> String {
     format!("/api/security/users/{}", enc(key))
 }
 
-/// Builds a [`Resp`] from a raw reqwest response (for requests with custom headers).
-async fn to_resp(r: reqwest::Response) -> Resp {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
-}
-
 /// Sends a request with a literal `Authorization` header value (or none).
 async fn with_authorization(
     app: &TestApp,
@@ -34,11 +20,11 @@ async fn with_authorization(
     path: &str,
     authorization: Option<&str>,
 ) -> Resp {
-    let mut req = app.http.request(method, app.url(path));
+    let mut req = app.request(method, path);
     if let Some(a) = authorization {
         req = req.header("authorization", a);
     }
-    to_resp(req.send().await.expect("the request is sent")).await
+    req.send().await
 }
 
 /// A password-grant login attempt.
@@ -523,7 +509,8 @@ async fn failed_logins_for_unknown_users_change_nothing() {
 
 #[tokio::test]
 async fn health_and_discovery_need_no_token() {
-    let app = TestApp::spawn().await;
+    // Served: the JWKS is fetched where the document says it is.
+    let app = TestApp::serve().await;
     let r = with_authorization(&app, Method::GET, "/health", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = with_authorization(&app, Method::GET, "/ready", None).await;
@@ -540,7 +527,7 @@ async fn health_and_discovery_need_no_token() {
     assert!(token_endpoint.ends_with(TOKEN), "{token_endpoint}");
     let jwks_uri = r.body["jwks_uri"].as_str().expect("jwks_uri").to_owned();
     assert!(r.body["issuer"].is_string());
-    let jwks = to_resp(app.http.get(&jwks_uri).send().await.expect("jwks")).await;
+    let jwks = Resp::from(app.http.get(&jwks_uri).send().await.expect("jwks")).await;
     assert_eq!(jwks.status, StatusCode::OK, "{jwks_uri}: {}", jwks.text);
     let keys = jwks.body["keys"].as_array().expect("keys");
     assert!(!keys.is_empty());
@@ -635,14 +622,14 @@ async fn send_json(
     authorization: Option<&str>,
     body: Option<&Value>,
 ) -> Resp {
-    let mut req = app.http.request(method, app.url(path));
+    let mut req = app.request(method, path);
     if let Some(a) = authorization {
         req = req.header("authorization", a);
     }
     if let Some(b) = body {
         req = req.json(b);
     }
-    to_resp(req.send().await.expect("the request is sent")).await
+    req.send().await
 }
 
 #[tokio::test]
@@ -653,7 +640,7 @@ async fn every_endpoint_is_401_without_a_valid_token() {
     app.create_group("Space Monkeys").await;
     let before_users = app.get("/api/security/users").await.body.clone();
     let before_groups = app.get("/api/security/groups").await.body.clone();
-    let other = TestApp::spawn().await;
+    let other = TestApp::spawn_separate().await;
     let foreign = other.admin.clone();
     let foreign_header = format!("Bearer {foreign}");
     // Flip a character in the middle of the signature (the last one may only carry

@@ -3,9 +3,7 @@
 //! password), and `gatehouse user …` / `gatehouse group …` against the database and
 //! against a live server: the same JSON from both, the same refusals, the exit codes.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -39,32 +37,11 @@ impl Run {
     }
 }
 
-/// Variables of the test's environment the binary would read.
-const CLEARED: &[&str] = &[
-    "GATEHOUSE_DATABASE_URL",
-    "GATEHOUSE_TOKEN",
-    "GATEHOUSE_CLIENT_ID",
-    "GATEHOUSE_CLIENT_SECRET",
-    "GATEHOUSE_ADMIN_PASSWORD",
-    "GATEHOUSE_LISTEN",
-    "GATEHOUSE_CONFIG",
-    "RUST_LOG",
-    "NO_COLOR",
-];
-
-fn command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    for v in CLEARED {
-        cmd.env_remove(v);
-    }
-    cmd
-}
-
 /// Runs `gatehouse args…` with extra environment and optional stdin, off the async
 /// threads (the in-process server must keep answering meanwhile).
 async fn gatehouse(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     use std::io::Write as _;
-    let mut cmd = command();
+    let mut cmd = gatehouse_command();
     cmd.args(args)
         .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
@@ -95,7 +72,7 @@ async fn gatehouse(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> 
 }
 
 /// The two targets of a directory command: the database itself, and the live server
-/// with the bootstrap admin's token.
+/// with the bootstrap admin's token (`app` is served: [`TestApp::serve`]).
 struct Targets<'a> {
     app: &'a TestApp,
 }
@@ -117,7 +94,7 @@ impl Targets<'_> {
                 Vec::new()
             }
             On::Server => {
-                all.extend(["--server", &self.app.base]);
+                all.extend(["--server", self.app.base()]);
                 vec![("GATEHOUSE_TOKEN", self.app.admin.as_str())]
             }
         };
@@ -145,7 +122,7 @@ fn suffix(on: On) -> &'static str {
 
 #[tokio::test]
 async fn every_user_and_group_command_works_on_the_database_and_through_the_server() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::serve().await;
     let t = Targets { app: &app };
     for on in BOTH {
         let s = suffix(on);
@@ -396,7 +373,7 @@ async fn every_user_and_group_command_works_on_the_database_and_through_the_serv
 
 #[tokio::test]
 async fn the_rules_refuse_through_the_command_line_as_through_the_api() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::serve().await;
     let t = Targets { app: &app };
     app.create_group("A").await;
     app.create_group("B").await;
@@ -533,7 +510,7 @@ async fn an_unreachable_server_or_database_is_one_line_and_exit_1() {
 
 #[tokio::test]
 async fn an_api_key_or_a_bad_token_reaches_the_server_as_the_api_decides() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::serve().await;
     let key = gatehouse(
         &[
             "apikey",
@@ -553,7 +530,7 @@ async fn an_api_key_or_a_bad_token_reaches_the_server_as_the_api_decides() {
         key["clientSecret"].as_str().unwrap(),
     );
     let page = gatehouse(
-        &["user", "list", "--server", &app.base, "--json"],
+        &["user", "list", "--server", app.base(), "--json"],
         &[
             ("GATEHOUSE_CLIENT_ID", id),
             ("GATEHOUSE_CLIENT_SECRET", secret),
@@ -564,7 +541,7 @@ async fn an_api_key_or_a_bad_token_reaches_the_server_as_the_api_decides() {
     .json();
     assert!(page["totalCount"].as_i64().unwrap() >= 1, "{page}");
     let r = gatehouse(
-        &["user", "list", "--server", &app.base],
+        &["user", "list", "--server", app.base()],
         &[
             ("GATEHOUSE_CLIENT_ID", id),
             ("GATEHOUSE_CLIENT_SECRET", "wrong"),
@@ -574,7 +551,7 @@ async fn an_api_key_or_a_bad_token_reaches_the_server_as_the_api_decides() {
     .await;
     r.refused(1, "refused the API key");
     let r = gatehouse(
-        &["user", "list", "--server", &app.base],
+        &["user", "list", "--server", app.base()],
         &[("GATEHOUSE_TOKEN", "not-a-token")],
         None,
     )
@@ -583,7 +560,7 @@ async fn an_api_key_or_a_bad_token_reaches_the_server_as_the_api_decides() {
     // A standard user's token: 403, exit 1.
     let (_, token) = app.user_with_token("plain").await;
     let r = gatehouse(
-        &["user", "list", "--server", &app.base],
+        &["user", "list", "--server", app.base()],
         &[("GATEHOUSE_TOKEN", &token)],
         None,
     )
@@ -619,103 +596,34 @@ async fn completions_and_the_man_page_come_from_the_command_definitions() {
 
 // ---- the bootstrap -------------------------------------------------------------------
 
-/// A `gatehouse serve --log-json` process, its log in a file.
-struct Server {
-    base: String,
-    child: Child,
-    log: PathBuf,
+/// A `gatehouse serve` process over `database_url` with `password` as
+/// `GATEHOUSE_ADMIN_PASSWORD`, its log in `dir/<name>.log`.
+async fn start_server(
+    dir: &std::path::Path,
+    database_url: &str,
+    password: &str,
+    name: &str,
+) -> Node {
+    Node::start_with(database_url, dir, name, |cmd| {
+        cmd.env("GATEHOUSE_ADMIN_PASSWORD", password);
+    })
+    .await
 }
 
-impl Server {
-    /// Starts on port 0 and learns the port from the log's `gatehouse listening` line, so
-    /// no other test's process can take the port between a probe and the bind.
-    async fn start(dir: &std::path::Path, database_url: &str, password: &str, name: &str) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let child = command()
-            .args(["serve", "--log-json", "--listen", "127.0.0.1:0"])
-            .args(["--database", database_url])
-            .env("GATEHOUSE_ADMIN_PASSWORD", password)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("the gatehouse binary starts");
-        let mut server = Server {
-            base: String::new(),
-            child,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let listening = server.log_text().lines().find_map(|l| {
-                let line: Value = serde_json::from_str(l).ok()?;
-                (line["fields"]["message"] == "gatehouse listening")
-                    .then(|| line["fields"]["addr"].as_str().map(str::to_owned))
-                    .flatten()
-            });
-            if let Some(addr) = listening {
-                server.base = format!("http://{addr}");
-                break;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("gatehouse exited with {status}:\n{}", server.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not listening:\n{}",
-                server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The JSON log lines at `level` whose message contains `needle`.
-    fn logged(&self, level: &str, needle: &str) -> usize {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| {
-                l["level"] == level
-                    && l["fields"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains(needle))
-            })
-            .count()
-    }
-
-    /// The status of a password grant.
-    async fn grant(&self, username: &str, password: &str) -> StatusCode {
-        crate::helpers::client()
-            .post(format!("{}/authenticate/connect/token", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=contensis_classic&username={}&password={}",
-                enc(username),
-                enc(password)
-            ))
-            .send()
-            .await
-            .expect("the token endpoint answers")
-            .status()
-    }
-
-    /// Stops the process (SIGKILL is enough: every acknowledged write is durable).
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The status of a password grant at `node`.
+async fn grant(node: &Node, username: &str, password: &str) -> StatusCode {
+    client()
+        .post(format!("{}/authenticate/connect/token", node.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("grant_type", "contensis_classic"),
+            ("username", username),
+            ("password", password),
+        ]))
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .status()
 }
 
 const FIRST: &str = "First-Choice-71";
@@ -746,8 +654,8 @@ async fn import_then_serve_lets_admin_sign_in_with_the_variable_and_a_restart_ke
     assert_eq!(imported.code, Some(0), "{imported:?}");
 
     // The database is not empty, yet the variable's password lets admin in.
-    let server = Server::start(dir.path(), &url, FIRST, "first").await;
-    assert_eq!(server.grant("admin", FIRST).await, StatusCode::OK);
+    let server = start_server(dir.path(), &url, FIRST, "first").await;
+    assert_eq!(grant(&server, "admin", FIRST).await, StatusCode::OK);
     assert_eq!(
         server.logged(
             "INFO",
@@ -757,12 +665,16 @@ async fn import_then_serve_lets_admin_sign_in_with_the_variable_and_a_restart_ke
         "{}",
         server.log_text()
     );
-    server.stop();
+    // SIGKILL is enough: every acknowledged write is durable.
+    drop(server);
 
     // A second start with another password: the first stays, and one warning says why.
-    let server = Server::start(dir.path(), &url, SECOND, "second").await;
-    assert_eq!(server.grant("admin", FIRST).await, StatusCode::OK);
-    assert_eq!(server.grant("admin", SECOND).await, StatusCode::BAD_REQUEST);
+    let server = start_server(dir.path(), &url, SECOND, "second").await;
+    assert_eq!(grant(&server, "admin", FIRST).await, StatusCode::OK);
+    assert_eq!(
+        grant(&server, "admin", SECOND).await,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         server.logged("WARN", "GATEHOUSE_ADMIN_PASSWORD is set but was ignored"),
         1,
@@ -809,8 +721,8 @@ async fn an_admin_who_cannot_sign_in_is_repaired_from_the_variable() {
     }
     let (dir, url, _) = app.stop().await;
 
-    let server = Server::start(dir.path(), &url, FIRST, "repair").await;
-    assert_eq!(server.grant("admin", FIRST).await, StatusCode::OK);
+    let server = start_server(dir.path(), &url, FIRST, "repair").await;
+    assert_eq!(grant(&server, "admin", FIRST).await, StatusCode::OK);
     assert_eq!(
         server.logged("INFO", "repaired the user `admin`"),
         1,
@@ -829,8 +741,8 @@ async fn an_admin_who_cannot_sign_in_is_repaired_from_the_variable() {
     assert_eq!(r["status"]["locked"], json!(true));
 }
 
-async fn admin_token(server: &Server) -> String {
-    let r: Value = crate::helpers::client()
+async fn admin_token(server: &Node) -> String {
+    let r: Value = client()
         .post(format!("{}/authenticate/connect/token", server.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
@@ -861,20 +773,24 @@ async fn a_user_named_admin_who_is_no_administrator_is_left_alone() {
         .expect(StatusCode::NO_CONTENT);
     let (dir, url, _) = app.stop().await;
 
-    let server = Server::start(dir.path(), &url, FIRST, "alone").await;
+    let server = start_server(dir.path(), &url, FIRST, "alone").await;
     // ops can sign in, so nothing changes: admin keeps its password and stays out.
     let log = server.log_text();
     assert_eq!(
-        server.grant("admin", FIRST).await,
+        grant(&server, "admin", FIRST).await,
         StatusCode::BAD_REQUEST,
         "{log}"
     );
     assert_eq!(
-        server.grant("admin", ADMIN_PASSWORD).await,
+        grant(&server, "admin", ADMIN_PASSWORD).await,
         StatusCode::OK,
         "{log}"
     );
-    assert_eq!(server.grant("ops", PASSWORD).await, StatusCode::OK, "{log}");
+    assert_eq!(
+        grant(&server, "ops", PASSWORD).await,
+        StatusCode::OK,
+        "{log}"
+    );
     assert_eq!(
         server.logged("WARN", "GATEHOUSE_ADMIN_PASSWORD is set but was ignored"),
         1,

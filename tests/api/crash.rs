@@ -22,6 +22,8 @@ use crate::helpers::*;
 const ROUNDS: usize = 20;
 /// Concurrent writers per round.
 const WRITERS: usize = 8;
+/// At most this many users are acknowledged in a round before its kill (at least one).
+const WRITES_PER_ROUND: usize = 16;
 
 async fn admin_token(http: &reqwest::Client, base: &str) -> String {
     let r = http
@@ -70,6 +72,7 @@ async fn acknowledged_writes_survive_twenty_kill_9s() {
         }
         // Everything acknowledged before is still there.
         verify(&http, &node.base, &token, &users, &members).await;
+        let acknowledged_before = users.lock().await.len();
         let mut writers = Vec::new();
         for w in 0..WRITERS {
             let (http, base, token) = (http.clone(), node.base.clone(), token.clone());
@@ -108,8 +111,15 @@ async fn acknowledged_writes_survive_twenty_kill_9s() {
                 }
             }));
         }
-        // Let the writers run for a random moment, then pull the plug.
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(30..300))).await;
+        // Let the writers get a random number of changes acknowledged, then pull the
+        // plug: wherever that leaves the writers, requests are in flight.
+        let target = acknowledged_before + rng.gen_range(1..=WRITES_PER_ROUND);
+        eventually(
+            Duration::from_secs(60),
+            &format!("round {round}: {target} acknowledged users"),
+            || async { (users.lock().await.len() >= target).then_some(()) },
+        )
+        .await;
         node.kill9();
         for w in writers {
             let _ = w.await;

@@ -193,19 +193,21 @@ pub(crate) async fn run_cli(args: &[&str], stdin: Option<&str>) -> (bool, String
         pipe.write_all(input.as_bytes()).expect("stdin is written");
         // Dropping the pipe closes it, so the command sees end of input.
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gatehouse {args:?} did not finish within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = child.wait_with_output().expect("the output is read");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
+    let Ok(out) = waited else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("gatehouse {args:?} did not finish within 60 s");
+    };
+    let out = out
+        .expect("the wait is not cancelled")
+        .expect("the output is read");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -340,7 +342,8 @@ async fn refresh_without_a_token_is_invalid_request() {
 
 #[tokio::test]
 async fn discovery_names_the_token_endpoint_and_a_jwks_with_the_signing_key() {
-    let app = TestApp::spawn().await;
+    // Served: the document's URLs are fetched as a client would.
+    let app = TestApp::serve().await;
     let r = app
         .send(
             Method::GET,
@@ -353,7 +356,7 @@ async fn discovery_names_the_token_endpoint_and_a_jwks_with_the_signing_key() {
     let token_endpoint = str_of(&r.body, "token_endpoint");
     assert_eq!(token_endpoint, app.url("/authenticate/connect/token"));
     let jwks_uri = str_of(&r.body, "jwks_uri");
-    assert!(jwks_uri.starts_with(&app.base), "{jwks_uri}");
+    assert!(jwks_uri.starts_with(app.base()), "{jwks_uri}");
 
     let jwks: Value = app
         .http

@@ -160,12 +160,13 @@ fn every_endpoint_of_the_spec_has_a_curl_example_in_the_guide() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_examples_run_against_a_live_server() {
-    let app = TestApp::spawn().await;
+    // Served: curl runs the examples.
+    let app = TestApp::serve().await;
     let script = format!("set -euo pipefail\n{}", sh_blocks(GUIDE).concat());
     let path = app.dir.path().join("guide.sh");
     std::fs::write(&path, &script).expect("the script is written");
-    let (base, token) = (app.base.clone(), app.admin.clone());
-    let metrics = app.metrics_base.clone().expect("a metrics listener");
+    let (base, token) = (app.base().to_owned(), app.admin.clone());
+    let metrics = app.metrics_base().expect("a metrics listener").to_owned();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg(&path)

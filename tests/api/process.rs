@@ -4,140 +4,34 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::*;
 
-/// Variables of the test's own environment that would change what the binary does.
-const CLEARED: &[&str] = &[
-    "GATEHOUSE_LISTEN",
-    "GATEHOUSE_DATABASE_URL",
-    "GATEHOUSE_CONFIG",
-    "GATEHOUSE_ISSUER",
-    "GATEHOUSE_PUBLIC_URL",
-    "GATEHOUSE_LOCKOUT_THRESHOLD",
-    "GATEHOUSE_TOKEN_TTL_SECS",
-    "GATEHOUSE_LOG_JSON",
-    "GATEHOUSE_METRICS_LISTEN",
-    "RUST_LOG",
-];
+/// A `gatehouse serve --log-json` process over a fresh database, with a metrics
+/// listener and `RUST_LOG` as given (none: the server's default).
+async fn server(rust_log: Option<&str>) -> (Node, std::sync::Arc<tempfile::TempDir>) {
+    let (dir, database_url) = fresh_database().await;
+    let node = Node::start_with(&database_url, dir.path(), "server", |cmd| {
+        cmd.args(["--metrics-listen", "127.0.0.1:0"])
+            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+    })
+    .await;
+    (node, dir)
+}
 
 fn gatehouse() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    for v in CLEARED {
-        cmd.env_remove(v);
-    }
+    let mut cmd = gatehouse_command();
     cmd.env("NO_COLOR", "1").stdin(Stdio::null());
     cmd
-}
-
-/// A `gatehouse serve --log-json` process on a free port, its stderr in a file.
-struct Server {
-    base: String,
-    addr: String,
-    /// The metrics listener's address.
-    metrics_addr: String,
-    child: Child,
-    log: PathBuf,
-    _dir: std::sync::Arc<tempfile::TempDir>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let (dir, database_url) = fresh_database().await;
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .to_string()
-        };
-        let (addr, metrics_addr) = (free(), free());
-        let log = dir.path().join("server.log");
-        let child = gatehouse()
-            .args(["serve", "--log-json", "--listen", &addr])
-            .args(["--metrics-listen", &metrics_addr])
-            .args(["--database", &database_url])
-            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("the gatehouse binary starts");
-        let mut server = Server {
-            base: format!("http://{addr}"),
-            addr,
-            metrics_addr,
-            child,
-            log,
-            _dir: dir,
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/ready", self.base)).await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gatehouse exited with {status}:\n{}", self.log_text());
-            }
-            assert!(Instant::now() < deadline, "not ready:\n{}", self.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The log's JSON lines.
-    fn log_lines(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Sends SIGTERM (through kill(1): the crate has no unsafe code for libc).
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// Waits (at most 20 s) for the process to exit.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The `request_id` of the span a JSON log line was written in.
@@ -152,8 +46,8 @@ fn span_request_id(line: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_the_error_log_id() {
-    let server = Server::start().await;
-    let http = crate::helpers::client();
+    let (server, _dir) = server(None).await;
+    let http = client();
     let r = http
         .get(format!("{}/api/security/users/someone", server.base))
         .header("x-request-id", "trace-me-7")
@@ -174,21 +68,14 @@ async fn json_logs_carry_the_request_id_and_the_error_log_id() {
     let body: Value = r.json().await.unwrap();
     let log_id_404 = body["logId"].as_str().unwrap().to_owned();
 
-    // The log is written as it happens; give the writer a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let (line, line_404) = loop {
+    // The log is written as it happens, by the process: poll it.
+    let what = format!("log lines with logId {log_id} and {log_id_404}");
+    let (line, line_404) = eventually(Duration::from_secs(5), &what, || async {
         let lines = server.log_lines();
         let find = |id: &str| lines.iter().find(|l| l["fields"]["log_id"] == id).cloned();
-        if let (Some(a), Some(b)) = (find(&log_id), find(&log_id_404)) {
-            break (a, b);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with logId {log_id} / {log_id_404}:\n{}",
-            server.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        find(&log_id).zip(find(&log_id_404))
+    })
+    .await;
     assert_eq!(span_request_id(&line), Some("trace-me-7"), "{line}");
     assert_eq!(line["fields"]["status"], 401, "{line}");
     assert_eq!(
@@ -243,8 +130,12 @@ fn read_response(stream: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
-    let mut server = Server::start().await;
-    let metrics = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
+    // tower_http's debug line marks the moment a request enters the app.
+    let (mut server, _dir) = server(Some("info,sqlx=warn,tower_http=debug")).await;
+    let metrics_addr = server.metrics_addr.clone().expect("a metrics listener");
+    let metrics = client()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
         .await
         .expect("the metrics listener answers");
     assert_eq!(metrics.status(), StatusCode::OK);
@@ -264,27 +155,44 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     )
     .unwrap();
     stream.flush().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the server has taken the request in",
+        || async {
+            server
+                .log_lines()
+                .iter()
+                .any(|l| {
+                    l["fields"]["message"] == "started processing request"
+                        && l["span"]["path"] == "/authenticate/connect/token"
+                })
+                .then_some(())
+        },
+    )
+    .await;
     server.terminate();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are no longer accepted, on either listener...
+    eventually(
+        Duration::from_secs(10),
+        "the listeners close once shutdown starts",
+        || async {
+            (TcpStream::connect(&server.addr).is_err()
+                && TcpStream::connect(&metrics_addr).is_err())
+            .then_some(())
+        },
+    )
+    .await;
+    // ...but the process waits for the request in flight, which waits for its body.
     assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "the server waits for the request in flight"
-    );
-    // New connections are no longer accepted.
-    assert!(
-        TcpStream::connect(&server.addr).is_err(),
-        "the listener is closed once shutdown starts"
-    );
-    assert!(
-        TcpStream::connect(&server.metrics_addr).is_err(),
-        "so is the metrics listener"
+        server.exited().is_none(),
+        "the server waits for the request in flight:\n{}",
+        server.log_text()
     );
     stream.write_all(rest.as_bytes()).unwrap();
     let response = read_response(&mut stream);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("access_token"), "{response}");
-    let status = server.wait_exit();
+    let status = server.wait_exit(Duration::from_secs(20)).await;
     assert!(
         status.success(),
         "exit status {status}:\n{}",

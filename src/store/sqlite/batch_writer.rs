@@ -68,13 +68,16 @@ where
 /// The group-commit writer: one thread, one connection, a queue of changes.
 #[derive(Debug)]
 pub(super) struct BatchWriter {
-    queue: Mutex<mpsc::Sender<Box<dyn Job>>>,
-    _checkpointer: Checkpointer,
+    /// `None` once [`BatchWriter::stop`] ran.
+    queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Checkpointer,
 }
 
 impl BatchWriter {
     /// Opens the writer's connection and starts its thread, and the checkpointer that
-    /// copies what it writes. Both end when the writer is dropped.
+    /// copies what it writes. Both end when the writer is dropped (without waiting for
+    /// them) or stopped ([`BatchWriter::stop`], which waits).
     pub(super) fn start(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         // Retry every 100 µs rather than on SQLite's default back-off (1, 2, 5, 10 … ms):
@@ -92,14 +95,41 @@ impl BatchWriter {
         let restart_wanted = Arc::new(AtomicBool::new(false));
         let checkpointer =
             Checkpointer::start(path, Arc::clone(&wrote), Arc::clone(&restart_wanted))?;
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("gatehouse-batch-writer".into())
             .spawn(move || run_batches(&conn, &jobs, &wrote, &restart_wanted))
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self {
-            queue: Mutex::new(queue),
-            _checkpointer: checkpointer,
+            queue: Mutex::new(Some(queue)),
+            thread: Mutex::new(Some(thread)),
+            checkpointer,
         })
+    }
+
+    /// Stops the writer once the changes already queued are committed, then the
+    /// checkpointer, and waits for both threads to end (blocking). Later writes fail.
+    pub(super) fn stop(&self) {
+        self.queue
+            .lock()
+            .expect("the writer queue is never poisoned")
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .expect("the writer's handle is never poisoned")
+            .take();
+        if let Some(thread) = thread {
+            // A panic there has been reported by the panic hook already.
+            let _ = thread.join();
+        }
+        self.checkpointer.stop();
+    }
+
+    /// Whether [`BatchWriter::stop`] has joined both threads.
+    #[cfg(test)]
+    pub(super) fn stopped(&self) -> bool {
+        let writer = self.thread.lock().expect("never poisoned").is_none();
+        writer && self.checkpointer.stopped()
     }
 
     /// Runs `work` in the next batch and returns its result once the batch is durable.
@@ -117,6 +147,8 @@ impl BatchWriter {
         self.queue
             .lock()
             .expect("the writer queue is never poisoned")
+            .as_ref()
+            .ok_or_else(|| StoreError::Other("the batch writer has stopped".into()))?
             .send(job)
             .map_err(|_| StoreError::Other("the batch writer has stopped".into()))?;
         answer

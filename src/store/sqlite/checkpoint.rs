@@ -53,7 +53,9 @@ const WAL_IDLE_BYTES: u64 = 64 * 1024 * 1024;
 /// writer keeps SQLite's own automatic checkpoints for its own writes.)
 #[derive(Debug)]
 pub(super) struct Checkpointer {
-    _stop: Mutex<mpsc::Sender<()>>,
+    /// Dropping the sender ends the thread at its next wait.
+    stop: Mutex<Option<mpsc::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Checkpointer {
@@ -70,7 +72,7 @@ impl Checkpointer {
         // Opened only to be synced (`presync`): fsync works through any descriptor.
         let database = std::fs::File::open(path).map_err(|e| StoreError::Other(Box::new(e)))?;
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("gatehouse-checkpoint".into())
             .spawn(move || {
                 let mut seen = None; // `PRAGMA data_version` at the previous round
@@ -106,8 +108,31 @@ impl Checkpointer {
             })
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self {
-            _stop: Mutex::new(stop),
+            stop: Mutex::new(Some(stop)),
+            thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Ends the thread after the round in progress, if any, and waits for it (blocking).
+    pub(super) fn stop(&self) {
+        self.stop
+            .lock()
+            .expect("the stop lock is never poisoned")
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .expect("the handle lock is never poisoned")
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// Whether [`Checkpointer::stop`] has joined the thread.
+    #[cfg(test)]
+    pub(super) fn stopped(&self) -> bool {
+        self.thread.lock().expect("never poisoned").is_none()
     }
 }
 

@@ -214,6 +214,13 @@ impl Store for SqliteStore {
         vec![super::pool_stats("writer", &self.writer)]
     }
 
+    async fn close(&self) {
+        self.writer.close().await;
+        let batch = Arc::clone(&self.batch);
+        // Joining waits for the batch in progress, if any: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || batch.stop()).await;
+    }
+
     async fn ensure_system_group(&self, now: Millis) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let out = transactions::ensure_system_group(&mut tx, now).await?;

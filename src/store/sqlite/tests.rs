@@ -323,3 +323,35 @@ fn ev() -> &'static crate::domain::audit::Event {
     });
     &EVENT
 }
+
+/// `close` ends what the store runs in the background and waits for it: the batch
+/// writer's and the checkpointer's threads are joined, later writes fail, and the file
+/// is whole for whoever opens it next.
+#[tokio::test]
+async fn close_joins_the_background_threads_and_later_writes_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let staff = group("staff");
+    store.create_group(&staff, ev()).await.unwrap();
+    let user = User::new("tyler".into(), "tyler@example.com".into(), 1);
+    store.create_user(&user, &[], ev()).await.unwrap();
+    // A membership goes through the batch writer, which wakes the checkpointer.
+    store.add_members(staff.id, &[user.id], ev()).await.unwrap();
+
+    assert!(!store.batch.stopped());
+    store.close().await;
+    assert!(store.batch.stopped(), "both threads were joined");
+    let late = group("late");
+    assert!(store.add_members(staff.id, &[user.id], ev()).await.is_err());
+    assert!(store.create_group(&late, ev()).await.is_err());
+    store.close().await; // twice is harmless
+    drop(store);
+
+    let again = SqliteStore::open(&url).await.unwrap();
+    let (group, found, member) = answer(&again, "staff", "tyler").await;
+    assert_eq!(
+        (group, found, member),
+        (Some(staff.id), Some(user.id), true)
+    );
+}

@@ -35,9 +35,9 @@ fn new_user(name: &str) -> Value {
 
 /// Sends `request` (head and body, exactly as given) over a fresh connection and returns
 /// the response's head and body. For what a client library would not send: a forged
-/// `Host`, a chunked body.
+/// `Host`, a chunked body. `app` is served ([`TestApp::serve`]).
 async fn raw(app: &TestApp, request: &str) -> (String, String) {
-    let addr = app.base.trim_start_matches("http://");
+    let addr = app.base().trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
@@ -51,7 +51,8 @@ async fn raw(app: &TestApp, request: &str) -> (String, String) {
 
 #[tokio::test]
 async fn a_json_body_sent_as_text_or_without_a_type_is_415_and_changes_nothing() {
-    let app = TestApp::spawn().await;
+    // Served: chunked bodies go over a raw connection.
+    let app = TestApp::serve().await;
     let body = serde_json::to_vec(&new_user("smuggled")).unwrap();
     for content_type in [
         "text/plain",
@@ -226,15 +227,11 @@ async fn the_token_endpoint_takes_only_a_form() {
         assert!(r.body["access_token"].is_null(), "{}", r.text);
         assert_eq!(r.headers["cache-control"], "no-store");
     }
-    let r = Resp::from(
-        app.http
-            .post(app.url(TOKEN))
-            .body(admin_form())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = app
+        .request(Method::POST, TOKEN)
+        .body(admin_form())
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(r.body["error"], "invalid_request", "{}", r.text);
     // The form itself, with or without a charset, still works.
@@ -257,7 +254,8 @@ async fn the_token_endpoint_takes_only_a_form() {
 
 // ---- x-request-id ----
 
-/// The request id a response carries for a request that sent `id`.
+/// The request id a response carries for a request that sent `id` (over a served app's
+/// socket: the bytes as a client puts them on the wire).
 async fn echoed_request_id(app: &TestApp, id: reqwest::header::HeaderValue) -> String {
     let r = app
         .http
@@ -274,7 +272,7 @@ async fn echoed_request_id(app: &TestApp, id: reqwest::header::HeaderValue) -> S
 
 #[tokio::test]
 async fn a_request_id_is_kept_only_if_short_and_visible_ascii() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::serve().await;
     let fine = format!("abc-{}", "x".repeat(60));
     assert_eq!(fine.len(), 64);
     for good in ["a", "caller-chosen-42", "!~{}[]", fine.as_str()] {
@@ -433,15 +431,8 @@ async fn metrics_are_a_404_on_the_public_port_and_served_on_the_metrics_listener
         // Not with an admin token either: the public port has no such route.
         app.get(path).await.expect(StatusCode::NOT_FOUND);
     }
-    let base = app.metrics_base.as_ref().expect("the harness turns it on");
-    let r = Resp::from(
-        app.http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert!(app.has_metrics(), "the harness turns it on");
+    let r = app.get_metrics("/metrics").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(
         r.text.contains("gatehouse_http_requests_total"),
@@ -515,14 +506,14 @@ async fn discovery_and_iss(app: &TestApp, headers: &str) -> (Value, String) {
 #[tokio::test]
 async fn a_forged_host_changes_neither_the_discovery_document_nor_the_issuer() {
     // No --public-url, no --issuer: both come from the listen address.
-    let app = TestApp::spawn_with(|c| c.issuer = None).await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
+    let app = TestApp::serve_with(|c| c.issuer = None).await;
+    let addr = app.base().trim_start_matches("http://").to_owned();
     let (honest, honest_iss) = discovery_and_iss(&app, &format!("Host: {addr}\r\n")).await;
     let (forged, forged_iss) = discovery_and_iss(&app, FORGED).await;
     assert!(!forged.to_string().contains("evil"), "{forged}");
     assert_eq!(forged, honest);
     assert_eq!(forged_iss, honest_iss);
-    let issuer = format!("{}/authenticate", app.base);
+    let issuer = format!("{}/authenticate", app.base());
     assert_eq!(honest["issuer"], issuer);
     assert_eq!(honest_iss, issuer);
     assert_eq!(honest["token_endpoint"], app.url(TOKEN));
@@ -534,12 +525,12 @@ async fn a_forged_host_changes_neither_the_discovery_document_nor_the_issuer() {
 
 #[tokio::test]
 async fn the_public_url_names_the_issuer_and_the_discovery_urls_whatever_the_headers() {
-    let app = TestApp::spawn_with(|c| {
+    let app = TestApp::serve_with(|c| {
         c.issuer = None;
         c.public_url = Some("https://Auth.Example.com/".parse().unwrap());
     })
     .await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
+    let addr = app.base().trim_start_matches("http://").to_owned();
     for headers in [format!("Host: {addr}\r\n"), FORGED.to_owned()] {
         let (doc, iss) = discovery_and_iss(&app, &headers).await;
         assert_eq!(

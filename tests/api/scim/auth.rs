@@ -12,14 +12,7 @@ const SYS: &str = "4a1f0c5e-0000-4000-8000-000000000001";
 #[tokio::test]
 async fn a_token_is_needed_and_only_provisioners_may_use_it() {
     let app = TestApp::spawn().await;
-    let r = Resp::from(
-        app.http
-            .get(app.url("/scim/v2/Users"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = app.request(Method::GET, "/scim/v2/Users").send().await;
     assert_scim_error(&r, StatusCode::UNAUTHORIZED, None);
     assert_eq!(r.headers.get("www-authenticate").unwrap(), "Bearer");
     let r = scim(&app, Method::GET, "/Users", "not-a-token", None).await;
@@ -46,14 +39,10 @@ async fn a_token_is_needed_and_only_provisioners_may_use_it() {
         "/ResourceTypes/User",
         &format!("/Schemas/{USER}"),
     ] {
-        let r = Resp::from(
-            app.http
-                .get(app.url(&format!("/scim/v2{path}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let r = app
+            .request(Method::GET, &format!("/scim/v2{path}"))
+            .send()
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
         assert_eq!(content_type(&r), "application/scim+json");
     }

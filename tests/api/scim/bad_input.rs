@@ -7,13 +7,12 @@ use super::*;
 use crate::helpers::{TestApp, enc};
 
 async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
-    let req = app
-        .http
-        .request(method, app.url(&format!("/scim/v2{path}")))
-        .bearer_auth(&app.admin)
+    app.request(method, &format!("/scim/v2{path}"))
+        .bearer(&app.admin)
         .header("content-type", content_type)
-        .body(body);
-    Resp::from(req.send().await.unwrap()).await
+        .body(body)
+        .send()
+        .await
 }
 
 #[tokio::test]

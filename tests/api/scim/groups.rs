@@ -44,7 +44,7 @@ async fn members_are_direct_users_and_child_groups_seen_by_the_contensis_api() {
         g["members"][0]["$ref"]
             .as_str()
             .unwrap()
-            .starts_with(&app.url("/scim/v2/"))
+            .starts_with(&app.public_url("/scim/v2/"))
     );
     // The Contensis API sees the same graph.
     let users = app.get(&format!("/api/security/groups/{gid}/users")).await;

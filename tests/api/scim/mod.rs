@@ -30,15 +30,14 @@ pub(crate) async fn scim(
     body: Option<Value>,
 ) -> Resp {
     let mut req = app
-        .http
-        .request(method, app.url(&format!("/scim/v2{path}")))
-        .bearer_auth(token);
+        .request(method, &format!("/scim/v2{path}"))
+        .bearer(token);
     if let Some(b) = body {
         req = req
             .header("content-type", "application/scim+json")
             .body(b.to_string());
     }
-    Resp::from(req.send().await.expect("the request is sent")).await
+    req.send().await
 }
 
 /// As the bootstrap administrator.
