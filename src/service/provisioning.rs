@@ -284,53 +284,20 @@ impl Services {
 
     /// Every direct user member of a group, all pages (for a SCIM group's `members`).
     pub async fn provision_members(&self, p: &Provisioner, group: GroupId) -> Result<Vec<User>> {
-        let mut out = Vec::new();
-        for index in 0.. {
-            let page = self
-                .group_members(
-                    p.caller(),
-                    &group_by_id(group),
-                    false,
-                    &[],
-                    &super::ListRequest::page(PageRequest {
-                        index,
-                        size: MEMBER_PAGE,
-                    }),
-                )
-                .await?;
-            let done = page.items.len() < MEMBER_PAGE as usize;
-            out.extend(page.items);
-            if done || out.len() as i64 >= page.total {
-                break;
-            }
-        }
-        Ok(out)
+        all_pages(|req| async move {
+            self.group_members(p.caller(), &group_by_id(group), false, &[], &req)
+                .await
+        })
+        .await
     }
 
     /// Every direct child group of a group, all pages.
     pub async fn provision_children(&self, p: &Provisioner, group: GroupId) -> Result<Vec<Group>> {
-        let mut out = Vec::new();
-        for index in 0.. {
-            let page = self
-                .child_groups(
-                    p.caller(),
-                    &group_by_id(group),
-                    false,
-                    false,
-                    &[],
-                    &super::ListRequest::page(PageRequest {
-                        index,
-                        size: MEMBER_PAGE,
-                    }),
-                )
-                .await?;
-            let done = page.items.len() < MEMBER_PAGE as usize;
-            out.extend(page.items);
-            if done || out.len() as i64 >= page.total {
-                break;
-            }
-        }
-        Ok(out)
+        all_pages(|req| async move {
+            self.child_groups(p.caller(), &group_by_id(group), false, false, &[], &req)
+                .await
+        })
+        .await
     }
 
     /// The groups a user is in, directly (`true`) and through child groups (`false`).
@@ -390,6 +357,28 @@ fn not_there_is_false(r: Result<()>) -> Result<bool> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Every item of a list, read [`MEMBER_PAGE`] at a time.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(super::ListRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::domain::page::Page<T>>>,
+{
+    let mut out = Vec::new();
+    for index in 0.. {
+        let got = page(super::ListRequest::page(PageRequest {
+            index,
+            size: MEMBER_PAGE,
+        }))
+        .await?;
+        let done = got.items.len() < MEMBER_PAGE as usize;
+        out.extend(got.items);
+        if done || out.len() as i64 >= got.total {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
