@@ -311,9 +311,12 @@ fn tv(tree: &Tree, kind: Kind, f: &LdapFilter, resolved: &Resolved) -> Tv {
                     defined(cmp(&field, Op::Exists(true)))
                 }
             }
-            // Whether a user is in any group, or a group has any member, is not asked
-            // of the store: answered as not present rather than wrongly.
-            Attr::MemberOf | Attr::Member => constant(false),
+            // In some group; has some member (a user or a child group).
+            Attr::MemberOf => defined(Expr::RelatedAny(Relation::MemberOf { nested: true })),
+            Attr::Member => defined(or(vec![
+                Expr::RelatedAny(Relation::HasMemberUser),
+                Expr::RelatedAny(Relation::HasChildGroup),
+            ])),
             Attr::Unknown => constant(false),
         },
         LdapFilter::Equality(name, value) | LdapFilter::Approx(name, value) => {
@@ -397,6 +400,19 @@ fn substring(field: &FieldRef, sub: &LdapSubstringFilter) -> Expr {
     if parts.is_empty() {
         // `(attr=*)` written as a substring: presence.
         return cmp(field, Op::Exists(true));
+    }
+    if parts.len() > 1 {
+        // Each part alone lets the store use its indexes; together they would also
+        // accept overlapping parts (`ab*b` matching `ab`), which the ordered pattern
+        // refuses.
+        parts.push(cmp(
+            field,
+            Op::Substrings {
+                initial: sub.initial.clone().filter(|s| !s.is_empty()),
+                any: sub.any.iter().filter(|s| !s.is_empty()).cloned().collect(),
+                last: sub.final_.clone().filter(|s| !s.is_empty()),
+            },
+        ));
     }
     and(parts)
 }
@@ -629,8 +645,9 @@ mod tests {
     fn substrings_presence_and_timestamps() {
         assert_eq!(
             users("(uid=al*c*e)"),
-            r#"(username startsWith "al" and username ~ "c" and username endsWith "e")"#
+            r#"(username startsWith "al" and username ~ "c" and username endsWith "e" and username substrings "al*c*e")"#
         );
+        assert_eq!(users("(uid=*b*)"), r#"username ~ "b""#);
         assert_eq!(
             users("(mail=*@example.com)"),
             r#"email endsWith "@example.com""#

@@ -381,6 +381,17 @@ pub enum Op {
     StartsWith(String),
     /// `endsWith`: case-insensitive suffix.
     EndsWith(String),
+    /// LDAP substrings (RFC 4517 §4.2.6), case-insensitive: the value starts with
+    /// `initial`, then holds each of `any` in order, then ends with `last`, no two parts
+    /// overlapping (`ab*b` does not match `ab`). No front end writes it in ZenQL.
+    Substrings {
+        /// The value's start, if anchored.
+        initial: Option<String>,
+        /// Texts that follow one another, in order.
+        any: Vec<String>,
+        /// The value's end, if anchored.
+        last: Option<String>,
+    },
     /// `in (a, b)`: equal to any of the values (may include `null`).
     In(Vec<Value>),
     /// `not in (a, b)`: negation of `In`.
@@ -426,6 +437,9 @@ pub enum Expr {
     /// property no query language names (the user's provider). No query language writes
     /// it yet; the LDAP front door does (`memberOf`, `member`, people but not API keys).
     Related(Relation, String),
+    /// The relation holds with at least one user or group (LDAP's `(memberOf=*)`: the
+    /// user is in some group).
+    RelatedAny(Relation),
 }
 
 /// How a row relates to a user or group through memberships and child links.
@@ -444,6 +458,19 @@ pub enum Relation {
     /// (users) The user's provider is the given one (`contensis`: a person; `apikey`:
     /// an API key's service user).
     Provider,
+}
+
+impl Relation {
+    /// The relation's name in a filter's display form.
+    fn name(self) -> &'static str {
+        match self {
+            Relation::MemberOf { nested: true } => "memberOf",
+            Relation::MemberOf { nested: false } => "directMemberOf",
+            Relation::HasMemberUser => "hasMember",
+            Relation::HasChildGroup => "hasChild",
+            Relation::Provider => "provider",
+        }
+    }
 }
 
 /// Sort direction.
@@ -501,17 +528,11 @@ impl fmt::Display for Expr {
             Expr::Not(inner) => write!(f, "not {inner}"),
             Expr::Cmp(c) => write!(f, "{c}"),
             Expr::Related(rel, id) => {
-                let what = match rel {
-                    Relation::MemberOf { nested: true } => "memberOf",
-                    Relation::MemberOf { nested: false } => "directMemberOf",
-                    Relation::HasMemberUser => "hasMember",
-                    Relation::HasChildGroup => "hasChild",
-                    Relation::Provider => "provider",
-                };
-                write!(f, "{what}(")?;
+                write!(f, "{}(", rel.name())?;
                 write_quoted(f, id)?;
                 f.write_str(")")
             }
+            Expr::RelatedAny(rel) => write!(f, "{}(*)", rel.name()),
         }
     }
 }
@@ -537,6 +558,12 @@ impl fmt::Display for Condition {
             Op::NotContains(s) => write!(f, "{field} !~ {}", text(s)),
             Op::StartsWith(s) => write!(f, "{field} startsWith {}", text(s)),
             Op::EndsWith(s) => write!(f, "{field} endsWith {}", text(s)),
+            Op::Substrings { initial, any, last } => {
+                let mut parts = vec![initial.clone().unwrap_or_default()];
+                parts.extend(any.iter().cloned());
+                parts.push(last.clone().unwrap_or_default());
+                write!(f, "{field} substrings {}", text(&parts.join("*")))
+            }
             Op::In(vs) => {
                 write!(f, "{field} in ")?;
                 list(f, vs)

@@ -85,6 +85,18 @@ pub fn like_pattern(s: &str, prefix: bool, suffix: bool) -> String {
     p
 }
 
+/// The `LIKE` pattern of LDAP substrings: `initial%any1%…%last`, each part folded and
+/// escaped, with a `%` at an end that is not anchored. `LIKE` consumes the parts left to
+/// right, so they never overlap, as RFC 4517 requires.
+pub fn substrings_pattern(initial: Option<&str>, any: &[String], last: Option<&str>) -> String {
+    let mut p = like_pattern(initial.unwrap_or(""), false, true);
+    for part in any {
+        p.push_str(&like_pattern(part, false, true));
+    }
+    p.push_str(&like_pattern(last.unwrap_or(""), false, false));
+    p
+}
+
 /// A value to bind, in placeholder order (`$1` is `params[0]`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -139,6 +151,12 @@ pub trait Columns {
     /// of the other end goes; `None` when the resource has no such relation (the
     /// condition is then false).
     fn relation(&self, _rel: Relation) -> Option<&'static str> {
+        None
+    }
+
+    /// The SQL condition "the [`Relation`] holds with at least one other end" for this
+    /// resource; `None` (false) when it has no such relation.
+    fn relation_any(&self, _rel: Relation) -> Option<&'static str> {
         None
     }
 }
@@ -332,6 +350,10 @@ impl Writer<'_> {
                 }
                 None => FALSE.to_owned(),
             },
+            Expr::RelatedAny(rel) => match self.cols.relation_any(*rel) {
+                Some(sql) => format!("({sql})"),
+                None => FALSE.to_owned(),
+            },
         }
     }
 
@@ -380,6 +402,10 @@ impl Writer<'_> {
             Op::NotContains(s) => format!("(NOT {})", self.like(t, s, true, true)),
             Op::StartsWith(s) => self.like(t, s, false, true),
             Op::EndsWith(s) => self.like(t, s, true, false),
+            Op::Substrings { initial, any, last } => {
+                let pattern = substrings_pattern(initial.as_deref(), any, last.as_deref());
+                self.like_sql(t, pattern)
+            }
             Op::In(vs) => self.any_eq(t, vs),
             Op::NotIn(vs) => format!("(NOT {})", self.any_eq(t, vs)),
             Op::Exists(b) => self.null_test(t, !b),
@@ -554,28 +580,29 @@ impl Writer<'_> {
             }
         }
         let pattern = self.like_pattern(s, prefix, suffix);
+        // Through the trigram index when there is one: it finds every row holding the
+        // text anywhere; the LIKE then keeps the exact start/end semantics.
+        if let (Target::Text(col), Dialect::Sqlite) = (t, self.dialect) {
+            if let Some(f) = self.cols.fts(col).filter(|_| s.chars().count() >= 3) {
+                let phrase = format!("{} : \"{}\"", f.column, s.replace('"', "\"\""));
+                let like = self.like_sql(t, pattern);
+                let m = self.bind(SqlValue::Text(phrase));
+                return format!(
+                    "({} IN (SELECT rowid FROM {} WHERE {} MATCH {m}) AND {like})",
+                    f.key, f.table, f.table
+                );
+            }
+        }
+        self.like_sql(t, pattern)
+    }
+
+    /// `LIKE pattern ESCAPE '\'` on a text field or a custom string; false elsewhere.
+    fn like_sql(&mut self, t: Target<'_>, pattern: String) -> String {
         match t {
             Target::Text(col) => {
-                // Through the trigram index when there is one: it finds every row holding
-                // the text anywhere; the LIKE then keeps the exact start/end semantics.
-                let fts = match self.dialect {
-                    Dialect::Sqlite if s.chars().count() >= 3 => self.cols.fts(col),
-                    _ => None,
-                };
-                let phrase = fts.map(|f| format!("{} : \"{}\"", f.column, s.replace('"', "\"\"")));
                 let p = self.bind(SqlValue::Text(pattern));
                 let folded = self.lower(col);
-                let like = format!("({col} IS NOT NULL AND {folded} LIKE {p} ESCAPE '\\')");
-                match (fts, phrase) {
-                    (Some(f), Some(phrase)) => {
-                        let m = self.bind(SqlValue::Text(phrase));
-                        format!(
-                            "({} IN (SELECT rowid FROM {} WHERE {} MATCH {m}) AND {like})",
-                            f.key, f.table, f.table
-                        )
-                    }
-                    _ => like,
-                }
+                format!("({col} IS NOT NULL AND {folded} LIKE {p} ESCAPE '\\')")
             }
             Target::Custom(key) => {
                 let guard = self.custom_is_string(key);

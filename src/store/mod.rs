@@ -204,6 +204,16 @@ impl Columns for UserColumns {
         }
     }
 
+    fn relation_any(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            // A user in any group, nested or not, is a direct member of one.
+            Relation::MemberOf { .. } => {
+                Some("EXISTS (SELECT 1 FROM group_members WHERE user_seq = u.seq)")
+            }
+            Relation::Provider | Relation::HasMemberUser | Relation::HasChildGroup => None,
+        }
+    }
+
     fn fts(&self, column: &str) -> Option<FtsIndex> {
         let fts_column = match column {
             "u.username_lc" => "username",
@@ -256,6 +266,18 @@ impl Columns for GroupColumns {
             ),
             Relation::HasChildGroup => {
                 Some("g.id IN (SELECT parent_id FROM group_children WHERE child_id = {})")
+            }
+            Relation::MemberOf { .. } | Relation::Provider => None,
+        }
+    }
+
+    fn relation_any(&self, rel: Relation) -> Option<&'static str> {
+        match rel {
+            Relation::HasMemberUser => {
+                Some("EXISTS (SELECT 1 FROM group_members WHERE group_seq = g.seq)")
+            }
+            Relation::HasChildGroup => {
+                Some("EXISTS (SELECT 1 FROM group_children WHERE parent_id = g.id)")
             }
             Relation::MemberOf { .. } | Relation::Provider => None,
         }

@@ -99,7 +99,7 @@ python3 - "$workdir/seed.jsonl" <<'EOF'
 import json, sys
 out = open(sys.argv[1], "w")
 def w(**r): out.write(json.dumps(r) + "\n")
-for g in ["ldap-users", "readers", "bulk", "n1", "n2", "n3", "n4", "n5", "Dev, Ops"]:
+for g in ["ldap-users", "readers", "bulk", "n1", "n2", "n3", "n4", "n5", "Dev, Ops", "empty"]:
     w(type="group", name=g, description=f"{g} group")
 for parent, child in [("n1", "n2"), ("n2", "n3"), ("n3", "n4"), ("n4", "n5")]:
     w(type="child", parent=parent, child=child)

@@ -192,8 +192,8 @@ def test_subtree_from_the_base_pages_across_users_and_groups():
                                                paged_size=333, generator=True):
         if e["type"] == "searchResEntry":
             seen.append(e["dn"].lower())
-    # base + 2 OUs + 2,508 people + 10 groups
-    assert len(seen) == 3 + 2508 + 10 and len(set(seen)) == len(seen), len(seen)
+    # base + 2 OUs + 2,508 people + 11 groups
+    assert len(seen) == 3 + 2508 + 11 and len(set(seen)) == len(seen), len(seen)
 
 
 def test_size_and_time_limits():
@@ -254,6 +254,36 @@ def test_substring_presence_not_and_timestamps():
     assert uids(conn, PEOPLE, "(&(uid=*)(mail=*@example.com)(givenName=*)(!(sn=*)))") == ["bob"]
     assert uids(conn, PEOPLE, "(&(uid=user000*)(createTimestamp<=19991231235959Z))") == []
     assert len(uids(conn, PEOPLE, "(&(uid=user000*)(modifyTimestamp>=20000101000000Z))")) == 10
+
+
+def test_substring_parts_never_overlap():
+    conn = as_service()
+    # RFC 4517: the parts match in order without sharing characters.
+    assert uids(conn, PEOPLE, "(uid=al*ce)") == ["alice"]
+    assert uids(conn, PEOPLE, "(uid=ali*ice)") == []
+    assert uids(conn, PEOPLE, "(uid=ca*ar*l)") == []
+    assert uids(conn, PEOPLE, "(uid=c*r*l)") == ["carol"]
+    assert uids(conn, PEOPLE, "(mail=user00*9*@bulk.example.com)") == ["user0009", "user0019", "user0029", "user0039",
+                                                                    "user0049", "user0059", "user0069", "user0079",
+                                                                    "user0089", "user0090", "user0091", "user0092",
+                                                                    "user0093", "user0094", "user0095", "user0096",
+                                                                    "user0097", "user0098", "user0099"]
+
+
+def test_member_of_and_member_presence():
+    conn = as_service()
+    # In some group (directly or not) / in none; erin and frank are in none.
+    named = "(objectClass=person)(!(uid=user*))"
+    none = uids(conn, PEOPLE, f"(&{named}(!(memberOf=*)))")
+    assert none == ["erin", "frank"], none
+    some = uids(conn, PEOPLE, f"(&{named}(memberOf=*))")
+    assert some == ["admin", "alice", "bob", "carol", "dave", "grace"], some
+    assert len(uids(conn, PEOPLE, "(&(uid=user*)(memberOf=*))")) == 2500
+    # A group has members when it holds a user or a child group; n1..n4 hold only groups.
+    empty = cns(conn, "(&(objectClass=groupOfNames)(!(member=*)))")
+    assert empty == ["empty"], empty
+    assert cns(conn, "(&(cn=n*)(member=*))") == ["n1", "n2", "n3", "n4", "n5"]
+    assert cns(conn, "(&(cn=n*)(uniqueMember=*))") == ["n1", "n2", "n3", "n4", "n5"]
 
 
 def test_attribute_selection():
