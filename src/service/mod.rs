@@ -298,6 +298,8 @@ pub struct Services {
     /// Password jobs this server may have queued or running
     /// ([`crate::auth::password::queue_bound`]).
     hashing: tokio::sync::Semaphore,
+    /// Per-resource turns for SCIM's read-modify-write changes.
+    turns: provisioning::Turns,
 }
 
 /// The least time between two key reloads caused by tokens with an unknown key id.
@@ -329,6 +331,7 @@ impl Services {
             callers: caller_cache::CallerCache::new(settings.caller_cache_ttl),
             keys_reloaded_at: std::sync::atomic::AtomicI64::new(Millis::MIN),
             hashing: tokio::sync::Semaphore::new(crate::auth::password::queue_bound()),
+            turns: provisioning::Turns::default(),
             settings,
             metrics: Metrics::new(),
         })

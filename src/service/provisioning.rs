@@ -23,6 +23,27 @@ use crate::domain::user::User;
 use crate::query::ast::{Condition, Expr, FieldRef, GROUPS, Op, Value};
 use crate::store::{GroupScope, ListQuery};
 
+/// How many locks SCIM's read-modify-write operations are spread over: resources that
+/// share one only wait for each other.
+const TURN_STRIPES: usize = 64;
+
+/// One change at a time per resource on this node, for the front doors that read a
+/// resource, compare its version (`If-Match`) or apply a PATCH to it, and write it back:
+/// without a turn, two such changes could both read the same version and both write,
+/// the second over the first.
+#[derive(Debug)]
+pub(super) struct Turns(Vec<tokio::sync::Mutex<()>>);
+
+impl Default for Turns {
+    fn default() -> Self {
+        Turns(
+            (0..TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+}
+
 /// A caller allowed to provision, acting as an administrator within the limits above.
 #[derive(Debug, Clone)]
 pub struct Provisioner {
@@ -67,6 +88,20 @@ fn off_limits(what: &str) -> Error {
 }
 
 impl Services {
+    /// Waits for this node's turn to change the resource named `id` (as the client
+    /// named it; case does not matter), and holds it until the guard is dropped. The
+    /// reads, the version check and the writes of one SCIM PUT, PATCH or DELETE happen
+    /// inside one turn. Across PostgreSQL nodes, turns are per node (docs/scim.md).
+    pub async fn provisioning_turn(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        id.to_ascii_lowercase().hash(&mut h);
+        let stripes = &self.turns.0;
+        stripes[(h.finish() % stripes.len() as u64) as usize]
+            .lock()
+            .await
+    }
+
     /// Decides whether `caller` may provision: administrators always, members of the
     /// configured provisioning group too, anyone else 403.
     pub async fn provisioner(&self, caller: &Caller) -> Result<Provisioner> {

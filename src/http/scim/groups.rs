@@ -355,6 +355,7 @@ pub async fn put(
     body: Value,
     headers: &HeaderMap,
 ) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let group = load(ctx, id).await?;
     if headers.contains_key(header::IF_MATCH) {
         check_if_match(headers, &representation(ctx, &group, true).await?)?;
@@ -499,6 +500,7 @@ pub async fn patch(
     headers: &HeaderMap,
     projection: &Projection,
 ) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let ops = patch::operations(body)?;
     let group = load(ctx, id).await?;
     if headers.contains_key(header::IF_MATCH) {
@@ -538,6 +540,7 @@ pub async fn patch(
 
 /// `DELETE /Groups/{id}`.
 pub async fn delete(ctx: &Ctx, id: &str, headers: &HeaderMap) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let group = load(ctx, id).await?;
     if headers.contains_key(header::IF_MATCH) {
         check_if_match(headers, &representation(ctx, &group, true).await?)?;

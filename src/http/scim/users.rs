@@ -404,6 +404,7 @@ pub async fn put(
     body: Value,
     headers: &HeaderMap,
 ) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let user = load(ctx, id).await?;
     check_if_match(headers, &representation(ctx, &user, true).await?)?;
     let body = USERS.read_body(body)?;
@@ -422,6 +423,7 @@ pub async fn patch(
     body: Value,
     headers: &HeaderMap,
 ) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let ops = patch::operations(body)?;
     let user = load(ctx, id).await?;
     let current = representation(ctx, &user, true).await?;
@@ -452,6 +454,7 @@ pub async fn patch(
 
 /// `DELETE /Users/{id}`.
 pub async fn delete(ctx: &Ctx, id: &str, headers: &HeaderMap) -> Result<Reply, ScimError> {
+    let _turn = ctx.state.provisioning_turn(id).await;
     let user = load(ctx, id).await?;
     if headers.contains_key(axum::http::header::IF_MATCH) {
         check_if_match(headers, &representation(ctx, &user, true).await?)?;

@@ -620,3 +620,94 @@ async fn me_is_the_callers_own_user() {
     .await;
     assert_scim_error(&r, StatusCode::BAD_REQUEST, Some("mutability"));
 }
+
+/// Attack: several PATCHes sent at once with the same `If-Match`. Each read the same
+/// version; only the first write may win, the rest must see that the version moved.
+#[tokio::test]
+async fn racing_patches_with_one_version_let_exactly_one_through() {
+    let app = TestApp::spawn().await;
+    let c = create_user(&app, user_body("racer", "racer@example.com")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let version = c["meta"]["version"].as_str().unwrap().to_owned();
+    let statuses = crate::users::join_all(
+        (0..8)
+            .map(|i| {
+                let (app, id, version) = (&app, &id, &version);
+                async move {
+                    app.request(Method::PATCH, &format!("/scim/v2/Users/{id}"))
+                .bearer(&app.admin)
+                .header("if-match", version)
+                .header("content-type", "application/scim+json")
+                .body(
+                    patch(json!([{"op": "replace", "path": "title", "value": format!("t{i}")}]))
+                        .to_string(),
+                )
+                .send()
+                .await
+                .status
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+        .count();
+    assert_eq!((won, refused), (1, 7), "{statuses:?}");
+}
+
+/// Attack: PATCHes of different attributes at once, without versions. Each is applied to
+/// the representation it read; none may write back a stale copy over another's change.
+#[tokio::test]
+async fn concurrent_patches_of_different_attributes_lose_nothing() {
+    let app = TestApp::spawn().await;
+    let c = create_user(&app, user_body("sharer", "sharer@example.com")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let attrs = [
+        "title",
+        "nickName",
+        "displayName",
+        "locale",
+        "timezone",
+        "preferredLanguage",
+        "userType",
+        "profileUrl",
+    ];
+    let statuses = crate::users::join_all(
+        attrs
+            .iter()
+            .map(|attr| {
+                let (app, id) = (&app, &id);
+                async move {
+                    let value = format!("https://example.com/{attr}");
+                    admin(
+                        app,
+                        Method::PATCH,
+                        &format!("/Users/{id}"),
+                        Some(patch(
+                            json!([{"op": "replace", "path": attr, "value": value}]),
+                        )),
+                    )
+                    .await
+                    .status
+                }
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let r = admin(&app, Method::GET, &format!("/Users/{id}"), None).await;
+    for attr in attrs {
+        assert_eq!(
+            r.body[attr],
+            json!(format!("https://example.com/{attr}")),
+            "{attr} lost: {}",
+            r.text
+        );
+    }
+}
