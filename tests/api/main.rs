@@ -20,6 +20,7 @@ mod openapi;
 mod ops;
 mod process;
 mod query;
+mod revocation;
 mod scim;
 mod upgrade;
 mod users;
