@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod backend_parity;
 mod cli;
+mod console;
 mod crash;
 mod credentials;
 mod docs;
