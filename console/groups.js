@@ -8,6 +8,8 @@ import { recentEvents } from "./audit.js";
 const PAGE_SIZE = 25;
 /** The most parent groups whose children are read to draw the graph. */
 const MAX_PARENTS = 500;
+/** The most groups read to draw the graph. */
+const MAX_GROUPS = 20000;
 
 /**
  * The nesting graph: every group, and the children of each group that has any. The API
@@ -15,7 +17,7 @@ const MAX_PARENTS = 500;
  * groups whose childGroupCount is not zero (usually few) and inverts them.
  */
 export async function loadGraph() {
-  const groups = await api.all("/groups", {}, 20000);
+  const groups = await api.all("/groups", {}, MAX_GROUPS);
   const byId = new Map(groups.items.map((g) => [g.id, g]));
   const children = new Map();
   const parents = new Map();
@@ -34,7 +36,8 @@ export async function loadGraph() {
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
-  const truncated = groups.items.filter((g) => g.childGroupCount > 0).length > MAX_PARENTS;
+  const truncated =
+    groups.items.length < groups.totalCount || groups.items.filter((g) => g.childGroupCount > 0).length > MAX_PARENTS;
   return { byId, children, parents, truncated };
 }
 
@@ -368,10 +371,9 @@ function nestingCard(group, reload) {
     };
     fill(
       body,
-      graph.truncated ? h("p", { class: "hint" }, `Only the first ${MAX_PARENTS} groups with children were read; the nesting may be incomplete.`) : null,
+      graph.truncated ? h("p", { class: "hint" }, `The directory is too large to read whole (more than ${MAX_GROUPS} groups, or ${MAX_PARENTS} with children): the nesting shown may be incomplete.`) : null,
       h("h3", {}, "Parents"),
       parents.length ? h("ul", { class: "plain parents" }, parents.map((p) => h("li", {}, link(`/groups/${p}`, name(p))))) : h("p", {}, "No parent groups."),
-      h("h3", {}, "Child groups"),
       table(
         [
           { label: "Group", cell: (id) => link(`/groups/${id}`, name(id)) },

@@ -394,6 +394,28 @@ def test_the_audit_page_and_recent_events(c):
     c.text_in("table.recent", "user.suspended")
 
 
+def test_delete_a_user_only_after_confirming(c):
+    status, body, _ = api(
+        "POST", "/api/security/users", {"username": "frank", "email": "frank@example.com"},
+        token=admin_token())
+    assert status == 201, body
+    c.open(f"#/users/{body['id']}")
+    c.text_in("main h1", "frank")
+    c.click("#delete-user")
+    c.text_in("dialog", "Delete frank?")
+    c.click_text("Cancel")
+    assert not c.d.find_elements(By.CSS_SELECTOR, "dialog")
+    assert api("GET", "/api/security/users/frank", token=admin_token())[0] == 200
+    c.click("#delete-user")
+    c.find("dialog")
+    c.d.switch_to.active_element.send_keys(Keys.ESCAPE)  # Escape cancels too.
+    assert not c.d.find_elements(By.CSS_SELECTOR, "dialog")
+    c.click("#delete-user")
+    c.find("dialog button.danger").click()
+    c.text_in("main h1", "Users")
+    assert api("GET", "/api/security/users/frank", token=admin_token())[0] == 404
+
+
 def test_keyboard_focus_is_visible(c):
     c.open("#/users")
     c.find("table.users")
@@ -532,6 +554,7 @@ TESTS = [
     test_a_bad_zenql_query_shows_the_error_inline,
     test_create_an_api_key,
     test_the_audit_page_and_recent_events,
+    test_delete_a_user_only_after_confirming,
     test_keyboard_focus_is_visible,
     test_the_session_outlives_its_first_access_token,
     test_sign_out_revokes_the_refresh_token,
