@@ -25,7 +25,7 @@ import urllib.request
 os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download anything.
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -112,8 +112,15 @@ class Console:
         return self.wait(EC.visibility_of_element_located((By.CSS_SELECTOR, css)), timeout)
 
     def text_in(self, css, text, timeout=10):
+        """Waits until some element matching `css` contains `text`."""
+        def present(d):
+            try:
+                return any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, css))
+            except StaleElementReferenceException:
+                return False
+
         try:
-            self.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text), timeout)
+            self.wait(present, timeout)
         except TimeoutException:
             found = [e.text for e in self.d.find_elements(By.CSS_SELECTOR, css)]
             raise AssertionError(f"{text!r} not in {css}: {found!r}") from None
@@ -322,6 +329,40 @@ def test_suspend_the_user_and_see_the_badge(c):
     c.text_in("table.users", "Suspended")
 
 
+def test_edit_the_profile_custom_properties_and_password(c):
+    c.open(f"#/users/{STATE['carol']}")
+    c.label_input("Time zone").send_keys("Europe/London")
+    custom = c.label_input("Custom properties (JSON object)")
+    custom.clear()
+    custom.send_keys('{"department": "Engineering", "badge": 42}')
+    c.click_text("Save profile")
+    c.text_in("main .status.ok", "Profile saved")
+    token = admin_token()
+    _, body, _ = api("GET", "/api/security/users/carol", token=token)
+    assert body["timezone"] == "Europe/London", body
+    assert body["custom"] == {"department": "Engineering", "badge": 42}, body["custom"]
+    # A removed key is removed (sent as null in the merge patch); bad JSON is refused here.
+    custom = c.label_input("Custom properties (JSON object)")
+    custom.clear()
+    custom.send_keys("[1, 2")
+    c.click_text("Save profile")
+    c.text_in(".status.error", "must be a JSON object")
+    custom.clear()
+    custom.send_keys('{"badge": 43}')
+    page = c.find("main h1")
+    c.click_text("Save profile")
+    c.wait(EC.staleness_of(page))  # the page is drawn again after the save
+    c.text_in("main .status.ok", "Profile saved")
+    _, body, _ = api("GET", "/api/security/users/carol", token=token)
+    assert body["custom"] == {"badge": 43}, body["custom"]
+    # An administrator sets a password, checked against the policy as typed.
+    c.type("#set-password", "Carol-Pass-1")
+    c.text_in(".policy", "✗ Does not contain the first or last name")
+    c.type("#set-password", "Another-Pass-753")
+    c.click_text("Set password")
+    c.text_in(".status.ok", "Password set")
+
+
 def test_search_with_zenql(c):
     c.open("#/users")
     c.find("table.users")
@@ -335,6 +376,32 @@ def test_search_with_zenql(c):
     c.click("#user-search")
     c.text_in("table.users", "admin")
     c.shot("users")
+
+
+def test_find_a_locked_out_user_and_unlock_them(c):
+    token = admin_token()
+    status, body, _ = api(
+        "POST", "/api/security/users",
+        {"username": "gina", "email": "gina@example.com", "credentials": {"password": PASSWORD}},
+        token=token)
+    assert status == 201, body
+    for _ in range(5):
+        api("POST", "/authenticate/connect/token",
+            form={"grant_type": "contensis_classic", "username": "gina", "password": "Wrong-Pass-1"})
+    c.open("#/users")
+    c.find("table.users")
+    c.type("#user-zenql", "status.locked = true")
+    c.click("#user-search")
+    c.text_in("#user-results", "1 in all")
+    c.text_in("table.users", "Locked")
+    c.click_text("gina", tag="a")
+    c.text_in("main h1 .badge", "Locked")
+    c.click("#action-unlock")
+    c.text_in("main .status.ok", "Unlocked gina")
+    c.text_in("main h1 .badge", "Active")
+    status, _, _ = api("POST", "/authenticate/connect/token",
+                       form={"grant_type": "contensis_classic", "username": "gina", "password": PASSWORD})
+    assert status == 200
 
 
 def test_a_bad_zenql_query_shows_the_error_inline(c):
@@ -550,7 +617,9 @@ TESTS = [
     test_add_the_user_to_the_inner_group_by_email,
     test_the_outer_group_shows_the_inherited_membership,
     test_suspend_the_user_and_see_the_badge,
+    test_edit_the_profile_custom_properties_and_password,
     test_search_with_zenql,
+    test_find_a_locked_out_user_and_unlock_them,
     test_a_bad_zenql_query_shows_the_error_inline,
     test_create_an_api_key,
     test_the_audit_page_and_recent_events,
