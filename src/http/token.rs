@@ -20,8 +20,6 @@ use crate::service::auth::{GrantError, TokenRequest, TokenResponse};
 
 /// The token endpoint path.
 pub const TOKEN_PATH: &str = "/authenticate/connect/token";
-/// The revocation endpoint path (RFC 7009).
-pub const REVOCATION_PATH: &str = "/authenticate/connect/revocation";
 /// The JWKS path.
 pub const JWKS_PATH: &str = "/authenticate/.well-known/jwks";
 
@@ -360,6 +358,7 @@ async fn revocation(
         .collect();
     let form = serde_json::from_value::<RevocationForm>(serde_json::Value::Object(pairs))
         .unwrap_or_default();
+    // The hint is read and ignored: every token is looked up as a refresh token.
     let _hint = form.token_type_hint;
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return no_store(oauth_error("invalid_request", "token is required."));

@@ -132,8 +132,9 @@ pub const MAX_REVOKED_TOKEN_LEN: usize = 512;
 impl Services {
     /// Revokes a refresh token and the rest of its family (RFC 7009): sign-out. Holding
     /// the token is the proof, as it is for the refresh grant, so no access token is
-    /// needed. `Ok(true)` when something live was revoked; an unknown, expired-long-ago
-    /// or already-revoked token is `Ok(false)`, which RFC 7009 answers like a success.
+    /// needed. `Ok(true)` when the family had a token not yet revoked (expired ones
+    /// included); an unknown, over-long or already-revoked token is `Ok(false)`, which
+    /// RFC 7009 answers like a success.
     /// Access tokens are not touched: they live out their `expires_in`.
     pub async fn revoke_refresh_token(&self, token: &str) -> Result<bool> {
         if token.is_empty() || token.len() > MAX_REVOKED_TOKEN_LEN {
