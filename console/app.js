@@ -126,7 +126,31 @@ function nav() {
     h(
       "nav",
       { "aria-label": "Main" },
-      h("ul", {}, items.map(([href, text]) => h("li", {}, h("a", { href, "aria-current": current === href ? "page" : null }, text)))),
+      h(
+        "ul",
+        {},
+        items.map(([href, text]) =>
+          h(
+            "li",
+            {},
+            h(
+              "a",
+              {
+                href,
+                "aria-current": current === href ? "page" : null,
+                // The page one is on: read it again (no hashchange would fire).
+                onclick: (e) => {
+                  if (location.hash === href) {
+                    e.preventDefault();
+                    route();
+                  }
+                },
+              },
+              text,
+            ),
+          ),
+        ),
+      ),
     ),
     h("span", { class: "who" }, session.me.username, session.admin ? " (administrator)" : ""),
     out,

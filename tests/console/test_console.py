@@ -583,6 +583,20 @@ def test_a_user_who_must_reset_sets_a_new_password(c):
     c.sign_out()
 
 
+def test_a_session_ends_when_the_account_is_suspended(c):
+    token = admin_token()
+    c.sign_in("erin", "Erin-Fresh-Pass-864")
+    c.wait_signed_in("erin")
+    c.text_in("main h1", "My profile")
+    status, body, _ = api("POST", "/api/security/users/erin/actions", {"type": "suspend"}, token=token)
+    assert status == 204, body
+    # The next call is refused (401); the refresh is refused too (400): back to sign-in.
+    c.allowed = [400, 401]
+    c.click_text("My profile", tag="a")  # the page one is on, read again
+    c.find("input[name=username]")
+    c.text_in(".status", "Your session has ended")
+
+
 def test_every_page_fits_a_390_pixel_screen(c):
     c.sign_in("admin", ADMIN_PASSWORD)
     c.wait_signed_in("admin")
@@ -629,6 +643,7 @@ TESTS = [
     test_sign_out_revokes_the_refresh_token,
     test_a_non_admin_reaches_only_their_own_profile,
     test_a_user_who_must_reset_sets_a_new_password,
+    test_a_session_ends_when_the_account_is_suspended,
     test_every_page_fits_a_390_pixel_screen,
 ]
 
