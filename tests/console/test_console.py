@@ -376,6 +376,23 @@ def test_search_with_zenql(c):
     c.click("#user-search")
     c.text_in("table.users", "admin")
     c.shot("users")
+    # Sorting: a header is a button; a second press reverses the order.
+    header = "//th[.//button[starts-with(normalize-space(), 'Email')]]"
+
+    def sorted_by_email(direction, first_user):
+        def check(d):
+            try:
+                th = d.find_element(By.XPATH, header)
+                row = d.find_element(By.CSS_SELECTOR, "table.users tbody tr")
+                return th.get_attribute("aria-sort") == direction and row.text.startswith(first_user)
+            except StaleElementReferenceException:
+                return False  # the table was drawn again meanwhile
+        return check
+
+    c.d.find_element(By.XPATH, header + "//button").click()
+    c.wait(sorted_by_email("ascending", "admin"))  # admin@localhost < carol@example.com
+    c.d.find_element(By.XPATH, header + "//button").click()
+    c.wait(sorted_by_email("descending", "carol"))
 
 
 def test_find_a_locked_out_user_and_unlock_them(c):
