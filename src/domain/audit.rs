@@ -61,6 +61,7 @@ event_types! {
     LoginFailed = "login.failed": "A login was refused (wrong password, closed account, unknown name).",
     LoginLockedOut = "login.lockedOut": "A failed login locked the account.",
     RefreshTokenReused = "refreshToken.reused": "A spent refresh token was presented again; its family was revoked.",
+    RefreshTokenRevoked = "refreshToken.revoked": "A refresh token was revoked (sign-out at the revocation endpoint); its family with it.",
     WebhookCreated = "webhook.created": "A webhook endpoint was registered.",
     WebhookUpdated = "webhook.updated": "A webhook endpoint changed.",
     WebhookDeleted = "webhook.deleted": "A webhook endpoint was removed.",

@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod console;
 pub mod content_type;
 pub mod error;
 pub mod extract;
@@ -52,12 +53,15 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the whole router. Wrap it with [`tower_http::normalize_path`] before serving
 /// (see `app.rs`) so trailing slashes are accepted. The routes come from the table in
 /// [`openapi::router`], which also builds the OpenAPI document, and from SCIM's own
-/// table ([`scim::router`], under `/scim/v2`, which describes itself in SCIM's terms).
+/// table ([`scim::router`], under `/scim/v2`, which describes itself in SCIM's terms),
+/// and the admin console's static files ([`console::router`], under `/admin`: the API's
+/// web client, not part of the API).
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
     let detach_reads = !state.reads_are_cancel_safe();
     routes
         .merge(scim::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "No such endpoint.") })
         .with_state(state.clone())
         // Innermost: inside the task `deadline` spawns for writes, so the origin is set

@@ -27,6 +27,7 @@ pub const JWKS_PATH: &str = "/authenticate/.well-known/jwks";
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token))
+        .routes(routes!(revocation))
         .routes(routes!(discovery))
         .routes(routes!(jwks))
 }
@@ -66,6 +67,18 @@ impl From<TokenForm> for TokenRequest {
             client_addr: None,
         }
     }
+}
+
+/// A revocation request as the form carries it (RFC 7009 §2.1).
+// No `Debug`: it holds a secret.
+#[derive(Default, serde::Deserialize, ToSchema)]
+#[schema(as = RevocationRequest)]
+pub struct RevocationForm {
+    /// The refresh token to revoke; the rest of its rotation chain is revoked with it.
+    pub token: Option<String>,
+    /// `refresh_token` or `access_token`: read and ignored (RFC 7009 lets the server
+    /// look the token up whatever the hint says; only refresh tokens are revocable).
+    pub token_type_hint: Option<String>,
 }
 
 /// The token endpoint's success body (RFC 6749 §5.1), in the field order it always had.
@@ -297,6 +310,66 @@ async fn token(
         }
     };
     no_store(response)
+}
+
+/// Revoke a refresh token (RFC 7009): sign-out. The token and every token of its
+/// rotation chain stop working at the refresh grant. Holding the token is the proof (it
+/// could as well be spent), so no access token is needed; an unknown, expired or already
+/// revoked token is answered 200 too, as RFC 7009 §2.2 says. Access tokens are not
+/// revocable here: they live out their `expires_in`.
+#[utoipa::path(
+    post,
+    path = "/authenticate/connect/revocation",
+    tag = "authentication",
+    operation_id = "revokeToken",
+    request_body(content = RevocationForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing live to revoke (empty body, `Cache-Control: no-store`)."),
+        (status = 400, description = "`token` is missing, or the body is not `application/x-www-form-urlencoded` (`invalid_request`).", body = OAuthErrorView),
+        (status = 413, description = "The request body is larger than 1 MiB.", body = ErrorBody),
+    ),
+)]
+async fn revocation(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let status = e.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "The request body is larger than 1 MiB."
+            } else {
+                "The request body could not be read."
+            };
+            return no_store(ApiError::new(status, message).into_response());
+        }
+    };
+    if !super::content_type::is_form(&headers) {
+        return no_store(oauth_error(
+            "invalid_request",
+            "The revocation request must be sent as application/x-www-form-urlencoded.",
+        ));
+    }
+    // Read as the token endpoint reads its form: a repeated name keeps its last value.
+    let pairs: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    let form = serde_json::from_value::<RevocationForm>(serde_json::Value::Object(pairs))
+        .unwrap_or_default();
+    // The hint is read and ignored: every token is looked up as a refresh token.
+    let _hint = form.token_type_hint;
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return no_store(oauth_error("invalid_request", "token is required."));
+    };
+    match s.revoke_refresh_token(&token).await {
+        Ok(revoked) => {
+            tracing::info!(revoked, "refresh token revocation");
+            no_store(StatusCode::OK.into_response())
+        }
+        Err(e) => no_store(ApiError::from(e).into_response()),
+    }
 }
 
 /// A 400 in the token endpoint's RFC 6749 §5.2 shape.

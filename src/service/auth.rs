@@ -125,7 +125,28 @@ impl GrantError {
     }
 }
 
+/// The longest token the revocation endpoint looks up. Refresh tokens are 43
+/// characters; anything longer is unknown without hashing it.
+pub const MAX_REVOKED_TOKEN_LEN: usize = 512;
+
 impl Services {
+    /// Revokes a refresh token and the rest of its family (RFC 7009): sign-out. Holding
+    /// the token is the proof, as it is for the refresh grant, so no access token is
+    /// needed. `Ok(true)` when the family had a token not yet revoked (expired ones
+    /// included); an unknown, over-long or already-revoked token is `Ok(false)`, which
+    /// RFC 7009 answers like a success.
+    /// Access tokens are not touched: they live out their `expires_in`.
+    pub async fn revoke_refresh_token(&self, token: &str) -> Result<bool> {
+        if token.is_empty() || token.len() > MAX_REVOKED_TOKEN_LEN {
+            return Ok(false);
+        }
+        let event = self.anonymous_event(EventType::RefreshTokenRevoked);
+        Ok(self
+            .store()
+            .revoke_refresh_family(&hash_secret(token), &event)
+            .await?)
+    }
+
     /// Runs a grant and issues tokens, after the rate limits; counts the outcome in
     /// `gatehouse_logins_total`.
     #[tracing::instrument(skip_all, fields(grant_type = req.grant_type.as_deref()))]

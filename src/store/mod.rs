@@ -767,6 +767,11 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> StoreResult<RefreshUse>;
 
+    /// Revokes the family of a refresh token (RFC 7009 revocation): `Ok(false)`, and no
+    /// event, when the token is unknown or its family has nothing live left. The event
+    /// is recorded with the token's user as actor and target.
+    async fn revoke_refresh_family(&self, token_hash: &str, event: &Event) -> StoreResult<bool>;
+
     // ---- API keys ----
 
     /// Inserts a key together with its user, made a direct member of `groups`.

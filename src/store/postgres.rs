@@ -576,6 +576,15 @@ impl Store for PgStore {
         .await
     }
 
+    async fn revoke_refresh_family(&self, token_hash: &str, event: &Event) -> StoreResult<bool> {
+        retrying(|| async move {
+            let mut tx = self.begin().await?;
+            let out = transactions::revoke_refresh_family(&mut tx, token_hash, event).await?;
+            tx.commit(out).await
+        })
+        .await
+    }
+
     async fn create_api_key(
         &self,
         key: &ApiKey,

@@ -403,6 +403,10 @@ pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token
 /// `$1` family.
 pub(crate) const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1";
 
+/// `$1` family: revokes what of it is still live (none left: nothing changes).
+pub(crate) const REVOKE_LIVE_FAMILY: &str =
+    "UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1 AND NOT revoked";
+
 /// `$1` user.
 pub(crate) const REVOKE_USER_TOKENS: &str =
     "UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1";

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
-use crate::domain::audit::{Event, EventType};
+use crate::domain::audit::{Actor, ActorKind, Event, EventType};
 use crate::domain::group::Group;
 use crate::domain::ids::{
     ApiKeyId, GroupId, SYSTEM_ADMINISTRATORS_ID, SYSTEM_ADMINISTRATORS_NAME, UserId,
@@ -777,6 +777,43 @@ pub(crate) async fn use_refresh_token(
     let owner = parse_uuid(&row.text("user_id")?, UserId::from_uuid)?;
     record(tx, &event.clone().user(owner)).await?;
     Ok(RefreshUse::Reused)
+}
+
+/// [`super::Store::revoke_refresh_family`]. Decided under the family's lock by the
+/// update itself: of two revocations of one family, only the first changes rows and
+/// records an event.
+pub(crate) async fn revoke_refresh_family(
+    tx: &mut impl Tx,
+    token_hash: &str,
+    event: &Event,
+) -> StoreResult<bool> {
+    let Some(row) = tx
+        .fetch_optional(sql::REFRESH_TOKEN_STATE, &[text(token_hash)])
+        .await?
+    else {
+        return Ok(false);
+    };
+    let family = row.text("family")?;
+    tx.lock(Lock::Family(&family)).await?;
+    if tx
+        .execute(sql::REVOKE_LIVE_FAMILY, &[text(&family)])
+        .await?
+        == 0
+    {
+        return Ok(false);
+    }
+    let owner = parse_uuid(&row.text("user_id")?, UserId::from_uuid)?;
+    let mut event = event.clone().user(owner);
+    // Whoever holds a user's refresh token acts as that user.
+    if let Some(user) = read_user(tx, owner, false).await? {
+        event.actor = Actor {
+            kind: ActorKind::User,
+            id: Some(owner),
+            name: Some(user.username),
+        };
+    }
+    record(tx, &event).await?;
+    Ok(true)
 }
 
 // ---- API keys ----

@@ -33,13 +33,18 @@ fn id_of(v: &Value) -> String {
 }
 
 /// The mutating operations of the document, as `METHOD /path-template` under
-/// `/api/security` (the token endpoint is a login, tested on its own).
+/// `/api/security`, and those under `/authenticate` with their full path (the token
+/// endpoint is a login, tested on its own).
 fn mutating_operations() -> Vec<String> {
     let doc = serde_json::to_value(gatehouse::http::openapi::document()).unwrap();
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let Some(rest) = path.strip_prefix("/api/security") else {
-            continue;
+        let rest = match path.strip_prefix("/api/security") {
+            Some(rest) => rest,
+            None if path.starts_with("/authenticate/") && path != "/authenticate/connect/token" => {
+                path
+            }
+            None => continue,
         };
         for method in ["post", "put", "patch", "delete"] {
             if item.get(method).is_some() && rest != "/users/search" {
@@ -75,6 +80,8 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
         .await;
     hook.expect(StatusCode::CREATED);
     let hook_id = id_of(&hook.body);
+    let signed_in = app.password_grant("admin", ADMIN_PASSWORD).await;
+    let refresh = signed_in.body["refresh_token"].as_str().unwrap().to_owned();
 
     // One line per mutating operation: the request and the event it must record.
     let table: Vec<(&str, Method, String, Option<Value>, &str)> = vec![
@@ -227,6 +234,13 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
             None,
             "user.deleted",
         ),
+        (
+            "POST /authenticate/connect/revocation",
+            Method::POST,
+            "/authenticate/connect/revocation".into(),
+            Some(json!({"token": refresh})),
+            "refreshToken.revoked",
+        ),
     ];
 
     // The table covers the route table: a new mutating endpoint without a line fails here.
@@ -242,9 +256,29 @@ async fn every_mutating_endpoint_writes_exactly_one_matching_event() {
     for (op, method, path, body, expected) in table {
         let before = newest(&app).await.map_or(0, |e| e["id"].as_i64().unwrap());
         let admin = app.admin.clone();
-        let r = app
-            .send(method, &format!("/api/security{path}"), Some(&admin), body)
-            .await;
+        let r = if path.starts_with("/authenticate/") {
+            // A form, with the admin's own refresh token: the holder acts as its user.
+            let form: Vec<(String, String)> = body
+                .as_ref()
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            app.send_raw(
+                method,
+                &path,
+                None,
+                "application/x-www-form-urlencoded",
+                crate::helpers::form_body(&form).into_bytes(),
+            )
+            .await
+        } else {
+            app.send(method, &format!("/api/security{path}"), Some(&admin), body)
+                .await
+        };
         assert!(r.status.is_success(), "{op}: {} {}", r.status, r.body);
         let events = events_after(&app, before).await;
         assert_eq!(events.len(), 1, "{op} wrote {events:#?}");

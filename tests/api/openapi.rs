@@ -63,6 +63,7 @@ pub(crate) const GATEHOUSE: &[(&str, &str)] = &[
 /// is not one: it is served on the metrics listener only.
 pub(crate) const OTHER: &[(&str, &str)] = &[
     ("POST", "/authenticate/connect/token"),
+    ("POST", "/authenticate/connect/revocation"),
     ("GET", "/authenticate/.well-known/openid-configuration"),
     ("GET", "/authenticate/.well-known/jwks"),
     ("GET", "/health"),

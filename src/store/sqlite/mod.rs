@@ -560,6 +560,12 @@ impl Store for SqliteStore {
         tx.commit(out).await
     }
 
+    async fn revoke_refresh_family(&self, token_hash: &str, event: &Event) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = transactions::revoke_refresh_family(&mut tx, token_hash, event).await?;
+        tx.commit(out).await
+    }
+
     async fn create_api_key(
         &self,
         key: &ApiKey,
