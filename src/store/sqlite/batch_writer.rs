@@ -204,13 +204,14 @@ fn run_batches(
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let ran = (|| {
+        // Prepared once: `execute_batch` would parse each of them for every change.
+        let step = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
         for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT change")?;
-            if job.run(conn) {
-                conn.execute_batch("RELEASE change")?;
-            } else {
-                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+            step("SAVEPOINT change")?;
+            if !job.run(conn) {
+                step("ROLLBACK TO change")?;
             }
+            step("RELEASE change")?;
         }
         conn.execute_batch("COMMIT")
     })();
