@@ -64,17 +64,23 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
+mod batch_writer;
 mod executor;
+mod member_check;
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
+use self::batch_writer::{AddWriter, Outcome};
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use super::group_graph::GraphCache;
+use super::name_cache::NameCache;
 use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
 use super::filter_sql::SqlValue;
@@ -82,9 +88,9 @@ use super::sql::{self, ListSql};
 use super::transactions;
 use super::tx::Tx as _;
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
-    RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
-    UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, Page, PageRequest,
+    PasswordAttempt, PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError,
+    StoreResult, StoredKey, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -104,7 +110,18 @@ pub struct PgStore {
     pool: PgPool,
     /// The second key of every advisory lock: a hash of the schema the store lives in.
     scope: i32,
+    /// The group graph the membership check answers from (`postgres/member_check.rs`).
+    graph: Arc<GraphCache>,
+    /// Which user each name a check asked for named (`store/name_cache.rs`).
+    names: Arc<NameCache>,
+    /// The grouped adds (`postgres/batch_writer.rs`), started on the first add.
+    adds: Arc<OnceLock<AddWriter>>,
 }
+
+/// A pooled connection idle longer than this is pinged before it is handed out; one used
+/// more recently is handed out as it is (a ping is a round trip of its own, as long as
+/// a membership check's).
+const PING_IDLE: Duration = Duration::from_secs(10);
 
 impl PgStore {
     /// Connects to `url` (`postgres://` or `postgresql://`, libpq-style parameters such
@@ -120,6 +137,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         // sqlx holds a database-wide advisory lock while it migrates, so nodes starting
@@ -132,6 +158,9 @@ impl PgStore {
         Ok(Self {
             pool,
             scope: lock_key(schema.as_deref().unwrap_or("")),
+            graph: Arc::default(),
+            names: Arc::default(),
+            adds: Arc::default(),
         })
     }
 
@@ -505,6 +534,33 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar_with(&text, bind_all(&params)?)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn check_member(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        self.check_member_here(group, user).await
+    }
+
+    async fn add_member_named(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+        event: &Event,
+    ) -> StoreResult<MemberCheck> {
+        let adds = self
+            .adds
+            .get_or_init(|| AddWriter::start(&self.pool, batch_writer::WORKERS));
+        match adds
+            .add((group.id, group.key), (user.id, user.key), event)
+            .await
+        {
+            Outcome::Done(found) => Ok(found),
+            // Alone, as the trait's default makes it: resolve, then one transaction.
+            Outcome::Alone => super::add_member_resolving(self, group, user, event).await,
+        }
     }
 
     async fn add_children(
