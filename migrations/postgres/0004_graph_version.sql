@@ -19,13 +19,17 @@ CREATE TABLE graph_version (
 
 INSERT INTO graph_version (id, n, names) VALUES (1, 0, 0);
 
-CREATE FUNCTION gatehouse_bump_graph() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The functions name the table in the schema they were made in, whatever the
+-- search_path of the session that fires them (an operator's psql, say).
+CREATE FUNCTION gatehouse_bump_graph() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE graph_version SET n = n + 1 WHERE id = 1;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION gatehouse_bump_names() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION gatehouse_bump_names() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE graph_version SET names = names + 1 WHERE id = 1;
     RETURN NULL;

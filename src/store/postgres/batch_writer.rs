@@ -39,7 +39,8 @@ use crate::store::{MemberCheck, StoreResult};
 const MAX_BATCH: usize = 256;
 
 /// Workers per node: how many batches may be in flight at once (each holds one pooled
-/// connection while its statement runs).
+/// connection while its statement runs). Two let one batch run while the other's commit
+/// waits for its WAL flush; four measured no better (BENCHMARKS.md).
 pub(super) const WORKERS: usize = 2;
 
 /// One statement for a batch of adds. Arrays of one element per add, `$1` its position
@@ -52,7 +53,8 @@ const ADD_BATCH: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::tex
     AS t(ord, gid, gkey, uid, ukey, at, event_type, actor_type, actor_id, actor_name, \
     key_id, key_name, summary, request_id, client_addr)), \
     resolved AS (SELECT i.ord, COALESCE(ga.id, gb.id) AS group_id, \
-    COALESCE(ga.seq, gb.seq) AS group_seq, COALESCE(u.id, n.user_id) AS user_id, \
+    COALESCE(ga.seq, gb.seq) AS group_seq, COALESCE(ga.name, gb.name) AS group_name, \
+    COALESCE(u.id, n.user_id) AS user_id, \
     COALESCE(u.seq, n.user_seq) AS user_seq FROM input i \
     LEFT JOIN groups ga ON ga.id = i.gid \
     LEFT JOIN groups gb ON ga.id IS NULL AND gb.name_key = i.gkey \
@@ -62,15 +64,16 @@ const ADD_BATCH: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::tex
     SELECT group_seq, user_seq FROM resolved \
     WHERE group_seq IS NOT NULL AND user_seq IS NOT NULL ORDER BY group_seq, user_seq \
     ON CONFLICT DO NOTHING RETURNING group_seq, user_seq), \
-    first_asks AS (SELECT DISTINCT ON (r.group_seq, r.user_seq) r.ord, r.group_id, r.user_id \
+    first_asks AS (SELECT DISTINCT ON (r.group_seq, r.user_seq) r.ord, r.group_id, \
+    r.group_name, r.user_id, r.user_seq \
     FROM resolved r JOIN added a ON a.group_seq = r.group_seq AND a.user_seq = r.user_seq \
     ORDER BY r.group_seq, r.user_seq, r.ord), \
     events AS (INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, \
     target_user_id, target_user_name, target_group_id, target_group_name, target_key_id, \
     target_key_name, summary, request_id, client_addr) \
     SELECT i.at, i.event_type, i.actor_type, i.actor_id, i.actor_name, f.user_id, \
-    (SELECT username FROM users WHERE id = f.user_id), f.group_id, \
-    (SELECT name FROM groups WHERE id = f.group_id), i.key_id, i.key_name, i.summary, \
+    (SELECT username FROM users WHERE seq = f.user_seq), f.group_id, f.group_name, \
+    i.key_id, i.key_name, i.summary, \
     i.request_id, i.client_addr FROM first_asks f JOIN input i ON i.ord = f.ord \
     ORDER BY f.ord RETURNING seq, at, event_type), \
     queued AS (INSERT INTO webhook_outbox (webhook_id, event_seq, created, next_attempt) \
