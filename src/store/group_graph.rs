@@ -249,7 +249,11 @@ mod tests {
     fn a_graph_not_kept_answers_nothing() {
         let graph = GroupGraph::not_kept(7);
         assert!(!graph.kept());
-        assert_eq!(graph.version(), 7, "the version it was read at, all the same");
+        assert_eq!(
+            graph.version(),
+            7,
+            "the version it was read at, all the same"
+        );
         assert_eq!(graph.resolve(None, "a"), None);
     }
 }

@@ -79,11 +79,11 @@ use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
 use self::batch_writer::{AddWriter, Outcome};
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
-use super::group_graph::GraphCache;
-use super::name_cache::NameCache;
 use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
 use super::filter_sql::SqlValue;
+use super::group_graph::GraphCache;
+use super::name_cache::NameCache;
 use super::sql::{self, ListSql};
 use super::transactions;
 use super::tx::Tx as _;

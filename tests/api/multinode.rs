@@ -478,9 +478,15 @@ async fn a_membership_changed_through_one_node_is_the_others_next_answer() {
     c.create_group(&c.a, "Outer").await;
     c.create_group(&c.a, "Inner").await;
     let path = |p: &str| format!("/api/security/groups/{p}");
-    c.send(&c.a, Method::PUT, &path("Outer/groups/Inner"), &c.admin, None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    c.send(
+        &c.a,
+        Method::PUT,
+        &path("Outer/groups/Inner"),
+        &c.admin,
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
     let checked = path("Outer/users/checked");
     let head = || c.send(&c.b, Method::HEAD, &checked, &c.admin, None);
     for round in 0..3 {
@@ -489,17 +495,29 @@ async fn a_membership_changed_through_one_node_is_the_others_next_answer() {
             head().await.expect(StatusCode::NOT_FOUND);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        c.send(&c.a, Method::PUT, &path("Inner/users/checked"), &c.admin, None)
-            .await
-            .expect(StatusCode::NO_CONTENT);
+        c.send(
+            &c.a,
+            Method::PUT,
+            &path("Inner/users/checked"),
+            &c.admin,
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
         head().await.expect(StatusCode::NO_CONTENT);
         for _ in 0..10 {
             head().await.expect(StatusCode::NO_CONTENT);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        c.send(&c.a, Method::DELETE, &path("Inner/users/checked"), &c.admin, None)
-            .await
-            .expect(StatusCode::NO_CONTENT);
+        c.send(
+            &c.a,
+            Method::DELETE,
+            &path("Inner/users/checked"),
+            &c.admin,
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
         let r = head().await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "round {round}: {}", r.text);
     }
@@ -809,7 +827,11 @@ fn named<Id>(key: &str) -> Named<'_, Id> {
 /// filled in the background after the first check), asserting every answer.
 async fn warm(s: &Arc<dyn Store>, group: &str, user: &str, member: bool) {
     for _ in 0..20 {
-        assert_eq!(check(s, group, user).await.member, member, "{group} / {user}");
+        assert_eq!(
+            check(s, group, user).await.member,
+            member,
+            "{group} / {user}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -884,7 +906,11 @@ async fn a_check_on_one_store_never_answers_from_a_cache_the_other_made_stale() 
     // A deleted user, a deleted group.
     warm(&s2, "summit", "anna", true).await;
     assert!(s1.delete_user(ann.id, 2, ev()).await.unwrap());
-    assert_eq!(check(&s2, "summit", "anna").await.user, None, "user deleted");
+    assert_eq!(
+        check(&s2, "summit", "anna").await.user,
+        None,
+        "user deleted"
+    );
     s1.add_member_named(named("mid"), named("ann"), ev())
         .await
         .unwrap();
@@ -951,7 +977,10 @@ async fn adds_racing_on_two_stores_each_make_one_membership_and_one_event() {
                         id: None,
                         key: "nobody",
                     },
-                    Named { id: None, key: "u1" },
+                    Named {
+                        id: None,
+                        key: "u1",
+                    },
                     &event,
                 )
                 .await
@@ -974,10 +1003,7 @@ async fn adds_racing_on_two_stores_each_make_one_membership_and_one_event() {
         }
     }
     let events = s1.audit_after(0, 0, 10_000).await.unwrap();
-    let adds: Vec<_> = events
-        .iter()
-        .filter(|e| e.kind == added.as_str())
-        .collect();
+    let adds: Vec<_> = events.iter().filter(|e| e.kind == added.as_str()).collect();
     assert_eq!(adds.len(), 4 * 12, "one event per membership made");
     let mut pairs: Vec<_> = adds
         .iter()

@@ -10,8 +10,8 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::SqliteStore;
-use crate::store::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
 use crate::domain::ids::{GroupId, UserId};
+use crate::store::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
 use crate::store::sql;
 use crate::store::{MemberCheck, Named, StoreError, StoreResult};
 
@@ -238,6 +238,10 @@ mod tests {
         assert!(graph.is_under(top, 2), "b (seq 2) lies below a");
         let graph = load_graph(&conn, 2).unwrap();
         assert!(!graph.kept());
-        assert_eq!(graph.version(), 7, "the version it was read at, all the same");
+        assert_eq!(
+            graph.version(),
+            7,
+            "the version it was read at, all the same"
+        );
     }
 }
