@@ -25,7 +25,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
+use super::StoreResult;
 use crate::domain::ids::GroupId;
 
 /// Closure rows past which the graph is not kept in memory (8 bytes each: 16 MB at most).
@@ -175,12 +177,38 @@ impl GraphCache {
     }
 
     /// Claims the one reload that may run at a time; `false` if one is running.
-    pub(crate) fn begin_load(&self) -> bool {
+    fn begin_load(&self) -> bool {
         !self.loading.swap(true, Ordering::AcqRel)
     }
 
+    /// Claims a reload unless the graph held is already the one at `version` (another
+    /// check reloaded it meanwhile) or a reload is running.
+    pub(crate) fn begin_reload(&self, version: i64) -> bool {
+        self.get().is_none_or(|g| g.version() != version) && self.begin_load()
+    }
+
+    /// Ends a reload claimed with [`Self::begin_reload`] that began at `started`: keeps
+    /// the graph read, or, if the read failed, what was there.
+    pub(crate) fn settle_load(&self, read: StoreResult<GroupGraph>, started: Instant) {
+        match read {
+            Ok(graph) => {
+                tracing::debug!(
+                    version = graph.version(),
+                    kept = graph.kept(),
+                    took = ?started.elapsed(),
+                    "group graph read"
+                );
+                self.finish_load(graph);
+            }
+            Err(e) => {
+                self.abandon_load();
+                tracing::warn!(error = %e, "reading the group graph failed");
+            }
+        }
+    }
+
     /// Ends a reload claimed with [`Self::begin_load`], keeping its result.
-    pub(crate) fn finish_load(&self, loaded: GroupGraph) {
+    fn finish_load(&self, loaded: GroupGraph) {
         *self
             .current
             .write()
@@ -189,7 +217,7 @@ impl GraphCache {
     }
 
     /// Ends a reload that failed, keeping what was there.
-    pub(crate) fn abandon_load(&self) {
+    fn abandon_load(&self) {
         self.loading.store(false, Ordering::Release);
     }
 }

@@ -19,27 +19,13 @@ impl SqliteStore {
     /// Reads the group graph again in the background, unless the graph held is already
     /// the one at `version` (another check reloaded it meanwhile) or a reload is running.
     fn reload_graph(&self, version: i64) {
-        if self.graph.get().is_some_and(|g| g.version() == version) || !self.graph.begin_load() {
+        if !self.graph.begin_reload(version) {
             return;
         }
         let (readers, cache) = (Arc::clone(&self.direct), Arc::clone(&self.graph));
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match readers.scan(|c| load_graph(c, MAX_CLOSURE_ROWS)) {
-                Ok(graph) => {
-                    tracing::debug!(
-                        version = graph.version(),
-                        kept = graph.kept(),
-                        took = ?started.elapsed(),
-                        "group graph read"
-                    );
-                    cache.finish_load(graph);
-                }
-                Err(e) => {
-                    cache.abandon_load();
-                    tracing::warn!(error = %e, "reading the group graph failed");
-                }
-            }
+            cache.settle_load(readers.scan(|c| load_graph(c, MAX_CLOSURE_ROWS)), started);
         });
     }
 
