@@ -66,6 +66,7 @@
 
 mod batch_writer;
 mod executor;
+mod lane;
 mod member_check;
 
 use std::str::FromStr;
@@ -79,6 +80,7 @@ use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
 use self::batch_writer::{AddWriter, Outcome};
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use self::lane::Lane;
 use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
 use super::filter_sql::SqlValue;
@@ -116,12 +118,15 @@ pub struct PgStore {
     names: Arc<NameCache>,
     /// The grouped adds (`postgres/batch_writer.rs`), started on the first add.
     adds: Arc<OnceLock<AddWriter>>,
+    /// The connections of the checks and the grouped adds (`postgres/lane.rs`): half of
+    /// the pool size, taken from it.
+    lane: Arc<Lane>,
 }
 
 /// A pooled connection idle longer than this is pinged before it is handed out; one used
 /// more recently is handed out as it is (a ping is a round trip of its own, as long as
 /// a membership check's).
-const PING_IDLE: Duration = Duration::from_secs(10);
+pub(super) const PING_IDLE: Duration = Duration::from_secs(10);
 
 impl PgStore {
     /// Connects to `url` (`postgres://` or `postgresql://`, libpq-style parameters such
@@ -131,11 +136,13 @@ impl PgStore {
         Self::open_with_pool_size(url, DEFAULT_POOL_SIZE).await
     }
 
-    /// Like [`PgStore::open`] with at most `pool_size` connections (at least 1).
+    /// Like [`PgStore::open`] with at most `pool_size` connections (at least 2): half
+    /// for the membership checks and the grouped adds, half for everything else.
     pub async fn open_with_pool_size(url: &str, pool_size: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
+        let lane_size = (pool_size / 2).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(pool_size.max(1))
+            .max_connections(pool_size.saturating_sub(lane_size).max(1))
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
@@ -146,7 +153,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         // sqlx holds a database-wide advisory lock while it migrates, so nodes starting
         // together apply each migration once.
@@ -161,6 +168,7 @@ impl PgStore {
             graph: Arc::default(),
             names: Arc::default(),
             adds: Arc::default(),
+            lane: Arc::new(Lane::new(options, lane_size)),
         })
     }
 
@@ -276,6 +284,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.lane.close().await;
         self.pool.close().await;
     }
 
@@ -552,7 +561,7 @@ impl Store for PgStore {
     ) -> StoreResult<MemberCheck> {
         let adds = self
             .adds
-            .get_or_init(|| AddWriter::start(&self.pool, batch_writer::WORKERS));
+            .get_or_init(|| AddWriter::start(&self.lane, batch_writer::WORKERS));
         match adds
             .add((group.id, group.key), (user.id, user.key), event)
             .await

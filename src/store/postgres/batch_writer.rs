@@ -27,10 +27,11 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::executor::{pg_text, retrying};
+use super::lane::Lane;
 use crate::domain::audit::Event;
 use crate::domain::ids::{GroupId, UserId};
 use crate::store::{MemberCheck, StoreResult};
@@ -38,8 +39,8 @@ use crate::store::{MemberCheck, StoreResult};
 /// Adds in one statement at most.
 const MAX_BATCH: usize = 256;
 
-/// Workers per node: how many batches may be in flight at once (each holds one pooled
-/// connection while its statement runs). Two let one batch run while the other's commit
+/// Workers per node: how many batches may be in flight at once (each holds one lane
+/// connection, `lane.rs`, while its statement runs). Two let one batch run while the other's commit
 /// waits for its WAL flush; four measured no better (BENCHMARKS.md).
 pub(super) const WORKERS: usize = 2;
 
@@ -110,11 +111,11 @@ pub(super) struct AddWriter {
 impl AddWriter {
     /// Starts `workers` tasks on the current runtime; they end when the writer is
     /// dropped and the queue is empty.
-    pub(super) fn start(pool: &PgPool, workers: usize) -> Self {
+    pub(super) fn start(lane: &Arc<Lane>, workers: usize) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..workers.max(1) {
-            tokio::spawn(run(pool.clone(), Arc::clone(&jobs)));
+            tokio::spawn(run(Arc::clone(lane), Arc::clone(&jobs)));
         }
         Self { queue }
     }
@@ -145,7 +146,7 @@ impl AddWriter {
     }
 }
 
-async fn run(pool: PgPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
     loop {
         let batch = {
             let mut jobs = jobs.lock().await;
@@ -161,7 +162,7 @@ async fn run(pool: PgPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
             }
             batch
         };
-        match retrying(|| add_batch(&pool, &batch)).await {
+        match retrying(|| add_batch(&lane, &batch)).await {
             Ok(found) => {
                 for (pending, check) in batch.into_iter().zip(found) {
                     // The request may have gone away: the add stands anyway.
@@ -179,7 +180,7 @@ async fn run(pool: PgPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
 }
 
 /// Runs [`ADD_BATCH`] for `batch`: what each add found, in the batch's order.
-async fn add_batch(pool: &PgPool, batch: &[Pending]) -> StoreResult<Vec<MemberCheck>> {
+async fn add_batch(lane: &Lane, batch: &[Pending]) -> StoreResult<Vec<MemberCheck>> {
     let n = batch.len();
     let mut ord = Vec::with_capacity(n);
     let (mut gid, mut gkey, mut uid, mut ukey) = (
@@ -236,9 +237,10 @@ async fn add_batch(pool: &PgPool, batch: &[Pending]) -> StoreResult<Vec<MemberCh
         .bind(&key_name)
         .bind(&summary)
         .bind(&request_id)
-        .bind(&client_addr)
-        .fetch_all(pool)
-        .await?;
+        .bind(&client_addr);
+    let mut taken = lane.take().await?;
+    let rows = rows.fetch_all(&mut taken.conn).await?;
+    lane.put(taken);
     let mut found = vec![
         MemberCheck {
             group: None,

@@ -3,7 +3,8 @@
 //! held in memory (`store/group_graph.rs`), skipping the name lookup when the name was
 //! asked for before (`store/name_cache.rs`); else one statement that answers through
 //! the closure table, after which the graph is read again in the background. The same
-//! tiers as the SQLite store's (`sqlite/member_check.rs`).
+//! tiers as the SQLite store's (`sqlite/member_check.rs`). Its statements run on a lane
+//! connection (`lane.rs`), which goes back without the ping a pooled one costs.
 //!
 //! Across nodes: the counters are bumped by triggers in the transaction that changes the
 //! graph or a name (migration 0004), and a statement at READ COMMITTED sees one snapshot,
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::PgStore;
 use super::executor::pg_text;
@@ -39,9 +40,21 @@ impl PgStore {
     }
 
     /// [`Store::check_member`](crate::store::Store::check_member), answered from memory
-    /// where it can (module documentation).
+    /// where it can (module documentation), on a lane connection (`lane.rs`).
     pub(super) async fn check_member_here(
         &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        let mut taken = self.lane.take().await?;
+        let found = self.check_on(&mut taken.conn, group, user).await?;
+        self.lane.put(taken);
+        Ok(found)
+    }
+
+    async fn check_on(
+        &self,
+        conn: &mut PgConnection,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
     ) -> StoreResult<MemberCheck> {
@@ -56,7 +69,7 @@ impl PgStore {
             {
                 let rows = sqlx::query(sql::GROUPS_OF_USER_SEQ)
                     .bind(known.seq)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
                 if let Some(first) = rows.first()
                     && first.try_get::<i64, _>(0)? == graph.version()
@@ -72,7 +85,7 @@ impl PgStore {
             let rows = sqlx::query(sql::USER_GROUPS)
                 .bind(uid.as_deref())
                 .bind(pg_text(user.key).as_ref())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
             // The versions and the user are on every row: read them from the first.
             if let Some(first) = rows.first()
@@ -99,7 +112,7 @@ impl PgStore {
             .bind(pg_text(group.key).as_ref())
             .bind(uid.as_deref())
             .bind(pg_text(user.key).as_ref())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
         let version: i64 = row.try_get(3)?;
         if graph.is_none_or(|g| g.version() != version) {
