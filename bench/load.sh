@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark (issue 8): seeds a directory, starts gatehouse (release build, SQLite),
-# and measures with wrk at a fixed concurrency:
+# Load benchmark (issues 8, 20): seeds a directory, starts gatehouse (release build, on
+# SQLite or PostgreSQL), and measures with wrk at a fixed concurrency:
 #   GET /health (the baseline), HEAD nested membership check, PUT add user to group,
 #   GET a user, the first page of users, and token issuance.
 # Prints requests/s, p50, p99, each throughput as a ratio to the baseline, and the
@@ -8,11 +8,25 @@
 #
 #   bash bench/load.sh            # 100k users, 10k groups, 1M memberships, chains 20 deep
 #   USER_COUNT=1000000 bash bench/load.sh
+#   BACKEND=postgres bash bench/load.sh   # PostgreSQL at $PG_BASE (trust auth): a fresh
+#                                         # database gatehouse_load, dropped at the end
+#
+# On PostgreSQL the run also measures what the database itself serves on this machine,
+# before the server starts: pgbench -S (one indexed read per transaction) and pgbench -N
+# (a small write transaction each), both -c 32 -j 2 -M prepared for DURATION seconds on a
+# scratch database initialised with -s 10, and prints the check's and the add's
+# throughput as ratios to those.
 #
 # Knobs (environment): USER_COUNT, GROUP_COUNT, PER_USER (memberships per user), DEPTH,
 # DURATION (wrk seconds per case), WARMUP (unmeasured seconds before each), CONNECTIONS,
-# THREADS.
+# THREADS, BACKEND (sqlite or postgres), PG_BASE (postgres://user@host:port, without a
+# database; default postgres://postgres@127.0.0.1:5432), POOL_SIZE (the server's
+# --database-pool-size on PostgreSQL; default the server's), BIN (a gatehouse binary to
+# run instead of building this tree's).
 set -euo pipefail
+
+BACKEND=${BACKEND:-sqlite}
+PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 
 USER_COUNT=${USER_COUNT:-100000}
 GROUP_COUNT=${GROUP_COUNT:-10000}
@@ -27,8 +41,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)" >&2; apt-get install -y wrk >/dev/null; }
 
-cargo build --release --manifest-path "$root/Cargo.toml" >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/gatehouse"
+if [[ -n "${BIN:-}" ]]; then
+  bin="$BIN" # a binary built elsewhere (another commit, for a before-and-after)
+else
+  cargo build --release --manifest-path "$root/Cargo.toml" >&2
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/gatehouse"
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-load.XXXXXX")"
 server=""
@@ -40,20 +58,48 @@ cleanup() {
     cp "$work/server.log" "$kept" && echo "a case had non-2xx answers; server log: $kept" >&2
   fi
   rm -rf "$work"
+  if [[ "$BACKEND" == postgres ]]; then
+    dropdb --if-exists --maintenance-db="$PG_BASE/postgres" gatehouse_load 2>/dev/null || true
+    dropdb --if-exists --maintenance-db="$PG_BASE/postgres" gatehouse_pgbench 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-db="sqlite://$work/load.db"
 password='Load-Admin-42'
+pool_flag=()
+case "$BACKEND" in
+  sqlite) db="sqlite://$work/load.db" ;;
+  postgres)
+    command -v pgbench >/dev/null || { echo "pgbench (postgresql-client) is needed" >&2; exit 1; }
+    db="$PG_BASE/gatehouse_load"
+    [[ -n "${POOL_SIZE:-}" ]] && pool_flag=(--database-pool-size "$POOL_SIZE")
+    dropdb --if-exists --maintenance-db="$PG_BASE/postgres" gatehouse_load
+    createdb --maintenance-db="$PG_BASE/postgres" gatehouse_load
+    # The database's own limits on this machine, measured before gatehouse runs.
+    dropdb --if-exists --maintenance-db="$PG_BASE/postgres" gatehouse_pgbench
+    createdb --maintenance-db="$PG_BASE/postgres" gatehouse_pgbench
+    pgbench -i -s 10 -q "$PG_BASE/gatehouse_pgbench" >/dev/null 2>&1
+    pgbench_tps() { # pgbench's mode flag
+      sync
+      pgbench "$1" -c "$CONNECTIONS" -j "$THREADS" -M prepared -T "$DURATION" "$PG_BASE/gatehouse_pgbench" 2>/dev/null |
+        awk '/^tps = / {print $3; exit}'
+    }
+    pgbench_read=$(pgbench_tps -S)
+    pgbench_write=$(pgbench_tps -N)
+    dropdb --maintenance-db="$PG_BASE/postgres" gatehouse_pgbench
+    echo "pgbench -S: $pgbench_read tps, pgbench -N: $pgbench_write tps" >&2
+    ;;
+  *) echo "BACKEND must be sqlite or postgres" >&2; exit 1 ;;
+esac
 
 echo "generating $USER_COUNT users, $GROUP_COUNT groups, $((USER_COUNT * PER_USER)) memberships, chains $DEPTH deep" >&2
 python3 "$here/seed.py" "$work" "$USER_COUNT" "$GROUP_COUNT" "$PER_USER" "$DEPTH" \
   "$(( (DURATION + 6) * 50000 ))"
 
 GATEHOUSE_ADMIN_PASSWORD="$password" RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" \
-  --database "$db" --login-rate-per-ip 0 --login-rate-per-user 0 2>"$work/server.log" &
+  --database "$db" "${pool_flag[@]}" --login-rate-per-ip 0 --login-rate-per-user 0 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 100); do curl -sf "$base/ready" >/dev/null && break; sleep 0.1; done
 curl -sf "$base/ready" >/dev/null
@@ -61,6 +107,13 @@ curl -sf "$base/ready" >/dev/null
 t0=$(date +%s)
 "$bin" import "$work/seed.jsonl" --database "$db" --quiet >&2
 echo "imported in $(( $(date +%s) - t0 )) s" >&2
+if [[ "$BACKEND" == postgres ]]; then
+  # Planner statistics and the visibility map for the tables just filled, as
+  # autovacuum would have them within a minute or so on a server that has been up
+  # (it may be off on a test server): without statistics the plans are chosen for
+  # empty tables, and without the visibility map an index-only scan reads the table.
+  psql -q "$db" -c "VACUUM ANALYZE"
+fi
 
 token=$(curl -s "$base/authenticate/connect/token" -d grant_type=contensis_classic \
   -d username=admin --data-urlencode "password=$password" |
@@ -91,16 +144,23 @@ run "GET first page of users" list_users.lua
 run "POST token (argon2id)" token.lua
 
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
-wal_bytes=$(stat -c %s "$work/load.db-wal" 2>/dev/null || echo 0)
-python3 - "$work/results.tsv" "$peak_kb" "$USER_COUNT" "$CONNECTIONS" "$wal_bytes" <<'PY'
+wal_bytes=$(stat -c %s "$work/load.db-wal" 2>/dev/null || echo 0) # SQLite only
+python3 - "$work/results.tsv" "$peak_kb" "$USER_COUNT" "$CONNECTIONS" "$wal_bytes" \
+  "$BACKEND" "${pgbench_read:-}" "${pgbench_write:-}" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 base = float(rows[0][1]) or 1.0
-print(f"\n{sys.argv[3]} users, {sys.argv[4]} connections, wrk on the same machine\n")
+backend, pg_read, pg_write = sys.argv[6], sys.argv[7], sys.argv[8]
+print(f"\n{backend}: {sys.argv[3]} users, {sys.argv[4]} connections, wrk on the same machine\n")
 print(f"| {'case':<32} | {'req/s':>9} | {'p50':>9} | {'p99':>9} | {'vs baseline':>11} |")
 print(f"|{'-'*34}|{'-'*11}|{'-'*11}|{'-'*11}|{'-'*13}|")
 for label, rps, p50, p99 in rows:
     print(f"| {label:<32} | {float(rps):>9.0f} | {p50:>9} | {p99:>9} | {float(rps)/base:>10.1%} |")
 print(f"\nserver peak memory (VmHWM): {int(sys.argv[2]) / 1024:.0f} MiB")
-print(f"WAL file at the end: {int(sys.argv[5]) / 1048576:.0f} MiB")
+if backend == "sqlite":
+    print(f"WAL file at the end: {int(sys.argv[5]) / 1048576:.0f} MiB")
+else:
+    check, add = float(rows[1][1]), float(rows[2][1])  # the check's and the add's rows
+    print(f"pgbench -S (read):  {float(pg_read or 0):>9.0f} tps; check / pgbench -S = {check / (float(pg_read or 0) or 1):.2f}")
+    print(f"pgbench -N (write): {float(pg_write or 0):>9.0f} tps; add / pgbench -N   = {add / (float(pg_write or 0) or 1):.2f}")
 PY

@@ -9,7 +9,9 @@
 
 pub mod audit;
 pub mod filter_sql;
+mod group_graph;
 mod import_match;
+mod name_cache;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -677,19 +679,7 @@ pub trait Store: Send + Sync + 'static {
         user: Named<'_, UserId>,
         event: &Event,
     ) -> StoreResult<MemberCheck> {
-        let (group, user) = self.resolve_named(group, user).await?;
-        let member = match (group, user) {
-            (Some(g), Some(u)) => {
-                self.add_members(g, &[u], &event.clone().group(g)).await?;
-                true
-            }
-            _ => false,
-        };
-        Ok(MemberCheck {
-            group,
-            user,
-            member,
-        })
+        add_member_resolving(self, group, user, event).await
     }
 
     /// Removes a direct member. `Ok(false)` when the user was not a direct member.
@@ -886,4 +876,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending deliveries and when the oldest was queued.
     async fn outbox_depth(&self) -> StoreResult<(i64, Option<Millis>, i64)>;
+}
+
+/// [`Store::add_member_named`] as two calls: [`Store::resolve_named`], then
+/// [`Store::add_members`] in a transaction of its own.
+async fn add_member_resolving<S: Store + ?Sized>(
+    store: &S,
+    group: Named<'_, GroupId>,
+    user: Named<'_, UserId>,
+    event: &Event,
+) -> StoreResult<MemberCheck> {
+    let (group, user) = store.resolve_named(group, user).await?;
+    let member = match (group, user) {
+        (Some(g), Some(u)) => {
+            store.add_members(g, &[u], &event.clone().group(g)).await?;
+            true
+        }
+        _ => false,
+    };
+    Ok(MemberCheck {
+        group,
+        user,
+        member,
+    })
 }

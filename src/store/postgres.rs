@@ -64,27 +64,35 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
+mod batch_writer;
 mod executor;
+mod lane;
+mod member_check;
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
+use self::batch_writer::{AddWriter, Outcome};
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
+use self::lane::Lane;
 use super::audit::{self, Attempt, AuditFilter};
 use super::filter_sql::Dialect;
 use super::filter_sql::SqlValue;
+use super::group_graph::GraphCache;
+use super::name_cache::NameCache;
 use super::sql::{self, ListSql};
 use super::transactions;
 use super::tx::Tx as _;
 use super::{
-    GroupScope, ImportBatch, ImportStats, ListQuery, Page, PageRequest, PasswordAttempt, PoolStats,
-    RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError, StoreResult, StoredKey,
-    UserScope,
+    GroupScope, ImportBatch, ImportStats, ListQuery, MemberCheck, Named, Page, PageRequest,
+    PasswordAttempt, PoolStats, RefreshToken, RefreshUse, Settled, StateChange, Store, StoreError,
+    StoreResult, StoredKey, UserScope,
 };
 use crate::clock::Millis;
 use crate::domain::api_key::ApiKey;
@@ -104,7 +112,21 @@ pub struct PgStore {
     pool: PgPool,
     /// The second key of every advisory lock: a hash of the schema the store lives in.
     scope: i32,
+    /// The group graph the membership check answers from (`postgres/member_check.rs`).
+    graph: Arc<GraphCache>,
+    /// Which user each name a check asked for named (`store/name_cache.rs`).
+    names: Arc<NameCache>,
+    /// The grouped adds (`postgres/batch_writer.rs`), started on the first add.
+    adds: Arc<OnceLock<AddWriter>>,
+    /// The connections of the checks and the grouped adds (`postgres/lane.rs`): half of
+    /// the pool size, taken from it.
+    lane: Arc<Lane>,
 }
+
+/// A pooled connection idle longer than this is pinged before it is handed out; one used
+/// more recently is handed out as it is (a ping is a round trip of its own, as long as
+/// a membership check's).
+pub(super) const PING_IDLE: Duration = Duration::from_secs(10);
 
 impl PgStore {
     /// Connects to `url` (`postgres://` or `postgresql://`, libpq-style parameters such
@@ -114,13 +136,24 @@ impl PgStore {
         Self::open_with_pool_size(url, DEFAULT_POOL_SIZE).await
     }
 
-    /// Like [`PgStore::open`] with at most `pool_size` connections (at least 1).
+    /// Like [`PgStore::open`] with at most `pool_size` connections (at least 2): half
+    /// for the membership checks and the grouped adds, half for everything else.
     pub async fn open_with_pool_size(url: &str, pool_size: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
+        let lane_size = (pool_size / 2).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(pool_size.max(1))
+            .max_connections(pool_size.saturating_sub(lane_size).max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options.clone())
             .await?;
         // sqlx holds a database-wide advisory lock while it migrates, so nodes starting
         // together apply each migration once.
@@ -132,6 +165,10 @@ impl PgStore {
         Ok(Self {
             pool,
             scope: lock_key(schema.as_deref().unwrap_or("")),
+            graph: Arc::default(),
+            names: Arc::default(),
+            adds: Arc::default(),
+            lane: Arc::new(Lane::new(options, lane_size)),
         })
     }
 
@@ -247,6 +284,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.lane.close().await;
         self.pool.close().await;
     }
 
@@ -505,6 +543,33 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar_with(&text, bind_all(&params)?)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn check_member(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> StoreResult<MemberCheck> {
+        self.check_member_here(group, user).await
+    }
+
+    async fn add_member_named(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+        event: &Event,
+    ) -> StoreResult<MemberCheck> {
+        let adds = self
+            .adds
+            .get_or_init(|| AddWriter::start(&self.lane, batch_writer::WORKERS));
+        match adds
+            .add((group.id, group.key), (user.id, user.key), event)
+            .await
+        {
+            Outcome::Done(found) => Ok(found),
+            // Alone, as the trait's default makes it: resolve, then one transaction.
+            Outcome::Alone => super::add_member_resolving(self, group, user, event).await,
+        }
     }
 
     async fn add_children(

@@ -287,7 +287,7 @@ pub(crate) const IS_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM group_members m 
     JOIN groups mg ON mg.seq = m.group_seq JOIN group_closure c ON c.descendant_id = mg.id \
     WHERE m.user_seq = (SELECT seq FROM users WHERE id = $1) AND c.ancestor_id = $2)";
 
-/// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
+/// Both stores. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
 /// `$4` user key: the group and user they name (id first), whether the user is in the
 /// group through the closure, and the graph's version. One row; NULL where nothing is
 /// named.
@@ -302,7 +302,7 @@ pub(crate) const MEMBER_CHECK: &str = "SELECT g.id, u.id, EXISTS (SELECT 1 FROM 
     COALESCE((SELECT seq FROM users WHERE id = $3), \
     (SELECT user_seq FROM user_identifiers WHERE key = $4)) AS seq) AS u";
 
-/// SQLite only. `$1` user id (or NULL), `$2` username or email key: the graph's
+/// Both stores. `$1` user id (or NULL), `$2` username or email key: the graph's
 /// version and the names' (`graph_version.n`, `.names`), then the user's id and integer
 /// key (by id first, else by name) and the integer key of each of their direct groups.
 /// One row with no group when they have none; one row of NULLs but the versions when
@@ -316,7 +316,7 @@ pub(crate) const USER_GROUPS: &str = "SELECT v.n, v.names, COALESCE(u.id, i.user
     LEFT JOIN group_members m ON m.user_seq = COALESCE(u.seq, i.user_seq) \
     WHERE v.id = 1";
 
-/// SQLite only. `$1` a user's integer key: the graph's version and the names', then the
+/// Both stores. `$1` a user's integer key: the graph's version and the names', then the
 /// integer key of each of the user's direct groups (one row with no group when none).
 pub(crate) const GROUPS_OF_USER_SEQ: &str = "SELECT v.n, v.names, m.group_seq \
     FROM graph_version v LEFT JOIN group_members m ON m.user_seq = $1 WHERE v.id = 1";

@@ -15,7 +15,9 @@ use gatehouse::clock::Millis;
 use gatehouse::domain::group::{Group, GroupType};
 use gatehouse::domain::ids::{GroupId, SYSTEM_ADMINISTRATORS_ID, UserId};
 use gatehouse::domain::user::{Provider, User};
-use gatehouse::store::{RefreshToken, RefreshUse, StateChange, Store, StoreError};
+use gatehouse::store::{
+    MemberCheck, Named, RefreshToken, RefreshUse, StateChange, Store, StoreError,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -470,6 +472,58 @@ async fn a_user_suspended_through_one_node_is_refused_by_the_other_within_two_se
 }
 
 #[tokio::test]
+async fn a_membership_changed_through_one_node_is_the_others_next_answer() {
+    let c = Cluster::start().await;
+    c.create_user(&c.a, "checked").await;
+    c.create_group(&c.a, "Outer").await;
+    c.create_group(&c.a, "Inner").await;
+    let path = |p: &str| format!("/api/security/groups/{p}");
+    c.send(
+        &c.a,
+        Method::PUT,
+        &path("Outer/groups/Inner"),
+        &c.admin,
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let checked = path("Outer/users/checked");
+    let head = || c.send(&c.b, Method::HEAD, &checked, &c.admin, None);
+    for round in 0..3 {
+        // B's caches warm (graph and name read after its first checks), then A changes.
+        for _ in 0..10 {
+            head().await.expect(StatusCode::NOT_FOUND);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.send(
+            &c.a,
+            Method::PUT,
+            &path("Inner/users/checked"),
+            &c.admin,
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+        head().await.expect(StatusCode::NO_CONTENT);
+        for _ in 0..10 {
+            head().await.expect(StatusCode::NO_CONTENT);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.send(
+            &c.a,
+            Method::DELETE,
+            &path("Inner/users/checked"),
+            &c.admin,
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+        let r = head().await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "round {round}: {}", r.text);
+    }
+}
+
+#[tokio::test]
 async fn racing_removals_of_the_last_two_admins_through_two_nodes_leave_one() {
     let c = Cluster::start().await;
     c.create_user(&c.a, "admin2").await;
@@ -754,6 +808,210 @@ async fn two_stores_spending_one_refresh_token_spend_it_once() {
             "round {round}"
         );
     }
+}
+
+// ---- what each node keeps in memory for checks, attacked from the other node ----
+
+/// A check of `user` in `group`, both named by name (lower-case ASCII: their own keys),
+/// as `HEAD /groups/{group}/users/{user}` asks the store.
+async fn check(s: &Arc<dyn Store>, group: &str, user: &str) -> MemberCheck {
+    s.check_member(named(group), named(user)).await.unwrap()
+}
+
+/// A row named by its key alone.
+fn named<Id>(key: &str) -> Named<'_, Id> {
+    Named { id: None, key }
+}
+
+/// Checks until the store has read the graph and remembered the name (its caches are
+/// filled in the background after the first check), asserting every answer.
+async fn warm(s: &Arc<dyn Store>, group: &str, user: &str, member: bool) {
+    for _ in 0..20 {
+        assert_eq!(
+            check(s, group, user).await.member,
+            member,
+            "{group} / {user}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_check_on_one_store_never_answers_from_a_cache_the_other_made_stale() {
+    let (s1, s2, _dir) = two_stores().await;
+    let [top, mid] = ["top", "mid"].map(new_group);
+    for g in [&top, &mid] {
+        s1.create_group(g, ev()).await.unwrap();
+    }
+    s1.add_children(top.id, &[mid.id], ev()).await.unwrap();
+    let ann = new_user("ann");
+    s1.create_user(&ann, &[], ev()).await.unwrap();
+    let added = s1
+        .add_member_named(named("mid"), named("ann"), ev())
+        .await
+        .unwrap();
+    assert_eq!(
+        (added.group, added.user, added.member),
+        (Some(mid.id), Some(ann.id), true)
+    );
+
+    // Each change on store 1 is answered by store 2's very next check, caches warm.
+    warm(&s2, "top", "ann", true).await;
+    assert!(
+        s1.remove_member(mid.id, ann.id, 2, ev()).await.unwrap(),
+        "removed"
+    );
+    assert!(!check(&s2, "top", "ann").await.member, "membership removed");
+    warm(&s2, "top", "ann", false).await;
+    s1.add_member_named(named("mid"), named("ann"), ev())
+        .await
+        .unwrap();
+    assert!(check(&s2, "top", "ann").await.member, "membership added");
+
+    warm(&s2, "top", "ann", true).await;
+    assert!(s1.remove_child(top.id, mid.id, 2, ev()).await.unwrap());
+    assert!(!check(&s2, "top", "ann").await.member, "child link removed");
+    warm(&s2, "top", "ann", false).await;
+    s1.add_children(top.id, &[mid.id], ev()).await.unwrap();
+    assert!(check(&s2, "top", "ann").await.member, "child link added");
+
+    // A renamed group answers to its new name only.
+    warm(&s2, "top", "ann", true).await;
+    let renamed = Group {
+        name: "summit".into(),
+        ..top.clone()
+    };
+    s1.update_group(&renamed, ev()).await.unwrap();
+    assert_eq!(check(&s2, "top", "ann").await.group, None, "old group name");
+    let found = check(&s2, "summit", "ann").await;
+    assert_eq!((found.group, found.member), (Some(top.id), true));
+
+    // A renamed user: the old name names nobody, then someone else.
+    warm(&s2, "summit", "ann", true).await;
+    let before = s1.get_user(ann.id).await.unwrap().unwrap();
+    let after = User {
+        username: "anna".into(),
+        email: "anna@example.com".into(),
+        ..before.clone()
+    };
+    s1.update_user_profile(&before, &after, ev()).await.unwrap();
+    assert_eq!(check(&s2, "summit", "ann").await.user, None, "old username");
+    assert_eq!(check(&s2, "summit", "anna").await.user, Some(ann.id));
+    warm(&s2, "summit", "anna", true).await;
+    let impostor = new_user("ann");
+    s1.create_user(&impostor, &[], ev()).await.unwrap();
+    let found = check(&s2, "summit", "ann").await;
+    assert_eq!((found.user, found.member), (Some(impostor.id), false));
+
+    // A deleted user, a deleted group.
+    warm(&s2, "summit", "anna", true).await;
+    assert!(s1.delete_user(ann.id, 2, ev()).await.unwrap());
+    assert_eq!(
+        check(&s2, "summit", "anna").await.user,
+        None,
+        "user deleted"
+    );
+    s1.add_member_named(named("mid"), named("ann"), ev())
+        .await
+        .unwrap();
+    warm(&s2, "summit", "ann", true).await;
+    assert!(s1.delete_group(mid.id, 2, ev()).await.unwrap());
+    let found = check(&s2, "summit", "ann").await;
+    assert_eq!(
+        (found.group, found.member),
+        (Some(top.id), false),
+        "the group it came through is gone"
+    );
+    assert_eq!(check(&s2, "mid", "ann").await.group, None, "group deleted");
+}
+
+#[tokio::test]
+async fn adds_racing_on_two_stores_each_make_one_membership_and_one_event() {
+    let (s1, s2, _dir) = two_stores().await;
+    let groups: Vec<Group> = (0..4).map(|i| new_group(&format!("g{i}"))).collect();
+    let users: Vec<User> = (0..12).map(|i| new_user(&format!("u{i}"))).collect();
+    for g in &groups {
+        s1.create_group(g, ev()).await.unwrap();
+    }
+    for u in &users {
+        s1.create_user(u, &[], ev()).await.unwrap();
+    }
+    let added = gatehouse::domain::audit::EventType::MemberAdded;
+    let event = gatehouse::domain::audit::Event::new(
+        added,
+        gatehouse::domain::audit::Actor::cli(),
+        Default::default(),
+        5,
+    );
+    // Every pair twice on each store, all at once, and adds naming nobody among them.
+    let mut calls = Vec::new();
+    for round in 0..2 {
+        for (gi, g) in groups.iter().enumerate() {
+            for (ui, u) in users.iter().enumerate() {
+                for s in [&s1, &s2] {
+                    let (s, event) = (s.clone(), event.clone());
+                    let (gname, uname) = (g.name.clone(), u.username.clone());
+                    let by_id = (gi + ui + round) % 2 == 0;
+                    let (gid, uid) = (by_id.then_some(g.id), by_id.then_some(u.id));
+                    calls.push(tokio::spawn(async move {
+                        s.add_member_named(
+                            Named {
+                                id: gid,
+                                key: &gname,
+                            },
+                            Named {
+                                id: uid,
+                                key: &uname,
+                            },
+                            &event,
+                        )
+                        .await
+                    }));
+                }
+            }
+            let s = if round == 0 { s1.clone() } else { s2.clone() };
+            let event = event.clone();
+            calls.push(tokio::spawn(async move {
+                s.add_member_named(
+                    Named {
+                        id: None,
+                        key: "nobody",
+                    },
+                    Named {
+                        id: None,
+                        key: "u1",
+                    },
+                    &event,
+                )
+                .await
+            }));
+        }
+    }
+    let mut answered = 0;
+    for call in calls {
+        let found = call.await.unwrap().unwrap();
+        match found.group {
+            Some(_) => assert!(found.member && found.user.is_some(), "{found:?}"),
+            None => assert!(!found.member, "{found:?}"),
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 2 * 4 * (12 * 2 + 1));
+    for g in &groups {
+        for u in &users {
+            assert!(s2.is_member(u.id, &[g.id]).await.unwrap());
+        }
+    }
+    let events = s1.audit_after(0, 0, 10_000).await.unwrap();
+    let adds: Vec<_> = events.iter().filter(|e| e.kind == added.as_str()).collect();
+    assert_eq!(adds.len(), 4 * 12, "one event per membership made");
+    let mut pairs: Vec<_> = adds
+        .iter()
+        .map(|e| (e.group_id.clone(), e.user_id.clone()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 4 * 12, "each about its own pair");
 }
 
 /// An audit event for store calls made directly by these tests (as the operator).

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use rusqlite::Connection;
+
 use super::SqliteStore;
-use super::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
 use crate::domain::ids::{GroupId, UserId};
+use crate::store::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
 use crate::store::sql;
 use crate::store::{MemberCheck, Named, StoreError, StoreResult};
 
@@ -17,27 +19,13 @@ impl SqliteStore {
     /// Reads the group graph again in the background, unless the graph held is already
     /// the one at `version` (another check reloaded it meanwhile) or a reload is running.
     fn reload_graph(&self, version: i64) {
-        if self.graph.get().is_some_and(|g| g.version() == version) || !self.graph.begin_load() {
+        if !self.graph.begin_reload(version) {
             return;
         }
         let (readers, cache) = (Arc::clone(&self.direct), Arc::clone(&self.graph));
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match readers.scan(|c| GroupGraph::load(c, MAX_CLOSURE_ROWS)) {
-                Ok(graph) => {
-                    tracing::debug!(
-                        version = graph.version(),
-                        kept = graph.kept(),
-                        took = ?started.elapsed(),
-                        "group graph read"
-                    );
-                    cache.finish_load(graph);
-                }
-                Err(e) => {
-                    cache.abandon_load();
-                    tracing::warn!(error = %e, "reading the group graph failed");
-                }
-            }
+            cache.settle_load(readers.scan(|c| load_graph(c, MAX_CLOSURE_ROWS)), started);
         });
     }
 
@@ -132,6 +120,36 @@ impl SqliteStore {
     }
 }
 
+/// Reads the whole graph in one read transaction (not kept when it has more than
+/// `max_closure` closure rows).
+fn load_graph(conn: &Connection, max_closure: i64) -> StoreResult<GroupGraph> {
+    conn.execute_batch("BEGIN")?;
+    let read = read_graph(conn, max_closure);
+    conn.execute_batch("COMMIT")?;
+    read
+}
+
+fn read_graph(conn: &Connection, max_closure: i64) -> StoreResult<GroupGraph> {
+    let version: i64 =
+        conn.query_row("SELECT n FROM graph_version WHERE id = 1", [], |r| r.get(0))?;
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM group_closure", [], |r| r.get(0))?;
+    if rows > max_closure {
+        return Ok(GroupGraph::not_kept(version));
+    }
+    let mut graph = GroupGraph::builder(version);
+    let mut groups = conn.prepare("SELECT id, name_key, seq FROM groups")?;
+    let mut found = groups.query([])?;
+    while let Some(row) = found.next()? {
+        graph.group(row.get(0)?, row.get(1)?, row.get(2)?);
+    }
+    let mut pairs = conn.prepare("SELECT ancestor_id, descendant_id FROM group_closure")?;
+    let mut found = pairs.query([])?;
+    while let Some(row) = found.next()? {
+        graph.closure_row(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+    }
+    Ok(graph.finish())
+}
+
 /// Whether the direct group in column `col` of `row` (an integer key, NULL for none) is
 /// `group` or lies below it in `graph`.
 fn lies_under(
@@ -160,4 +178,56 @@ fn any_row_under(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::GroupId;
+
+    /// The tables the graph is read from, as the migrations make them (no triggers).
+    fn database(groups: &[(GroupId, &str)], closure: &[(GroupId, GroupId)]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE groups (id TEXT PRIMARY KEY, name_key TEXT NOT NULL UNIQUE, \
+             seq INTEGER UNIQUE); \
+             CREATE TABLE group_closure (ancestor_id TEXT, descendant_id TEXT); \
+             CREATE TABLE graph_version (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); \
+             INSERT INTO graph_version VALUES (1, 7);",
+        )
+        .unwrap();
+        for (seq, (id, key)) in (1..).zip(groups) {
+            conn.execute(
+                "INSERT INTO groups VALUES (?1, ?2, ?3)",
+                (id.to_string(), key, seq),
+            )
+            .unwrap();
+        }
+        for (a, d) in closure {
+            conn.execute(
+                "INSERT INTO group_closure VALUES (?1, ?2)",
+                (a.to_string(), d.to_string()),
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn the_graph_read_from_the_tables_answers_and_one_past_the_limit_is_not_kept() {
+        let (a, b) = (GroupId::new(), GroupId::new());
+        let conn = database(&[(a, "a"), (b, "b")], &[(a, a), (b, b), (a, b)]);
+        let graph = load_graph(&conn, 3).unwrap();
+        assert!(graph.kept());
+        assert_eq!(graph.version(), 7);
+        let top = graph.resolve(None, "a").unwrap();
+        assert!(graph.is_under(top, 2), "b (seq 2) lies below a");
+        let graph = load_graph(&conn, 2).unwrap();
+        assert!(!graph.kept());
+        assert_eq!(
+            graph.version(),
+            7,
+            "the version it was read at, all the same"
+        );
+    }
 }

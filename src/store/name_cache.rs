@@ -1,13 +1,13 @@
-//! Which user a username or email named, remembered by the SQLite store for the
-//! membership check.
+//! Which user a username or email named, remembered by either store for the membership
+//! check.
 //!
 //! A check by name costs a descent of `user_identifiers` (13 MB at 100,000 users, more
 //! than a lookup connection's cache holds beside the membership index) before the
 //! user's groups. Remembering the answer leaves one descent, but only while it is
-//! still right. Migration 0006 keeps a counter, `graph_version.names`, that every
-//! change which can make a name stop naming its user bumps (an identifier row deleted
-//! or changed, a user deleted), by triggers, so it holds for every process writing the
-//! file (an import, an admin command). A remembered answer carries the counter it was
+//! still right. A counter, `graph_version.names` (SQLite's migration 0006,
+//! PostgreSQL's 0004), is bumped by triggers on every change which can make a name stop
+//! naming its user (an identifier row deleted or changed, a user deleted), so it holds
+//! for every process and node writing the database (an import, an admin command). A remembered answer carries the counter it was
 //! read under, and the check reads the counter again in the same statement as the
 //! groups: if they differ, it asks the database again. New names do not bump it: only
 //! names that were found are remembered.
@@ -22,17 +22,17 @@ const CAPACITY: usize = 65_536;
 
 /// What a name resolved to, and under which `graph_version.names`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Remembered {
+pub(crate) struct Remembered {
     /// The user's integer key (`users.seq`).
-    pub(super) seq: i64,
-    pub(super) id: UserId,
+    pub(crate) seq: i64,
+    pub(crate) id: UserId,
     /// The counter the answer was read under.
-    pub(super) version: i64,
+    pub(crate) version: i64,
 }
 
 /// Name keys (folded with `name_key`) to the user they named.
 #[derive(Debug, Default)]
-pub(super) struct NameCache {
+pub(crate) struct NameCache {
     inner: Mutex<Inner>,
 }
 
@@ -45,7 +45,7 @@ struct Inner {
 
 impl NameCache {
     /// The user `key` named when last asked, if remembered.
-    pub(super) fn get(&self, key: &str) -> Option<Remembered> {
+    pub(crate) fn get(&self, key: &str) -> Option<Remembered> {
         let inner = self.lock();
         inner.users.get(key).map(|&(seq, id)| Remembered {
             seq,
@@ -57,7 +57,7 @@ impl NameCache {
     /// Remembers that `key` named the user (`seq`, `id`) in a read that saw the counter
     /// at `version`. A newer counter forgets everything remembered under an older one;
     /// an answer read under an older counter than the cache's is dropped.
-    pub(super) fn remember(&self, key: &str, version: i64, seq: i64, id: UserId) {
+    pub(crate) fn remember(&self, key: &str, version: i64, seq: i64, id: UserId) {
         let mut inner = self.lock();
         if version < inner.version {
             return;

@@ -1,0 +1,271 @@
+//! Grouped membership adds on PostgreSQL: the adds a node receives at once share one
+//! statement, and so one transaction and one commit.
+//!
+//! `PUT /groups/{group}/users/{user}` alone costs a transaction of several round trips
+//! (resolve the names, `BEGIN`, insert, record the event, queue it for webhooks,
+//! `COMMIT`) and a WAL flush of its own. Here a few workers each take every add waiting
+//! in the node's queue (up to [`MAX_BATCH`]) and run [`ADD_BATCH`] once for all of
+//! them: one statement, in its own implicit transaction, that resolves each add's group
+//! and user (by id, else by name key, as `Store::resolve_named` does), inserts the new
+//! memberships (`ON CONFLICT DO NOTHING`: an existing one is left as it is), records an
+//! audit event for each membership it inserted and queues those events for subscribed
+//! webhooks. The commit is durable before any add of the batch is answered
+//! (`synchronous_commit` is left on); while one worker's batch commits, the next worker
+//! gathers the adds that arrived meanwhile.
+//!
+//! Adds need no advisory lock: they cannot make a cycle or take an administrator away.
+//! Uniqueness is the primary key's, whichever node inserts. The statement inserts in key
+//! order, so two nodes' batches wait on each other in one order; a deadlock or
+//! serialization failure all the same is retried.
+//!
+//! A batch that fails otherwise (a user deleted by another node between the
+//! statement's snapshot and its insert fails the foreign key, for instance) answers
+//! every add of it with [`Outcome::Alone`]: each is then made again on its own, in its
+//! own transaction (`PgStore::add_member_named`), so one failing add never fails the
+//! others, as a savepoint per change would.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::Row;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::executor::{pg_text, retrying};
+use super::lane::Lane;
+use crate::domain::audit::Event;
+use crate::domain::ids::{GroupId, UserId};
+use crate::store::{MemberCheck, StoreResult};
+
+/// Adds in one statement at most.
+const MAX_BATCH: usize = 256;
+
+/// Workers per node: how many batches may be in flight at once (each holds one lane
+/// connection, `lane.rs`, while its statement runs). Two let one batch run while the other's commit
+/// waits for its WAL flush; four measured no better (BENCHMARKS.md).
+pub(super) const WORKERS: usize = 2;
+
+/// One statement for a batch of adds. Arrays of one element per add, `$1` its position
+/// in the batch; `$2`-`$5` the group's id (or NULL) and name key and the user's; `$6`-
+/// `$15` its event (time, type, actor, key, summary, origin). Returns each add's
+/// position with the group and user it resolved to (NULL where none).
+const ADD_BATCH: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::text[], \
+    $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], \
+    $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
+    AS t(ord, gid, gkey, uid, ukey, at, event_type, actor_type, actor_id, actor_name, \
+    key_id, key_name, summary, request_id, client_addr)), \
+    resolved AS (SELECT i.ord, COALESCE(ga.id, gb.id) AS group_id, \
+    COALESCE(ga.seq, gb.seq) AS group_seq, COALESCE(ga.name, gb.name) AS group_name, \
+    COALESCE(u.id, n.user_id) AS user_id, \
+    COALESCE(u.seq, n.user_seq) AS user_seq FROM input i \
+    LEFT JOIN groups ga ON ga.id = i.gid \
+    LEFT JOIN groups gb ON ga.id IS NULL AND gb.name_key = i.gkey \
+    LEFT JOIN users u ON u.id = i.uid \
+    LEFT JOIN user_identifiers n ON u.seq IS NULL AND n.key = i.ukey), \
+    added AS (INSERT INTO group_members (group_seq, user_seq) \
+    SELECT group_seq, user_seq FROM resolved \
+    WHERE group_seq IS NOT NULL AND user_seq IS NOT NULL ORDER BY group_seq, user_seq \
+    ON CONFLICT DO NOTHING RETURNING group_seq, user_seq), \
+    first_asks AS (SELECT DISTINCT ON (r.group_seq, r.user_seq) r.ord, r.group_id, \
+    r.group_name, r.user_id, r.user_seq \
+    FROM resolved r JOIN added a ON a.group_seq = r.group_seq AND a.user_seq = r.user_seq \
+    ORDER BY r.group_seq, r.user_seq, r.ord), \
+    events AS (INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, \
+    target_user_id, target_user_name, target_group_id, target_group_name, target_key_id, \
+    target_key_name, summary, request_id, client_addr) \
+    SELECT i.at, i.event_type, i.actor_type, i.actor_id, i.actor_name, f.user_id, \
+    (SELECT username FROM users WHERE seq = f.user_seq), f.group_id, f.group_name, \
+    i.key_id, i.key_name, i.summary, \
+    i.request_id, i.client_addr FROM first_asks f JOIN input i ON i.ord = f.ord \
+    ORDER BY f.ord RETURNING seq, at, event_type), \
+    queued AS (INSERT INTO webhook_outbox (webhook_id, event_seq, created, next_attempt) \
+    SELECT s.webhook_id, e.seq, e.at, e.at FROM events e \
+    JOIN webhook_subscriptions s ON s.event_type IN (e.event_type, '*') \
+    JOIN webhooks w ON w.id = s.webhook_id WHERE w.enabled) \
+    SELECT ord, group_id, user_id FROM resolved";
+
+/// How a grouped add ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Committed (or, with a group or user missing, nothing to do).
+    Done(MemberCheck),
+    /// The batch failed as a whole: make this add again on its own.
+    Alone,
+}
+
+/// One add waiting for its batch.
+struct Pending {
+    group_id: Option<String>,
+    group_key: String,
+    user_id: Option<String>,
+    user_key: String,
+    event: Event,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The node's queue of adds and the workers that commit them (module documentation).
+#[derive(Debug)]
+pub(super) struct AddWriter {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl AddWriter {
+    /// Starts `workers` tasks on the current runtime; they end when the writer is
+    /// dropped and the queue is empty.
+    pub(super) fn start(lane: &Arc<Lane>, workers: usize) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..workers.max(1) {
+            tokio::spawn(run(Arc::clone(lane), Arc::clone(&jobs)));
+        }
+        Self { queue }
+    }
+
+    /// Adds the user to the group (each named by id, else by folded name key) in the
+    /// next batch, recording `event` (its target completed with both) if the membership
+    /// is new; answers once the batch has committed.
+    pub(super) async fn add(
+        &self,
+        group: (Option<GroupId>, &str),
+        user: (Option<UserId>, &str),
+        event: &Event,
+    ) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            group_id: group.0.map(|g| g.to_string()),
+            group_key: pg_text(group.1).into_owned(),
+            user_id: user.0.map(|u| u.to_string()),
+            user_key: pg_text(user.1).into_owned(),
+            event: event.clone(),
+            reply,
+        };
+        if self.queue.send(pending).is_err() {
+            return Outcome::Alone;
+        }
+        // A worker that went away (its runtime shut down) leaves the add to be made alone.
+        answer.await.unwrap_or(Outcome::Alone)
+    }
+}
+
+async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    loop {
+        let batch = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        match retrying(|| add_batch(&lane, &batch)).await {
+            Ok(found) => {
+                for (pending, check) in batch.into_iter().zip(found) {
+                    // The request may have gone away: the add stands anyway.
+                    let _ = pending.reply.send(Outcome::Done(check));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, adds = batch.len(), "a batch of adds failed; each is made alone");
+                for pending in batch {
+                    let _ = pending.reply.send(Outcome::Alone);
+                }
+            }
+        }
+    }
+}
+
+/// Runs [`ADD_BATCH`] for `batch`: what each add found, in the batch's order.
+async fn add_batch(lane: &Lane, batch: &[Pending]) -> StoreResult<Vec<MemberCheck>> {
+    let n = batch.len();
+    let mut ord = Vec::with_capacity(n);
+    let (mut gid, mut gkey, mut uid, mut ukey) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut at, mut kind, mut actor_type, mut actor_id, mut actor_name) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut key_id, mut key_name, mut summary, mut request_id, mut client_addr) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let text = |s: &Option<String>| s.as_deref().map(|s| pg_text(s).into_owned());
+    for (i, p) in (0_i64..).zip(batch) {
+        let e = &p.event;
+        ord.push(i);
+        gid.push(p.group_id.clone());
+        gkey.push(p.group_key.clone());
+        uid.push(p.user_id.clone());
+        ukey.push(p.user_key.clone());
+        at.push(e.at);
+        kind.push(e.kind.as_str().to_owned());
+        actor_type.push(e.actor.kind.as_str().to_owned());
+        actor_id.push(e.actor.id.map(|u| u.to_string()));
+        actor_name.push(text(&e.actor.name));
+        key_id.push(text(&e.target.key));
+        key_name.push(text(&e.target.key_name));
+        summary.push(pg_text(&Value::Object(e.summary.clone()).to_string()).into_owned());
+        request_id.push(text(&e.origin.request_id));
+        client_addr.push(text(&e.origin.client_addr));
+    }
+    let rows = sqlx::query(ADD_BATCH)
+        .bind(&ord)
+        .bind(&gid)
+        .bind(&gkey)
+        .bind(&uid)
+        .bind(&ukey)
+        .bind(&at)
+        .bind(&kind)
+        .bind(&actor_type)
+        .bind(&actor_id)
+        .bind(&actor_name)
+        .bind(&key_id)
+        .bind(&key_name)
+        .bind(&summary)
+        .bind(&request_id)
+        .bind(&client_addr);
+    let mut taken = lane.take().await?;
+    let rows = rows.fetch_all(&mut taken.conn).await?;
+    lane.put(taken);
+    let mut found = vec![
+        MemberCheck {
+            group: None,
+            user: None,
+            member: false,
+        };
+        n
+    ];
+    for row in rows {
+        let i: i64 = row.try_get(0)?;
+        let group = row
+            .try_get::<Option<String>, _>(1)?
+            .as_deref()
+            .and_then(GroupId::parse);
+        let user = row
+            .try_get::<Option<String>, _>(2)?
+            .as_deref()
+            .and_then(UserId::parse);
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| found.get_mut(i)) {
+            *slot = MemberCheck {
+                group,
+                user,
+                member: group.is_some() && user.is_some(),
+            };
+        }
+    }
+    Ok(found)
+}
