@@ -241,17 +241,9 @@ async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match read_body(body) {
         Ok(body) => body,
-        Err(e) => {
-            let status = e.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "The request body is larger than 1 MiB."
-            } else {
-                "The request body could not be read."
-            };
-            return no_store(ApiError::new(status, message).into_response());
-        }
+        Err(refused) => return *refused,
     };
     if !super::content_type::is_form(&headers) {
         tracing::info!(
@@ -334,17 +326,9 @@ async fn revocation(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match read_body(body) {
         Ok(body) => body,
-        Err(e) => {
-            let status = e.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "The request body is larger than 1 MiB."
-            } else {
-                "The request body could not be read."
-            };
-            return no_store(ApiError::new(status, message).into_response());
-        }
+        Err(refused) => return *refused,
     };
     if !super::content_type::is_form(&headers) {
         return no_store(oauth_error(
@@ -370,6 +354,20 @@ async fn revocation(
         }
         Err(e) => no_store(ApiError::from(e).into_response()),
     }
+}
+
+/// The body of a token-endpoint request, or the `no-store` answer to one that could not
+/// be read (too large: 413).
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Response>> {
+    body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "The request body is larger than 1 MiB."
+        } else {
+            "The request body could not be read."
+        };
+        Box::new(no_store(ApiError::new(status, message).into_response()))
+    })
 }
 
 /// A 400 in the token endpoint's RFC 6749 §5.2 shape.
