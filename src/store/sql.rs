@@ -322,15 +322,18 @@ pub(crate) const GROUPS_OF_USER_SEQ: &str = "SELECT v.n, v.names, m.group_seq \
     FROM graph_version v LEFT JOIN group_members m ON m.user_seq = $1 WHERE v.id = 1";
 
 /// SQLite only. `$1` group id (or NULL), `$2` group name key, `$3` user id (or NULL),
-/// `$4` user key: the group's id and integer key and the user's (by id first, else by
-/// name). One row; NULLs where nothing is named.
+/// `$4` user key: the group's id, integer key and name and the user's id, integer key
+/// and username (by id first, else by name), the names for the add's audit record. One
+/// row; NULLs where nothing is named.
 pub(crate) const RESOLVE_GROUP_AND_USER: &str = "SELECT COALESCE(ga.id, gb.id), \
-    COALESCE(ga.seq, gb.seq), COALESCE(u.id, i.user_id), COALESCE(u.seq, i.user_seq) \
+    COALESCE(ga.seq, gb.seq), COALESCE(ga.name, gb.name), COALESCE(u.id, i.user_id), \
+    COALESCE(u.seq, i.user_seq), COALESCE(u.username, n.username) \
     FROM (SELECT 1) AS one \
     LEFT JOIN groups ga ON ga.id = $1 \
     LEFT JOIN groups gb ON ga.id IS NULL AND gb.name_key = $2 \
     LEFT JOIN users u ON u.id = $3 \
-    LEFT JOIN user_identifiers i ON u.seq IS NULL AND i.key = $4";
+    LEFT JOIN user_identifiers i ON u.seq IS NULL AND i.key = $4 \
+    LEFT JOIN users n ON u.seq IS NULL AND n.seq = i.user_seq";
 
 /// SQLite only. `$1` group's integer key, `$2` user's: the direct membership, left as it
 /// is if it exists.

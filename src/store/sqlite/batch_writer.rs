@@ -17,6 +17,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::audit_index::AuditIndexer;
 use super::checkpoint::{Checkpointer, WAL_SIZE_LIMIT, restart};
 use super::readers::BUSY_TIMEOUT;
 use crate::store::{StoreError, StoreResult};
@@ -24,10 +25,30 @@ use crate::store::{StoreError, StoreResult};
 /// Changes committed together at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
 
+/// The transaction of a batch, as its changes see it.
+pub(super) struct Batch<'c> {
+    conn: &'c Connection,
+    /// Whether an enabled webhook endpoint exists (read once, at the batch's start):
+    /// if not, events need no outbox rows.
+    pub(super) webhooks: bool,
+}
+
+impl std::ops::Deref for Batch<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// Whether the database has an enabled webhook endpoint (asked in the batch's
+/// transaction, so no endpoint can appear before it commits).
+const ANY_WEBHOOK: &str = "SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled)";
+
 /// One change of a batch: runs inside the batch's transaction, answers after the commit.
 trait Job: Send {
     /// Runs the change; `false` if it failed (its savepoint is rolled back).
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, batch: &Batch<'_>) -> bool;
     /// Answers the request: the change's result, or the commit's failure.
     fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>);
 }
@@ -41,11 +62,11 @@ struct Change<R, F> {
 impl<R, F> Job for Change<R, F>
 where
     R: Send,
-    F: FnOnce(&Connection) -> StoreResult<R> + Send,
+    F: FnOnce(&Batch<'_>) -> StoreResult<R> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, batch: &Batch<'_>) -> bool {
         let work = self.work.take().expect("a change runs once");
-        let result = work(conn);
+        let result = work(batch);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -89,6 +110,10 @@ impl BatchWriter {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        // A change's savepoint copies each page it touches first into a statement
+        // journal, which spilled to a temporary file past 64 KiB of a batch: two system
+        // calls per page. Kept in memory, it is a copy.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(32);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let wrote = Arc::new(AtomicBool::new(false));
@@ -136,7 +161,7 @@ impl BatchWriter {
     pub(super) async fn write<R, F>(&self, work: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        F: FnOnce(&Batch<'_>) -> StoreResult<R> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Change {
@@ -174,23 +199,23 @@ fn run_batches(
     wrote: &AtomicBool,
     restart_wanted: &AtomicBool,
 ) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut indexer = AuditIndexer::new();
+    loop {
+        let first = match jobs.recv_timeout(indexer.wait()) {
+            Ok(first) => Some(first),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(first) = first {
+            run_batch(conn, jobs, first, wrote);
+        }
+        // Between batches, after answering: see `audit_index`.
+        match indexer.tick(conn) {
+            Ok(true) => wrote.store(true, Ordering::Release),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing the audit trail failed; the next pass retries")
             }
-        }
-        let committed = commit_batch(conn, &mut batch);
-        if committed.is_ok() {
-            wrote.store(true, Ordering::Release);
-        }
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, changes = batch.len(), "a batch of changes failed to commit");
-        }
-        for job in batch {
-            job.answer(committed.as_ref().map(|_| ()));
         }
         // Between batches, after answering: see `checkpoint`.
         if restart_wanted.swap(false, Ordering::AcqRel) {
@@ -201,14 +226,45 @@ fn run_batches(
     }
 }
 
+/// Takes `first` and every change waiting behind it (up to [`MAX_BATCH`]), commits them
+/// together and answers each.
+fn run_batch(
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    first: Box<dyn Job>,
+    wrote: &AtomicBool,
+) {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    let committed = commit_batch(conn, &mut batch);
+    if committed.is_ok() {
+        wrote.store(true, Ordering::Release);
+    }
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, changes = batch.len(), "a batch of changes failed to commit");
+    }
+    for job in batch {
+        job.answer(committed.as_ref().map(|_| ()));
+    }
+}
+
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let ran = (|| {
         // Prepared once: `execute_batch` would parse each of them for every change.
         let step = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
+        let webhooks = conn
+            .prepare_cached(ANY_WEBHOOK)?
+            .query_row([], |r| r.get(0))?;
+        let tx = Batch { conn, webhooks };
         for job in batch.iter_mut() {
             step("SAVEPOINT change")?;
-            if !job.run(conn) {
+            if !job.run(&tx) {
                 step("ROLLBACK TO change")?;
             }
             step("RELEASE change")?;

@@ -18,6 +18,7 @@
 //!
 //! Row mapping and binding for rusqlite: `rows.rs`.
 
+mod audit_index;
 mod batch_writer;
 mod checkpoint;
 mod executor;
@@ -101,6 +102,13 @@ pub enum Workload {
 
 /// The writer's page cache for a bulk load, in KiB.
 const BULK_CACHE_KIB: i64 = 256 * 1024;
+
+/// What the add's resolving statement reads: the group's id, key and name, and the
+/// user's.
+type Resolved = (
+    (Option<String>, Option<i64>, Option<String>),
+    (Option<String>, Option<i64>, Option<String>),
+);
 
 /// WAL pages after which a bulk load's commit checkpoints: a page that every batch
 /// changes (an index's upper levels, the full-text index) is copied once per 256 MiB of
@@ -444,11 +452,16 @@ impl Store for SqliteStore {
         let event = event.clone();
         self.batch
             .write(move |c| {
-                let (g, gseq, u, useq): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
-                    c.prepare_cached(sql::RESOLVE_GROUP_AND_USER)?
-                        .query_row(rusqlite::params![gid, gkey, uid, ukey], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                        })?;
+                let resolved: Resolved = c.prepare_cached(sql::RESOLVE_GROUP_AND_USER)?.query_row(
+                    rusqlite::params![gid, gkey, uid, ukey],
+                    |r| {
+                        Ok((
+                            (r.get(0)?, r.get(1)?, r.get(2)?),
+                            (r.get(3)?, r.get(4)?, r.get(5)?),
+                        ))
+                    },
+                )?;
+                let ((g, gseq, gname), (u, useq, uname)) = resolved;
                 let group = g.as_deref().and_then(GroupId::parse);
                 let user = u.as_deref().and_then(UserId::parse);
                 let member = match (gseq, useq, group, user) {
@@ -458,7 +471,15 @@ impl Store for SqliteStore {
                             .execute([gs, us])?;
                         if added > 0 {
                             let event = event.group(g).user(u);
-                            run_now(audit::record(&mut Direct(c), &event))?;
+                            let (uname, gname) =
+                                (uname.unwrap_or_default(), gname.unwrap_or_default());
+                            let names = (uname.as_str(), gname.as_str());
+                            run_now(audit::record_named(
+                                &mut Direct(c),
+                                &event,
+                                names,
+                                c.webhooks,
+                            ))?;
                         }
                         true
                     }

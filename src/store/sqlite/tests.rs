@@ -355,3 +355,113 @@ async fn close_joins_the_background_threads_and_later_writes_fail() {
         (Some(staff.id), Some(user.id), true)
     );
 }
+
+/// The seqs of the events about `target`, as the audit list finds them.
+async fn events_about(store: &SqliteStore, target: &str) -> Vec<i64> {
+    let filter = AuditFilter {
+        target_ids: vec![target.to_owned()],
+        ..AuditFilter::default()
+    };
+    let ctx = crate::store::filter_sql::Ctx {
+        now_ms: 0,
+        current_user_id: String::new(),
+    };
+    let query = ListQuery::page(
+        crate::domain::page::PageRequest {
+            index: 0,
+            size: 500,
+        },
+        ctx,
+    );
+    let page = store.list_audit(&filter, &query).await.unwrap();
+    page.items.iter().map(|r| r.seq).collect()
+}
+
+/// Events about users and groups are found by target whether or not an index pass has
+/// reached them: the pass's part and the newer events never miss or repeat one, a pass
+/// indexes exactly what it says it did, and retention takes the index's rows along.
+#[tokio::test]
+async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
+    use crate::domain::audit::{Actor, Event, EventType, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let (staff, ops) = (GroupId::new(), GroupId::new());
+    let about = [(ann, staff), (bob, staff), (ann, ops), (bob, ops)];
+    // What each target's events should be: (target, seq), built as events are recorded.
+    let mut expected: Vec<(String, i64)> = Vec::new();
+    let newest = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT MAX(seq) FROM audit_events", [], |r| r.get(0))
+            .unwrap()
+    };
+    let index = rusqlite::Connection::open(&path).unwrap();
+    index.busy_timeout(Duration::from_secs(5)).unwrap();
+    for round in 0..4 {
+        for (i, (user, group)) in about.iter().enumerate() {
+            let at = i64::try_from(round * 10 + i).unwrap();
+            let event = Event::new(EventType::MemberAdded, Actor::cli(), Origin::default(), at)
+                .user(*user)
+                .group(*group);
+            store.record_event(&event).await.unwrap();
+            let seq = newest(&index);
+            expected.push((user.to_string(), seq));
+            expected.push((group.to_string(), seq));
+        }
+        // An event about neither: found by no target.
+        let other = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 99);
+        store.record_event(&other).await.unwrap();
+        if round % 2 == 0 {
+            // Index everything so far; the next round's events are (mostly) newer.
+            while super::audit_index::pass(&index).unwrap() {}
+            let (indexed, rows): (i64, i64) = index
+                .query_row(
+                    "SELECT (SELECT seq FROM audit_indexed), (SELECT COUNT(*) FROM audit_targets)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(indexed, newest(&index), "the pass reached the newest event");
+            assert_eq!(
+                rows,
+                i64::try_from(expected.len()).unwrap(),
+                "one row per target"
+            );
+        }
+        for target in [
+            ann.to_string(),
+            bob.to_string(),
+            staff.to_string(),
+            ops.to_string(),
+        ] {
+            let mut want: Vec<i64> = expected
+                .iter()
+                .filter(|(t, _)| *t == target)
+                .map(|(_, s)| *s)
+                .collect();
+            want.reverse(); // newest first
+            assert_eq!(
+                events_about(&store, &target).await,
+                want,
+                "round {round}: {target}"
+            );
+        }
+    }
+
+    // Retention removes events and their index rows together.
+    while super::audit_index::pass(&index).unwrap() {}
+    let pruned = store.prune_audit(20, 1000).await.unwrap();
+    assert_eq!(pruned, 2 * 4, "rounds 0 and 1 (at < 20)");
+    let dangling: i64 = index
+        .query_row(
+            "SELECT COUNT(*) FROM audit_targets t WHERE NOT EXISTS \
+             (SELECT 1 FROM audit_events a WHERE a.seq = t.seq)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dangling, 0);
+    assert_eq!(events_about(&store, &ann.to_string()).await.len(), 4);
+}

@@ -1,0 +1,102 @@
+//! The audit trail's per-target lookup (`audit_targets`, migration 0008), filled by the
+//! batch writer's thread between batches rather than by each event's insert.
+//!
+//! An event about a membership names a user and a group by random UUIDs; two indexes on
+//! those columns dirtied two random leaves per event, which halved the rate of adds.
+//! A pass here takes every event recorded since the last pass (up to [`MAX_PASS`]),
+//! sorted by target, so a leaf that receives many entries is written once. Lookups
+//! never wait for a pass: they read `audit_targets` up to `audit_indexed.seq` and scan
+//! the events after it (`store::audit::list_sql`).
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+/// How often a pass runs while events arrive: the events a lookup scans are at most
+/// about this old (plus one pass).
+pub(super) const PASS_EVERY: Duration = Duration::from_millis(500);
+
+/// Events one pass indexes at most: bounds the time it holds the write lock (a backlog,
+/// such as the events recorded before migration 0008, takes several passes).
+const MAX_PASS: i64 = 50_000;
+
+/// How far the passes have come, and the newest event.
+const PENDING: &str = "SELECT (SELECT seq FROM audit_indexed WHERE only = 1), \
+    (SELECT MAX(seq) FROM audit_events)";
+
+/// `$1` < seq <= `$2`: the events' targets, sorted.
+const INDEX: &str = "INSERT INTO audit_targets (target, seq) \
+    SELECT target, seq FROM ( \
+    SELECT target_user_id AS target, seq FROM audit_events \
+    WHERE seq > $1 AND seq <= $2 AND target_user_id IS NOT NULL \
+    UNION ALL SELECT target_group_id, seq FROM audit_events \
+    WHERE seq > $1 AND seq <= $2 AND target_group_id IS NOT NULL) \
+    ORDER BY target, seq";
+
+const ADVANCE: &str = "UPDATE audit_indexed SET seq = $1 WHERE only = 1";
+
+/// When the last pass ran.
+#[derive(Debug)]
+pub(super) struct AuditIndexer {
+    last: Instant,
+}
+
+impl AuditIndexer {
+    pub(super) fn new() -> Self {
+        Self {
+            last: Instant::now(),
+        }
+    }
+
+    /// How long until the next pass is due.
+    pub(super) fn wait(&self) -> Duration {
+        PASS_EVERY.saturating_sub(self.last.elapsed())
+    }
+
+    /// Runs a pass if one is due; `Ok(true)` if it wrote.
+    pub(super) fn tick(&mut self, conn: &Connection) -> rusqlite::Result<bool> {
+        if self.last.elapsed() < PASS_EVERY {
+            return Ok(false);
+        }
+        self.last = Instant::now();
+        pass(conn)
+    }
+}
+
+/// Indexes the events recorded since the last pass (up to [`MAX_PASS`]) in a transaction
+/// of its own; `Ok(false)` if there were none (checked without the write lock first).
+pub(super) fn pass(conn: &Connection) -> rusqlite::Result<bool> {
+    if pending(conn)?.is_none() {
+        return Ok(false);
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let ran = (|| {
+        // Read again under the write lock: another process's writer may have run a pass.
+        let Some((from, to)) = pending(conn)? else {
+            return Ok(false);
+        };
+        conn.prepare_cached(INDEX)?.execute([from, to])?;
+        conn.prepare_cached(ADVANCE)?.execute([to])?;
+        Ok(true)
+    })();
+    match ran {
+        Ok(wrote) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(wrote)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The range of events the next pass indexes, if any.
+fn pending(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    let (from, newest): (i64, Option<i64>) = conn
+        .prepare_cached(PENDING)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(newest
+        .filter(|&newest| newest > from)
+        .map(|newest| (from, newest.min(from + MAX_PASS))))
+}
