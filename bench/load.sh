@@ -19,7 +19,8 @@
 #
 # Knobs (environment): USER_COUNT, GROUP_COUNT, PER_USER (memberships per user), DEPTH,
 # DURATION (wrk seconds per case), WARMUP (unmeasured seconds before each), CONNECTIONS,
-# THREADS, BACKEND (sqlite or postgres), PG_BASE (postgres://user@host:port, without a
+# THREADS, CASES (which cases after the baseline, comma-separated; default
+# check,add,user,list,token), BACKEND (sqlite or postgres), PG_BASE (postgres://user@host:port, without a
 # database; default postgres://postgres@127.0.0.1:5432), POOL_SIZE (the server's
 # --database-pool-size on PostgreSQL; default the server's), BIN (a gatehouse binary to
 # run instead of building this tree's).
@@ -36,6 +37,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
+CASES=${CASES:-check,add,user,list,token}
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -136,12 +138,33 @@ run() { # label, lua script
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$here/$2" "$base" >"$work/$2.out" 2>&1 || true
   python3 "$here/wrk_summary.py" "$1" "$work/$2.out" >>"$work/results.tsv"
 }
+wanted() { [[ ",$CASES," == *",$1,"* ]]; }
+# CPU time (clock ticks) of the server's threads whose name starts with $1.
+thread_ticks() {
+  local total=0 t
+  for t in /proc/"$server"/task/*; do
+    if [[ "$(cat "$t/comm" 2>/dev/null)" == "$1"* ]]; then
+      total=$((total + $(awk '{print $14 + $15}' "$t/stat")))
+    fi
+  done
+  echo "$total"
+}
 run "GET /health (baseline)" health.lua
-run "HEAD nested membership check" member_check.lua
-WARMUP=0 run "PUT add user to group" add_member.lua # no warm-up: it would spend adds
-run "GET a user" get_user.lua
-run "GET first page of users" list_users.lua
-run "POST token (argon2id)" token.lua
+wanted check && run "HEAD nested membership check" member_check.lua
+if wanted add; then
+  # The group-commit writer's CPU per add (SQLite): the figure that moves least with
+  # the machine's load, for before-and-after comparisons of the add's write path.
+  writer0=$(thread_ticks gatehouse-batch)
+  WARMUP=0 run "PUT add user to group" add_member.lua # no warm-up: it would spend adds
+  writer1=$(thread_ticks gatehouse-batch)
+  if [[ "$BACKEND" == sqlite ]]; then
+    adds=$(awk -F'\t' 'END {print $2}' "$work/results.tsv")
+    python3 -c "import os; print(f'batch writer CPU per add: {($writer1 - $writer0) * 1e6 / os.sysconf(\"SC_CLK_TCK\") / ($adds * $DURATION):.1f} us')" >"$work/writer.txt"
+  fi
+fi
+wanted user && run "GET a user" get_user.lua
+wanted list && run "GET first page of users" list_users.lua
+wanted token && run "POST token (argon2id)" token.lua
 
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 wal_bytes=$(stat -c %s "$work/load.db-wal" 2>/dev/null || echo 0) # SQLite only
@@ -160,7 +183,10 @@ print(f"\nserver peak memory (VmHWM): {int(sys.argv[2]) / 1024:.0f} MiB")
 if backend == "sqlite":
     print(f"WAL file at the end: {int(sys.argv[5]) / 1048576:.0f} MiB")
 else:
-    check, add = float(rows[1][1]), float(rows[2][1])  # the check's and the add's rows
+    by_label = {label: float(rps) for label, rps, _, _ in rows}
+    check = by_label.get("HEAD nested membership check", 0.0)
+    add = by_label.get("PUT add user to group", 0.0)
     print(f"pgbench -S (read):  {float(pg_read or 0):>9.0f} tps; check / pgbench -S = {check / (float(pg_read or 0) or 1):.2f}")
     print(f"pgbench -N (write): {float(pg_write or 0):>9.0f} tps; add / pgbench -N   = {add / (float(pg_write or 0) or 1):.2f}")
 PY
+cat "$work/writer.txt" 2>/dev/null || true
