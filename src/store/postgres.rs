@@ -65,6 +65,7 @@
 //! schemas of one database never wait on each other.
 
 mod batch_writer;
+mod check_batch;
 mod executor;
 mod lane;
 mod member_check;
@@ -79,6 +80,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
 use self::batch_writer::{AddWriter, Outcome};
+use self::check_batch::CheckBatcher;
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
 use self::lane::Lane;
 use super::audit::{self, Attempt, AuditFilter};
@@ -118,6 +120,8 @@ pub struct PgStore {
     names: Arc<NameCache>,
     /// The grouped adds (`postgres/batch_writer.rs`), started on the first add.
     adds: Arc<OnceLock<AddWriter>>,
+    /// The grouped warm checks (`postgres/check_batch.rs`), started on the first.
+    checks: Arc<OnceLock<CheckBatcher>>,
     /// The connections of the checks and the grouped adds (`postgres/lane.rs`): half of
     /// the pool size, taken from it.
     lane: Arc<Lane>,
@@ -168,6 +172,7 @@ impl PgStore {
             graph: Arc::default(),
             names: Arc::default(),
             adds: Arc::default(),
+            checks: Arc::default(),
             lane: Arc::new(Lane::new(options, lane_size)),
         })
     }
