@@ -284,6 +284,17 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// Its checks begin no transaction. A warm check waits for a batch whose statement
+    /// runs in a worker task of its own (`check_batch.rs`): dropping it drops only its
+    /// answer's receiver. The other tiers run on a lane connection, which is put back
+    /// only after its statement succeeded and closed when dropped (`lane.rs`). The
+    /// caller's authentication reads are single statements on the pool, and sqlx pings
+    /// every pooled connection as it comes back, which waits for a dropped statement's
+    /// end (or closes the connection) before the connection is used again.
+    fn checks_are_cancel_safe(&self) -> bool {
+        true
+    }
+
     fn pool_stats(&self) -> Vec<PoolStats> {
         vec![super::pool_stats("main", &self.pool)]
     }
