@@ -310,31 +310,41 @@ mod tests {
             ))
     }
 
+    /// Whether the handler runs in a task of its own, in a header (HEAD answers have no
+    /// body).
+    fn in_task() -> [(&'static str, String); 1] {
+        [("x-in-task", tokio::task::try_id().is_some().to_string())]
+    }
+
+    #[utoipa::path(head, path = "/api/security/groups/{group}/users/{user}", responses((status = 200)))]
+    async fn check_head() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
+    #[utoipa::path(put, path = "/api/security/groups/{group}/users/{user}", responses((status = 200)))]
+    async fn check_put() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
+    #[utoipa::path(get, path = "/api/security/users/{user}", responses((status = 200)))]
+    async fn user_get() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
     /// Where reads run in tasks of their own (PostgreSQL), the membership check alone
     /// runs in place when the store says its checks are safe to drop; writes never do.
     #[tokio::test]
     async fn only_the_membership_check_runs_in_place_where_reads_are_detached() {
-        // Each answer says whether its handler ran in a task of its own (in a header:
-        // HEAD answers have no body).
-        let in_task = || async {
-            let spawned = tokio::task::try_id().is_some().to_string();
-            [("x-in-task", spawned)]
-        };
         let app = |detach_checks| {
-            Router::new()
-                .route(
-                    "/api/security/groups/{group}/users/{user}",
-                    axum::routing::head(in_task).put(in_task),
-                )
-                .route(
-                    "/api/security/users/{user}",
-                    axum::routing::get(in_task).head(in_task),
-                )
-                .layer(axum::middleware::from_fn_with_state(
-                    Deadline::new(Duration::from_secs(10), true, MAX_DETACHED)
-                        .detaching_checks(detach_checks),
-                    deadline,
-                ))
+            let (routes, _) = utoipa_axum::router::OpenApiRouter::new()
+                .routes(utoipa_axum::routes!(check_head, check_put))
+                .routes(utoipa_axum::routes!(user_get))
+                .split_for_parts();
+            routes.layer(axum::middleware::from_fn_with_state(
+                Deadline::new(Duration::from_secs(10), true, MAX_DETACHED)
+                    .detaching_checks(detach_checks),
+                deadline,
+            ))
         };
         let check = "/api/security/groups/g/users/u";
         let user = "/api/security/users/u";
