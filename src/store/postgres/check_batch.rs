@@ -5,10 +5,10 @@
 //! `member_check.rs`) needs only the user's direct groups and the two counters of
 //! `graph_version`. Alone, that is a statement of its own: a round trip, a wake-up of
 //! the database backend and of the node's task, and a protocol exchange that costs the
-//! database about what `pgbench -S`'s one-row read does (BENCHMARKS.md). Here a few
-//! workers each take every check waiting in the node's queue (up to [`MAX_BATCH`]) and
-//! run [`GROUPS_OF_USERS`] once for all of them: one row per check, its user's direct
-//! groups as one array.
+//! database about what `pgbench -S`'s one-row read does (BENCHMARKS.md). Here a worker
+//! takes every check waiting in the node's queue (up to [`MAX_BATCH`]) and runs
+//! [`GROUPS_OF_USERS`] once for all of them: one row per check, its user's direct groups
+//! as one array.
 //!
 //! What a check answers is unchanged. The statement reads the counters and every
 //! check's groups from one snapshot, so each check still compares the counters read
@@ -35,9 +35,12 @@ use crate::store::StoreResult;
 const MAX_BATCH: usize = 256;
 
 /// Workers per node: how many batches may be in flight at once (each holds one lane
-/// connection while its statement runs). While one batch's statement runs, the next
-/// worker gathers the checks that arrive meanwhile.
-pub(super) const WORKERS: usize = 2;
+/// connection while its statement runs). With one, the checks that arrive while a
+/// batch's statement runs all wait for the next: under load the batches grow rather
+/// than multiply. Measured under the load benchmark's checks (BENCHMARKS.md), one
+/// worker cost the database 15-19 µs of CPU per check, two 25-34 µs, four 49-50 µs,
+/// and one gave the most checks a second.
+pub(super) const WORKERS: usize = 1;
 
 /// `$1` users' integer keys: for each (by its 1-based position, `ord`), the graph's and
 /// the names' versions (`graph_version.n`, `.names`) and the integer keys of the user's
