@@ -42,12 +42,21 @@ const MAX_BATCH: usize = 256;
 /// and one gave the most checks a second.
 pub(super) const WORKERS: usize = 1;
 
-/// `$1` users' integer keys: for each (by its 1-based position, `ord`), the graph's and
-/// the names' versions (`graph_version.n`, `.names`) and the integer keys of the user's
-/// direct groups (an empty array for none). One row per key; one snapshot for all.
-const GROUPS_OF_USERS: &str = "SELECT q.ord, v.n, v.names, \
-    ARRAY(SELECT m.group_seq FROM group_members m WHERE m.user_seq = q.seq) \
-    FROM graph_version v CROSS JOIN unnest($1::int8[]) WITH ORDINALITY AS q(seq, ord) \
+/// Arrays of one element per check: `$1` the user's integer key when the check knows it
+/// (NULL otherwise), `$2` the user's id (or NULL) and `$3` their username or email key,
+/// by which the others are found (by id first, else by name). For each check (by its
+/// 1-based position, `ord`): the graph's and the names' versions (`graph_version.n`,
+/// `.names`), the user's id and integer key as found by id or name (NULL for a check by
+/// integer key, or for no such user) and the integer keys of the user's direct groups
+/// (an empty array for none). One row per check; one snapshot for all.
+const GROUPS_OF_USERS: &str = "SELECT q.ord, v.n, v.names, COALESCE(u.id, i.user_id), \
+    COALESCE(u.seq, i.user_seq), \
+    ARRAY(SELECT m.group_seq FROM group_members m \
+    WHERE m.user_seq = COALESCE(q.seq, u.seq, i.user_seq)) \
+    FROM graph_version v \
+    CROSS JOIN unnest($1::int8[], $2::text[], $3::text[]) WITH ORDINALITY AS q(seq, uid, ukey, ord) \
+    LEFT JOIN users u ON q.seq IS NULL AND u.id = q.uid \
+    LEFT JOIN user_identifiers i ON q.seq IS NULL AND u.seq IS NULL AND i.key = q.ukey \
     WHERE v.id = 1";
 
 /// What the database held for one check's user, in the batch's snapshot.
@@ -57,13 +66,24 @@ pub(super) struct UserGroups {
     pub(super) graph: i64,
     /// `graph_version.names`.
     pub(super) names: i64,
+    /// For a check by id or name: the user's id and integer key, if there is one.
+    pub(super) found: Option<(String, i64)>,
     /// The integer keys of the user's direct groups.
     pub(super) groups: Vec<i64>,
 }
 
+/// Whom a check asks about.
+#[derive(Debug)]
+pub(super) enum Asked {
+    /// A user whose integer key is known.
+    Seq(i64),
+    /// A user by id (if the segment is one), else by username or email key.
+    Named { id: Option<String>, key: String },
+}
+
 /// One check waiting for its batch.
 struct Pending {
-    seq: i64,
+    asked: Asked,
     reply: oneshot::Sender<Option<UserGroups>>,
 }
 
@@ -86,12 +106,12 @@ impl CheckBatcher {
         Self { queue }
     }
 
-    /// The direct groups of the user whose integer key is `seq`, with the counters, read
-    /// by the next batch's statement; `None` when that statement failed (or the workers
-    /// are gone, their runtime shut down): ask the database alone then.
-    pub(super) async fn groups_of(&self, seq: i64) -> Option<UserGroups> {
+    /// The direct groups of the user `asked` names, with the counters, read by the next
+    /// batch's statement; `None` when that statement failed (or the workers are gone,
+    /// their runtime shut down): ask the database alone then.
+    pub(super) async fn groups_of(&self, asked: Asked) -> Option<UserGroups> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Pending { seq, reply }).ok()?;
+        self.queue.send(Pending { asked, reply }).ok()?;
         answer.await.ok().flatten()
     }
 }
@@ -132,10 +152,30 @@ async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>
 /// Runs [`GROUPS_OF_USERS`] for `batch`: each check's answer, in the batch's order
 /// (`None` for one the statement did not answer, which it always does).
 async fn groups_of_users(lane: &Lane, batch: &[Pending]) -> StoreResult<Vec<Option<UserGroups>>> {
-    let seqs: Vec<i64> = batch.iter().map(|p| p.seq).collect();
+    let (mut seqs, mut ids, mut keys) = (
+        Vec::with_capacity(batch.len()),
+        Vec::with_capacity(batch.len()),
+        Vec::with_capacity(batch.len()),
+    );
+    for p in batch {
+        match &p.asked {
+            Asked::Seq(seq) => {
+                seqs.push(Some(*seq));
+                ids.push(None);
+                keys.push(None);
+            }
+            Asked::Named { id, key } => {
+                seqs.push(None);
+                ids.push(id.as_deref());
+                keys.push(Some(key.as_str()));
+            }
+        }
+    }
     let mut taken = lane.take().await?;
     let rows = sqlx::query(GROUPS_OF_USERS)
         .bind(&seqs)
+        .bind(&ids)
+        .bind(&keys)
         .fetch_all(&mut taken.conn)
         .await?;
     lane.put(taken);
@@ -143,10 +183,13 @@ async fn groups_of_users(lane: &Lane, batch: &[Pending]) -> StoreResult<Vec<Opti
     for row in rows {
         let ord: i64 = row.try_get(0)?;
         if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| found.get_mut(i)) {
+            let id: Option<String> = row.try_get(3)?;
+            let seq: Option<i64> = row.try_get(4)?;
             *slot = Some(UserGroups {
                 graph: row.try_get(1)?,
                 names: row.try_get(2)?,
-                groups: row.try_get(3)?,
+                found: id.zip(seq),
+                groups: row.try_get(5)?,
             });
         }
     }

@@ -21,7 +21,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::PgStore;
-use super::check_batch::{self, CheckBatcher};
+use super::check_batch::{self, Asked, CheckBatcher};
 use super::executor::pg_text;
 use crate::domain::ids::{GroupId, UserId};
 use crate::store::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
@@ -59,37 +59,59 @@ impl PgStore {
         Ok(found)
     }
 
-    /// The warm tier: the graph held, and the user named by a name asked for before.
-    /// The user's groups alone, read in the next batch of checks (`check_batch.rs`) with
-    /// the counters, if no name has stopped naming its user and the graph is the one
-    /// held; `None` otherwise.
+    /// The tiers that answer from the graph held in memory, in a batch of checks
+    /// (`check_batch.rs`): a name asked for before needs only the user's groups, if no
+    /// name has stopped naming its user since; any other user is found by id or name in
+    /// the same statement (and the name remembered). `None` when the graph is not held,
+    /// or not the one the statement saw.
     async fn check_warm(
         &self,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
     ) -> Option<MemberCheck> {
         let graph = self.graph.get().filter(|g| g.kept())?;
-        if user.id.is_some() {
-            return None;
-        }
-        let known = self.names.get(user.key)?;
+        let known = user
+            .id
+            .is_none()
+            .then(|| self.names.get(user.key))
+            .flatten();
+        let asked = match &known {
+            Some(known) => Asked::Seq(known.seq),
+            None => Asked::Named {
+                id: user.id.map(|u| u.to_string()),
+                key: pg_text(user.key).into_owned(),
+            },
+        };
         let checks = self
             .checks
             .get_or_init(|| CheckBatcher::start(&self.lane, check_batch::WORKERS));
-        let found = checks.groups_of(known.seq).await?;
-        if found.graph != graph.version() || found.names != known.version {
+        let found = checks.groups_of(asked).await?;
+        if found.graph != graph.version() {
             return None;
         }
+        let id = match &known {
+            Some(known) if found.names == known.version => Some(known.id),
+            Some(_) => return None,
+            None => {
+                let (text, seq) = found.found.as_ref().map(|(t, s)| (t, *s)).unzip();
+                let id = text.and_then(|t| UserId::parse(t));
+                if let (Some(id), Some(seq), None) = (id, seq, user.id) {
+                    self.names.remember(user.key, found.names, seq, id);
+                }
+                id
+            }
+        };
         let resolved = graph.resolve(group.id, group.key);
         Some(MemberCheck {
             group: resolved.map(|g| g.id),
-            user: Some(known.id),
-            member: resolved.is_some_and(|group| {
-                found
-                    .groups
-                    .iter()
-                    .any(|&direct| graph.is_under(group, direct))
-            }),
+            user: id,
+            member: id.is_some()
+                && resolved.is_some_and(|group| {
+                    found
+                        .groups
+                        .iter()
+                        .any(|&direct| graph.is_under(group, direct))
+                }),
         })
     }
 
