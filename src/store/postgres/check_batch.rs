@@ -1,8 +1,8 @@
 //! Grouped membership checks on PostgreSQL: the warm checks a node receives at once
 //! share one statement, and so one round trip and one execution in the database.
 //!
-//! A warm check (the graph held in memory, the user's name remembered: see
-//! `member_check.rs`) needs only the user's direct groups and the two counters of
+//! A warm check (the graph held in memory: see `member_check.rs`) needs only the user
+//! (skipped when the name is remembered), their direct groups and the two counters of
 //! `graph_version`. Alone, that is a statement of its own: a round trip, a wake-up of
 //! the database backend and of the node's task, and a protocol exchange that costs the
 //! database about what `pgbench -S`'s one-row read does (BENCHMARKS.md). Here a worker

@@ -3,9 +3,9 @@
 //! held in memory (`store/group_graph.rs`), skipping the name lookup when the name was
 //! asked for before (`store/name_cache.rs`); else one statement that answers through
 //! the closure table, after which the graph is read again in the background. The same
-//! tiers as the SQLite store's (`sqlite/member_check.rs`). The warm tier (a name asked
-//! for before) shares its statement with the other warm checks waiting on the node
-//! (`check_batch.rs`); the others run on a lane connection (`lane.rs`), which goes back
+//! tiers as the SQLite store's (`sqlite/member_check.rs`). Once the graph is held, a
+//! check shares its statement with the other checks waiting on the node
+//! (`check_batch.rs`); the rest run on a lane connection (`lane.rs`), which goes back
 //! without the ping a pooled one costs.
 //!
 //! Across nodes: the counters are bumped by triggers in the transaction that changes the
