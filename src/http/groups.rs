@@ -300,6 +300,19 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The membership check's route, as matched under either prefix.
+const MEMBER_CHECK_ROUTE: &str = "/groups/{group}/users/{user}";
+
+/// Whether `req` is the membership check (`HEAD /groups/{group}/users/{user}`): the
+/// `deadline` middleware runs it in place where the store's checks are safe to drop.
+pub(super) fn is_member_check<B>(req: &axum::http::Request<B>) -> bool {
+    req.method() == axum::http::Method::HEAD
+        && req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|route| route.as_str().ends_with(MEMBER_CHECK_ROUTE))
+}
+
 /// Whether the user is a member, directly or through child groups.
 #[utoipa::path(
     head,

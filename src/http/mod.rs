@@ -59,6 +59,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::router().split_for_parts();
     let detach_reads = !state.reads_are_cancel_safe();
+    let detach_checks = !state.checks_are_cancel_safe();
     routes
         .merge(scim::router())
         .merge(console::router())
@@ -70,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(content_type::require_json))
         .layer(axum::middleware::from_fn_with_state(
-            Deadline::new(REQUEST_TIMEOUT, detach_reads, MAX_DETACHED),
+            Deadline::new(REQUEST_TIMEOUT, detach_reads, MAX_DETACHED)
+                .detaching_checks(detach_checks),
             deadline,
         ))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
@@ -123,6 +125,10 @@ struct Deadline {
     limit: Duration,
     /// Whether reads run in a task of their own too ([`deadline`]).
     detach_reads: bool,
+    /// Whether membership checks (`HEAD /groups/{group}/users/{user}`) do, when reads
+    /// do: not where the store's checks are safe to drop
+    /// ([`crate::store::Store::checks_are_cancel_safe`]).
+    detach_checks: bool,
     /// Permits for requests running in tasks of their own, held until each task ends
     /// (past its deadline too): work that clients abandoned or that was answered 503 can
     /// fill these, and no more, before new requests are refused at once.
@@ -137,7 +143,25 @@ impl Deadline {
         Self {
             limit,
             detach_reads,
+            detach_checks: detach_reads,
             detached: Arc::new(tokio::sync::Semaphore::new(max_detached)),
+        }
+    }
+
+    /// The same, with membership checks detached or not on their own.
+    fn detaching_checks(self, detach_checks: bool) -> Self {
+        Self {
+            detach_checks,
+            ..self
+        }
+    }
+
+    /// Whether a request runs in place rather than in a task of its own.
+    fn in_place(&self, req: &axum::extract::Request) -> bool {
+        match *req.method() {
+            Method::HEAD if groups::is_member_check(req) => !self.detach_checks,
+            Method::GET | Method::HEAD | Method::OPTIONS => !self.detach_reads,
+            _ => false,
         }
     }
 }
@@ -156,7 +180,9 @@ impl Deadline {
 /// wrk disconnected, with 32 logins (each writing the user's last login) in flight.
 /// Reads run in place (a task costs a hand-over between threads: 18% of `/health`'s
 /// throughput when every request paid it), unless `detach_reads`: the store's reads use
-/// sqlx transactions too ([`crate::store::Store::reads_are_cancel_safe`]).
+/// sqlx transactions too ([`crate::store::Store::reads_are_cancel_safe`]). The
+/// membership check, the hottest read, runs in place wherever the store's checks are
+/// safe to drop ([`crate::store::Store::checks_are_cancel_safe`]): on PostgreSQL too.
 ///
 /// For a read in place, the clock starts only when the handler does not finish on its
 /// first poll. Most do (lookups, membership checks, the health probe), and so never
@@ -186,17 +212,9 @@ async fn origin(State(s): State<AppState>, req: Request<axum::body::Body>, next:
     crate::service::with_origin(origin, next.run(req)).await
 }
 
-async fn deadline(
-    State(Deadline {
-        limit,
-        detach_reads,
-        detached,
-    }): State<Deadline>,
-    req: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if read && !detach_reads {
+async fn deadline(State(d): State<Deadline>, req: axum::extract::Request, next: Next) -> Response {
+    let limit = d.limit;
+    if d.in_place(&req) {
         let mut handler = std::pin::pin!(next.run(req));
         if let Poll::Ready(response) =
             std::future::poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await
@@ -207,7 +225,7 @@ async fn deadline(
             .await
             .unwrap_or_else(|_| too_late(limit));
     }
-    let Ok(permit) = detached.try_acquire_owned() else {
+    let Ok(permit) = d.detached.try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "The server has too many requests in progress; retry in a moment.",
@@ -290,6 +308,69 @@ mod tests {
                 Deadline::new(Duration::from_millis(200), false, MAX_DETACHED),
                 deadline,
             ))
+    }
+
+    /// Whether the handler runs in a task of its own, in a header (HEAD answers have no
+    /// body).
+    fn in_task() -> [(&'static str, String); 1] {
+        [("x-in-task", tokio::task::try_id().is_some().to_string())]
+    }
+
+    #[utoipa::path(head, path = "/api/security/groups/{group}/users/{user}", responses((status = 200)))]
+    async fn check_head() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
+    #[utoipa::path(put, path = "/api/security/groups/{group}/users/{user}", responses((status = 200)))]
+    async fn check_put() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
+    #[utoipa::path(get, path = "/api/security/users/{user}", responses((status = 200)))]
+    async fn user_get() -> [(&'static str, String); 1] {
+        in_task()
+    }
+
+    /// Where reads run in tasks of their own (PostgreSQL), the membership check alone
+    /// runs in place when the store says its checks are safe to drop; writes never do.
+    #[tokio::test]
+    async fn only_the_membership_check_runs_in_place_where_reads_are_detached() {
+        let app = |detach_checks| {
+            let (routes, _) = utoipa_axum::router::OpenApiRouter::new()
+                .routes(utoipa_axum::routes!(check_head, check_put))
+                .routes(utoipa_axum::routes!(user_get))
+                .split_for_parts();
+            routes.layer(axum::middleware::from_fn_with_state(
+                Deadline::new(Duration::from_secs(10), true, MAX_DETACHED)
+                    .detaching_checks(detach_checks),
+                deadline,
+            ))
+        };
+        let check = "/api/security/groups/g/users/u";
+        let user = "/api/security/users/u";
+        for (detach_checks, method, path, spawned) in [
+            (false, Method::HEAD, check, false),
+            (true, Method::HEAD, check, true),
+            (false, Method::PUT, check, true),
+            (false, Method::GET, user, true),
+            (false, Method::HEAD, user, true),
+        ] {
+            let response = app(detach_checks)
+                .oneshot(
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(path)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                response.headers().get("x-in-task").unwrap(),
+                &spawned.to_string(),
+                "{method} {path}, checks detached: {detach_checks}"
+            );
+        }
     }
 
     /// A request dropped halfway (the client went away, or the deadline passed) still

@@ -389,6 +389,12 @@ impl Services {
         self.store.reads_are_cancel_safe()
     }
 
+    /// Whether a membership check may be dropped halfway (see
+    /// [`crate::store::Store::checks_are_cancel_safe`]).
+    pub fn checks_are_cancel_safe(&self) -> bool {
+        self.store.checks_are_cancel_safe()
+    }
+
     /// The current time.
     pub fn now(&self) -> Millis {
         self.clock.now_ms()

@@ -516,6 +516,15 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// Whether a membership check ([`Store::check_member`], with the reads that
+    /// authenticate its caller before it: [`Store::get_user`], [`Store::api_key_of_user`],
+    /// [`Store::is_member`], [`Store::signing_keys`]) may be dropped halfway without
+    /// harm, so that `HEAD /groups/{group}/users/{user}` can run in place even where
+    /// other reads may not. True wherever reads are.
+    fn checks_are_cancel_safe(&self) -> bool {
+        self.reads_are_cancel_safe()
+    }
+
     /// The state of each connection pool (no database round trip).
     fn pool_stats(&self) -> Vec<PoolStats>;
 

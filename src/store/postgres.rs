@@ -65,6 +65,7 @@
 //! schemas of one database never wait on each other.
 
 mod batch_writer;
+mod check_batch;
 mod executor;
 mod lane;
 mod member_check;
@@ -79,6 +80,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
 use self::batch_writer::{AddWriter, Outcome};
+use self::check_batch::CheckBatcher;
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
 use self::lane::Lane;
 use super::audit::{self, Attempt, AuditFilter};
@@ -118,6 +120,8 @@ pub struct PgStore {
     names: Arc<NameCache>,
     /// The grouped adds (`postgres/batch_writer.rs`), started on the first add.
     adds: Arc<OnceLock<AddWriter>>,
+    /// The grouped warm checks (`postgres/check_batch.rs`), started on the first.
+    checks: Arc<OnceLock<CheckBatcher>>,
     /// The connections of the checks and the grouped adds (`postgres/lane.rs`): half of
     /// the pool size, taken from it.
     lane: Arc<Lane>,
@@ -168,6 +172,7 @@ impl PgStore {
             graph: Arc::default(),
             names: Arc::default(),
             adds: Arc::default(),
+            checks: Arc::default(),
             lane: Arc::new(Lane::new(options, lane_size)),
         })
     }
@@ -277,6 +282,17 @@ impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Its checks begin no transaction. A warm check waits for a batch whose statement
+    /// runs in a worker task of its own (`check_batch.rs`): dropping it drops only its
+    /// answer's receiver. The other tiers run on a lane connection, which is put back
+    /// only after its statement succeeded and closed when dropped (`lane.rs`). The
+    /// caller's authentication reads are single statements on the pool, and sqlx pings
+    /// every pooled connection as it comes back, which waits for a dropped statement's
+    /// end (or closes the connection) before the connection is used again.
+    fn checks_are_cancel_safe(&self) -> bool {
+        true
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

@@ -316,8 +316,9 @@ pub(crate) const USER_GROUPS: &str = "SELECT v.n, v.names, COALESCE(u.id, i.user
     LEFT JOIN group_members m ON m.user_seq = COALESCE(u.seq, i.user_seq) \
     WHERE v.id = 1";
 
-/// Both stores. `$1` a user's integer key: the graph's version and the names', then the
-/// integer key of each of the user's direct groups (one row with no group when none).
+/// SQLite only (PostgreSQL asks for many users at once: `postgres/check_batch.rs`). `$1`
+/// a user's integer key: the graph's version and the names', then the integer key of
+/// each of the user's direct groups (one row with no group when none).
 pub(crate) const GROUPS_OF_USER_SEQ: &str = "SELECT v.n, v.names, m.group_seq \
     FROM graph_version v LEFT JOIN group_members m ON m.user_seq = $1 WHERE v.id = 1";
 

@@ -2007,3 +2007,72 @@ async fn run_sql(url: &str, script: &str) {
         conn.close().await.unwrap();
     }
 }
+
+/// Membership checks dropped halfway (their clients gone) leave nothing behind. On
+/// PostgreSQL a check runs in place, not in a task of its own, so each one here is
+/// dropped wherever it waits: the caller's authentication (the caller cache is off, so
+/// every check reads its caller), a statement on a lane connection, a batch of checks.
+/// Every check after them answers, and answers right, many of them at once too.
+#[tokio::test]
+async fn checks_dropped_halfway_leave_every_later_check_right() {
+    let app = TestApp::spawn_with(|c| c.caller_cache_ms = 0).await;
+    app.create_group("outer").await;
+    app.create_group("inner").await;
+    link(&app, "outer", "inner").await;
+    let names: Vec<String> = (0..10).map(|i| format!("checked{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        user(&app, name).await;
+        if i % 2 == 0 {
+            join(&app, "inner", name).await;
+        }
+    }
+    let expected = |i: usize| {
+        if i % 2 == 0 {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::NOT_FOUND
+        }
+    };
+    for round in 0..300_usize {
+        let path = member_path("outer", &names[round % names.len()]);
+        if round % 2 == 0 {
+            // Dropped after 0, 1 or 2 ms.
+            let wait = std::time::Duration::from_millis(u64::try_from(round % 3).unwrap());
+            let _ = tokio::time::timeout(wait, app.head(&path)).await;
+        } else {
+            // Dropped after the runtime had a few turns.
+            tokio::select! {
+                _ = app.head(&path) => {}
+                () = async {
+                    for _ in 0..round % 40 {
+                        tokio::task::yield_now().await;
+                    }
+                } => {}
+            }
+        }
+    }
+    for _ in 0..3 {
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(is_member(&app, "outer", name).await, expected(i), "{name}");
+        }
+    }
+    // More at once than the store has connections for checks.
+    let app = &app;
+    let at_once = |i: usize| {
+        let path = member_path("outer", &names[i % names.len()]);
+        async move { (i, app.head(&path).await.status) }
+    };
+    let (a, b, c, d, e, f, g, h) = tokio::join!(
+        at_once(0),
+        at_once(1),
+        at_once(2),
+        at_once(3),
+        at_once(4),
+        at_once(5),
+        at_once(6),
+        at_once(7)
+    );
+    for (i, status) in [a, b, c, d, e, f, g, h] {
+        assert_eq!(status, expected(i), "{}", names[i]);
+    }
+}

@@ -925,6 +925,80 @@ async fn a_check_on_one_store_never_answers_from_a_cache_the_other_made_stale() 
     assert_eq!(check(&s2, "mid", "ann").await.group, None, "group deleted");
 }
 
+/// Many warm checks at once on one store, for different users, groups and answers: each
+/// answers for its own user and group (on PostgreSQL the checks waiting together share
+/// one statement, `postgres/check_batch.rs`), checks abandoned while they wait harm none
+/// of the others, and a change made on the other store is seen by every check that
+/// starts after it.
+#[tokio::test]
+async fn concurrent_warm_checks_each_answer_for_their_own_user_and_group() {
+    let (s1, s2, _dir) = two_stores().await;
+    let groups = ["g0", "g1", "g2", "g3"].map(new_group);
+    let top = new_group("top");
+    for g in groups.iter().chain([&top]) {
+        s1.create_group(g, ev()).await.unwrap();
+    }
+    s1.add_children(top.id, &[groups[0].id], ev())
+        .await
+        .unwrap();
+    // User i is a direct member of g(i % 4), and through g0 of top when i % 4 == 0.
+    let names: Vec<String> = (0..40).map(|i| format!("user{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        s1.create_user(&new_user(name), &[groups[i % 4].id], ev())
+            .await
+            .unwrap();
+    }
+    // Store 2 reads the graph, then remembers every name.
+    warm(&s2, "top", &names[0], true).await;
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(check(&s2, "top", name).await.member, i % 4 == 0, "{name}");
+    }
+    let expected = |group: &str, user: usize, removed: bool| match group {
+        "top" => user % 4 == 0 && !(removed && user == 0),
+        g => g == format!("g{}", user % 4) && !(removed && user == 0),
+    };
+    let all_at_once = |removed: bool| {
+        let mut checks = tokio::task::JoinSet::new();
+        for k in 0..400 {
+            let (s, user) = (Arc::clone(&s2), k % names.len());
+            let name = names[user].clone();
+            let group = ["top", "g0", "g1", "g2", "g3"][k % 5];
+            checks.spawn(async move {
+                if k % 3 == 0 {
+                    // Abandoned once it is waiting: its answer is never read.
+                    let _ = tokio::time::timeout(Duration::ZERO, check(&s, group, &name)).await;
+                    return;
+                }
+                let found = check(&s, group, &name).await;
+                assert!(
+                    found.user.is_some() && found.group.is_some(),
+                    "{group} / {name}"
+                );
+                assert_eq!(
+                    found.member,
+                    expected(group, user, removed),
+                    "{group} / {name}"
+                );
+            });
+        }
+        checks.join_all()
+    };
+    all_at_once(false).await;
+    // A change on store 1: every check store 2 starts afterwards sees it.
+    assert!(
+        s1.remove_member(groups[0].id, user_named(&s1, &names[0]).await, 2, ev())
+            .await
+            .unwrap()
+    );
+    all_at_once(true).await;
+    all_at_once(true).await;
+}
+
+/// The id of the user with `name`.
+async fn user_named(s: &Arc<dyn Store>, name: &str) -> UserId {
+    s.find_user_by_key(name).await.unwrap().expect("the user")
+}
+
 #[tokio::test]
 async fn adds_racing_on_two_stores_each_make_one_membership_and_one_event() {
     let (s1, s2, _dir) = two_stores().await;

@@ -3,8 +3,10 @@
 //! held in memory (`store/group_graph.rs`), skipping the name lookup when the name was
 //! asked for before (`store/name_cache.rs`); else one statement that answers through
 //! the closure table, after which the graph is read again in the background. The same
-//! tiers as the SQLite store's (`sqlite/member_check.rs`). Its statements run on a lane
-//! connection (`lane.rs`), which goes back without the ping a pooled one costs.
+//! tiers as the SQLite store's (`sqlite/member_check.rs`). Once the graph is held, a
+//! check shares its statement with the other checks waiting on the node
+//! (`check_batch.rs`); the rest run on a lane connection (`lane.rs`), which goes back
+//! without the ping a pooled one costs.
 //!
 //! Across nodes: the counters are bumped by triggers in the transaction that changes the
 //! graph or a name (migration 0004), and a statement at READ COMMITTED sees one snapshot,
@@ -19,6 +21,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::PgStore;
+use super::check_batch::{self, Asked, CheckBatcher};
 use super::executor::pg_text;
 use crate::domain::ids::{GroupId, UserId};
 use crate::store::group_graph::{GroupGraph, MAX_CLOSURE_ROWS, Resolved};
@@ -40,16 +43,76 @@ impl PgStore {
     }
 
     /// [`Store::check_member`](crate::store::Store::check_member), answered from memory
-    /// where it can (module documentation), on a lane connection (`lane.rs`).
+    /// where it can (module documentation): in a batch of checks when it is warm, else
+    /// on a lane connection (`lane.rs`).
     pub(super) async fn check_member_here(
         &self,
         group: Named<'_, GroupId>,
         user: Named<'_, UserId>,
     ) -> StoreResult<MemberCheck> {
+        if let Some(found) = self.check_warm(group, user).await {
+            return Ok(found);
+        }
         let mut taken = self.lane.take().await?;
         let found = self.check_on(&mut taken.conn, group, user).await?;
         self.lane.put(taken);
         Ok(found)
+    }
+
+    /// The tiers that answer from the graph held in memory, in a batch of checks
+    /// (`check_batch.rs`): a name asked for before needs only the user's groups, if no
+    /// name has stopped naming its user since; any other user is found by id or name in
+    /// the same statement (and the name remembered). `None` when the graph is not held,
+    /// or not the one the statement saw.
+    async fn check_warm(
+        &self,
+        group: Named<'_, GroupId>,
+        user: Named<'_, UserId>,
+    ) -> Option<MemberCheck> {
+        let graph = self.graph.get().filter(|g| g.kept())?;
+        let known = user
+            .id
+            .is_none()
+            .then(|| self.names.get(user.key))
+            .flatten();
+        let asked = match &known {
+            Some(known) => Asked::Seq(known.seq),
+            None => Asked::Named {
+                id: user.id.map(|u| u.to_string()),
+                key: pg_text(user.key).into_owned(),
+            },
+        };
+        let checks = self
+            .checks
+            .get_or_init(|| CheckBatcher::start(&self.lane, check_batch::WORKERS));
+        let found = checks.groups_of(asked).await?;
+        if found.graph != graph.version() {
+            return None;
+        }
+        let id = match &known {
+            Some(known) if found.names == known.version => Some(known.id),
+            Some(_) => return None,
+            None => {
+                let (text, seq) = found.found.as_ref().map(|(t, s)| (t, *s)).unzip();
+                let id = text.and_then(|t| UserId::parse(t));
+                if let (Some(id), Some(seq), None) = (id, seq, user.id) {
+                    self.names.remember(user.key, found.names, seq, id);
+                }
+                id
+            }
+        };
+        let resolved = graph.resolve(group.id, group.key);
+        Some(MemberCheck {
+            group: resolved.map(|g| g.id),
+            user: id,
+            member: id.is_some()
+                && resolved.is_some_and(|group| {
+                    found
+                        .groups
+                        .iter()
+                        .any(|&direct| graph.is_under(group, direct))
+                }),
+        })
     }
 
     async fn check_on(
@@ -62,26 +125,6 @@ impl PgStore {
         let graph = self.graph.get();
         if let Some(graph) = graph.as_ref().filter(|g| g.kept()) {
             let resolved = graph.resolve(group.id, group.key);
-            // A name asked for before: the user's groups alone, if no name has stopped
-            // naming its user since.
-            if user.id.is_none()
-                && let Some(known) = self.names.get(user.key)
-            {
-                let rows = sqlx::query(sql::GROUPS_OF_USER_SEQ)
-                    .bind(known.seq)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                if let Some(first) = rows.first()
-                    && first.try_get::<i64, _>(0)? == graph.version()
-                    && first.try_get::<i64, _>(1)? == known.version
-                {
-                    return Ok(MemberCheck {
-                        group: resolved.map(|g| g.id),
-                        user: Some(known.id),
-                        member: any_row_under(&rows, 2, graph, resolved)?,
-                    });
-                }
-            }
             let rows = sqlx::query(sql::USER_GROUPS)
                 .bind(uid.as_deref())
                 .bind(pg_text(user.key).as_ref())
