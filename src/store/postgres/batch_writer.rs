@@ -31,7 +31,7 @@ use sqlx::Row;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::executor::{pg_text, retrying};
-use super::lane::Lane;
+use super::lane::{Lane, next_batch};
 use crate::domain::audit::Event;
 use crate::domain::ids::{GroupId, UserId};
 use crate::store::{MemberCheck, StoreResult};
@@ -147,21 +147,7 @@ impl AddWriter {
 }
 
 async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
-    loop {
-        let batch = {
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
+    while let Some(batch) = next_batch(&jobs, MAX_BATCH).await {
         match retrying(|| add_batch(&lane, &batch)).await {
             Ok(found) => {
                 for (pending, check) in batch.into_iter().zip(found) {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use sqlx::Row;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::lane::Lane;
+use super::lane::{Lane, next_batch};
 use crate::store::StoreResult;
 
 /// Checks in one statement at most.
@@ -117,31 +117,17 @@ impl CheckBatcher {
 }
 
 async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
-    let mut batch = Vec::new();
-    loop {
-        {
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(batch) = next_batch(&jobs, MAX_BATCH).await {
         match groups_of_users(&lane, &batch).await {
             Ok(mut found) => {
-                for (pending, groups) in batch.drain(..).zip(found.iter_mut()) {
+                for (pending, groups) in batch.into_iter().zip(found.iter_mut()) {
                     // The request may have gone away: nothing to undo for a read.
                     let _ = pending.reply.send(groups.take());
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, checks = batch.len(), "a batch of membership checks failed; each asks alone");
-                for pending in batch.drain(..) {
+                for pending in batch {
                     let _ = pending.reply.send(None);
                 }
             }

@@ -90,3 +90,23 @@ impl Lane {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// A batch worker's next batch (the grouped adds', the shared checks'): waits for the
+/// next request in `jobs` and takes every one queued behind it, up to `max`. `None` once
+/// the queue is closed and empty. Workers take turns at the queue, so each request joins
+/// exactly one batch.
+pub(super) async fn next_batch<P>(
+    jobs: &tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<P>>,
+    max: usize,
+) -> Option<Vec<P>> {
+    let mut jobs = jobs.lock().await;
+    let first = jobs.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match jobs.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
