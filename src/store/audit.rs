@@ -19,14 +19,21 @@ use crate::clock::Millis;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::ids::GroupId;
 
-/// The columns an event is inserted into, in the order of the statements' parameters.
+/// The columns an event is inserted into: in this order, [`named_event_values`].
+macro_rules! event_columns {
+    () => {
+        "INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, \
+        target_user_id, target_user_name, target_group_id, target_group_name, \
+        target_key_id, target_key_name, summary, request_id, client_addr) VALUES "
+    };
+}
+
+/// The insert of one event, its parameters in the order of [`values`].
 macro_rules! event_insert {
     ($user_name:literal, $group_name:literal) => {
         concat!(
-            "INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, ",
-            "target_user_id, target_user_name, target_group_id, target_group_name, ",
-            "target_key_id, target_key_name, summary, request_id, client_addr) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, ",
+            event_columns!(),
+            "($1, $2, $3, $4, $5, $6, ",
             $user_name,
             ", $8, ",
             $group_name,
@@ -61,32 +68,53 @@ const WEBHOOK_COLUMNS: &str = "w.id, w.url, w.secret, w.description, w.enabled, 
 
 /// Records `event` in the transaction `tx` and queues its deliveries.
 pub(crate) async fn record(tx: &mut impl Tx, event: &Event) -> StoreResult<()> {
-    insert(tx, event, None, true).await
+    insert(tx, event, None).await
 }
 
 /// Records `event`, about a user and a group whose current names the transaction has
 /// read (`user_name`, `group_name`): the same record as [`record`], two lookups fewer
-/// (the SQLite batch writer's add, which resolves both in one statement). `webhooks`:
-/// whether the transaction saw an enabled endpoint; without one there is nothing to
-/// queue, and the SQLite batch writer asks once per batch rather than once per event.
+/// (the SQLite batch writer's add, which resolves both in one statement, in a batch with
+/// webhooks; without, it defers the event: `insert_events_sql`).
 pub(crate) async fn record_named(
     tx: &mut impl Tx,
     event: &Event,
     (user_name, group_name): (&str, &str),
-    webhooks: bool,
 ) -> StoreResult<()> {
-    insert(tx, event, Some((user_name, group_name)), webhooks).await
+    insert(tx, event, Some((user_name, group_name))).await
 }
 
-async fn insert(
-    tx: &mut impl Tx,
-    event: &Event,
-    names: Option<(&str, &str)>,
-    webhooks: bool,
-) -> StoreResult<()> {
+async fn insert(tx: &mut impl Tx, event: &Event, names: Option<(&str, &str)>) -> StoreResult<()> {
+    let mut args = values(event);
+    let sql = match names {
+        None => INSERT_EVENT,
+        Some((user_name, group_name)) => {
+            args[6] = text(user_name);
+            args.push(text(group_name));
+            INSERT_EVENT_NAMED
+        }
+    };
+    let row = tx
+        .fetch_optional(sql, &args)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let seq = row.int("seq")?;
+    tx.execute(
+        QUEUE_DELIVERIES,
+        &[
+            SqlValue::Int(seq),
+            SqlValue::Int(event.at),
+            text(event.kind.as_str()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// An event's values for [`INSERT_EVENT`], `$1` to `$13`.
+fn values(event: &Event) -> Vec<SqlValue> {
     let summary = Value::Object(event.summary.clone()).to_string();
     let t = &event.target;
-    let mut args = vec![
+    vec![
         SqlValue::Int(event.at),
         text(event.kind.as_str()),
         text(event.actor.kind.as_str()),
@@ -100,33 +128,32 @@ async fn insert(
         text(summary),
         opt_text(event.origin.request_id.clone()),
         opt_text(event.origin.client_addr.clone()),
-    ];
-    let sql = match names {
-        None => INSERT_EVENT,
-        Some((user_name, group_name)) => {
-            args[6] = text(user_name);
-            args.push(text(group_name));
-            INSERT_EVENT_NAMED
-        }
-    };
-    let row = tx
-        .fetch_optional(sql, &args)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    if !webhooks {
-        return Ok(());
-    }
-    let seq = row.int("seq")?;
-    tx.execute(
-        QUEUE_DELIVERIES,
-        &[
-            SqlValue::Int(seq),
-            SqlValue::Int(event.at),
-            text(event.kind.as_str()),
-        ],
-    )
-    .await?;
-    Ok(())
+    ]
+}
+
+/// How many values an event row takes in [`insert_events_sql`].
+pub(crate) const EVENT_VALUES: usize = 14;
+
+/// The values of an event about a user and a group whose current names the transaction
+/// has read, in the order of the columns (and of [`insert_events_sql`]'s parameters).
+pub(crate) fn named_event_values(
+    event: &Event,
+    (user_name, group_name): (&str, &str),
+) -> Vec<SqlValue> {
+    let mut row = values(event);
+    row[6] = text(user_name);
+    row.insert(8, text(group_name));
+    row
+}
+
+/// One statement inserting `rows` events, each [`EVENT_VALUES`] anonymous parameters
+/// ([`named_event_values`]). Nothing is queued for webhooks: for a transaction that has
+/// seen no enabled endpoint (the SQLite batch writer's adds).
+pub(crate) fn insert_events_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; EVENT_VALUES].join(", "));
+    let mut sql = String::from(event_columns!());
+    sql.push_str(&vec![row; rows].join(", "));
+    sql
 }
 
 /// Records a copy of `template` about a parent group, naming the child in the summary.

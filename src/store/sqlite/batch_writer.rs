@@ -5,9 +5,17 @@
 //! back to its savepoint alone. While a batch commits, the next one queues: under load,
 //! many requests share an fsync; alone, a request waits for just its own.
 //!
+//! An add is one statement, and its audit event waits in the batch ([`Batch::defer_event`])
+//! to be inserted with the other adds' events in a few multi-row statements: before the
+//! next change that is not such an add runs (so events keep the order of their changes)
+//! and before the commit. So an add needs no savepoint: a failing statement undoes
+//! itself, and a failing flush fails the whole batch. With a webhook endpoint enabled,
+//! an add records its event itself, in a savepoint, as every other change does.
+//!
 //! It opens the same database file as sqlx's writer; the two take SQLite's write lock in
 //! turn (`BEGIN IMMEDIATE`, with the same busy timeout).
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -20,6 +28,8 @@ use tokio::sync::oneshot;
 use super::audit_index::AuditIndexer;
 use super::checkpoint::{Checkpointer, WAL_SIZE_LIMIT, restart};
 use super::readers::BUSY_TIMEOUT;
+use crate::store::audit::{EVENT_VALUES, insert_events_sql};
+use crate::store::filter_sql::SqlValue;
 use crate::store::{StoreError, StoreResult};
 
 /// Changes committed together at most: bounds the time a batch holds the write lock.
@@ -31,6 +41,40 @@ pub(super) struct Batch<'c> {
     /// Whether an enabled webhook endpoint exists (read once, at the batch's start):
     /// if not, events need no outbox rows.
     pub(super) webhooks: bool,
+    /// Events of the adds run so far, not inserted yet (each [`EVENT_VALUES`] values).
+    events: RefCell<Vec<Vec<SqlValue>>>,
+}
+
+/// The multi-row inserts that flush deferred events, largest first: a batch's events
+/// take a few statements, and four shapes of statement stay prepared.
+const EVENT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+impl Batch<'_> {
+    /// Keeps an add's event (`audit::named_event_values`) to insert with the batch's
+    /// others. Only for a change that runs without a savepoint ([`BatchWriter::write_add`])
+    /// in a batch without webhooks: the event is inserted even if the change fails later.
+    pub(super) fn defer_event(&self, values: Vec<SqlValue>) {
+        debug_assert_eq!(values.len(), EVENT_VALUES);
+        self.events.borrow_mut().push(values);
+    }
+
+    /// Inserts the deferred events, in the order they were deferred.
+    fn flush_events(&self) -> rusqlite::Result<()> {
+        let events = std::mem::take(&mut *self.events.borrow_mut());
+        let mut rest = events.as_slice();
+        for rows in EVENT_CHUNKS {
+            while rest.len() >= rows {
+                let (chunk, tail) = rest.split_at(rows);
+                let mut stmt = self.conn.prepare_cached(&insert_events_sql(rows))?;
+                for (i, value) in chunk.iter().flatten().enumerate() {
+                    stmt.raw_bind_parameter(i + 1, value)?;
+                }
+                stmt.raw_execute()?;
+                rest = tail;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for Batch<'_> {
@@ -51,10 +95,14 @@ trait Job: Send {
     fn run(&mut self, batch: &Batch<'_>) -> bool;
     /// Answers the request: the change's result, or the commit's failure.
     fn answer(self: Box<Self>, committed: Result<(), &rusqlite::Error>);
+    /// Whether the change is one statement that may defer its event
+    /// ([`BatchWriter::write_add`]).
+    fn is_add(&self) -> bool;
 }
 
 struct Change<R, F> {
     work: Option<F>,
+    is_add: bool,
     result: Option<StoreResult<R>>,
     reply: oneshot::Sender<StoreResult<R>>,
 }
@@ -83,6 +131,10 @@ where
         };
         // The request may have gone away (client hung up): the change stands anyway.
         let _ = self.reply.send(result);
+    }
+
+    fn is_add(&self) -> bool {
+        self.is_add
     }
 }
 
@@ -157,8 +209,28 @@ impl BatchWriter {
         writer && self.checkpointer.stopped()
     }
 
-    /// Runs `work` in the next batch and returns its result once the batch is durable.
+    /// Runs `work` in the next batch, in a savepoint of its own, and returns its result
+    /// once the batch is durable.
     pub(super) async fn write<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Batch<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    /// [`BatchWriter::write`] for a change that writes with one statement at most, and
+    /// defers its event ([`Batch::defer_event`]) if the batch has no webhooks: it runs
+    /// without a savepoint then, since a failing statement undoes itself.
+    pub(super) async fn write_add<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Batch<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<R, F>(&self, work: F, is_add: bool) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Batch<'_>) -> StoreResult<R> + Send + 'static,
@@ -166,6 +238,7 @@ impl BatchWriter {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Change {
             work: Some(work),
+            is_add,
             result: None,
             reply,
         });
@@ -261,14 +334,32 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Resu
         let webhooks = conn
             .prepare_cached(ANY_WEBHOOK)?
             .query_row([], |r| r.get(0))?;
-        let tx = Batch { conn, webhooks };
+        let tx = Batch {
+            conn,
+            webhooks,
+            events: RefCell::new(Vec::new()),
+        };
         for job in batch.iter_mut() {
-            step("SAVEPOINT change")?;
-            if !job.run(&tx) {
-                step("ROLLBACK TO change")?;
+            if job.is_add() && !webhooks {
+                job.run(&tx);
+            } else {
+                tx.flush_events()?;
+                step("SAVEPOINT change")?;
+                if !job.run(&tx) {
+                    step("ROLLBACK TO change")?;
+                }
+                step("RELEASE change")?;
             }
-            step("RELEASE change")?;
+            // An I/O error or a full disk can make SQLite roll back the whole
+            // transaction: then the later changes would commit one by one.
+            if conn.is_autocommit() {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the batch's transaction was rolled back".into()),
+                ));
+            }
         }
+        tx.flush_events()?;
         conn.execute_batch("COMMIT")
     })();
     if ran.is_err() && !conn.is_autocommit() {

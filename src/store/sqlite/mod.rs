@@ -451,7 +451,7 @@ impl Store for SqliteStore {
         let (uid, ukey) = (user.id.map(|u| u.to_string()), user.key.to_owned());
         let event = event.clone();
         self.batch
-            .write(move |c| {
+            .write_add(move |c| {
                 let resolved: Resolved = c.prepare_cached(sql::RESOLVE_GROUP_AND_USER)?.query_row(
                     rusqlite::params![gid, gkey, uid, ukey],
                     |r| {
@@ -474,12 +474,11 @@ impl Store for SqliteStore {
                             let (uname, gname) =
                                 (uname.unwrap_or_default(), gname.unwrap_or_default());
                             let names = (uname.as_str(), gname.as_str());
-                            run_now(audit::record_named(
-                                &mut Direct(c),
-                                &event,
-                                names,
-                                c.webhooks,
-                            ))?;
+                            if c.webhooks {
+                                run_now(audit::record_named(&mut Direct(c), &event, names))?;
+                            } else {
+                                c.defer_event(audit::named_event_values(&event, names));
+                            }
                         }
                         true
                     }

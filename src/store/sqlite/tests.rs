@@ -465,3 +465,147 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
     assert_eq!(dangling, 0);
     assert_eq!(events_about(&store, &ann.to_string()).await.len(), 4);
 }
+
+/// Adds that share a batch defer their events to one insert; the events still come out
+/// in the order of the changes (a remove between two adds of the same membership flushes
+/// the first add's event before its own), one per membership made, none for an add that
+/// found nothing to do. And the flush is part of the batch: when it fails, no change of
+/// the batch is stored, so no change is ever without its record.
+#[tokio::test]
+async fn adds_in_one_batch_record_their_events_in_order_or_not_at_all() {
+    use crate::domain::audit::{Actor, Event, EventType, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let staff = group("staff");
+    store.create_group(&staff, ev()).await.unwrap();
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cyd"] {
+        let user = User::new(name.into(), format!("{name}@example.com"), 1);
+        store.create_user(&user, &[], ev()).await.unwrap();
+        users.push(user);
+    }
+    let (ann, bob) = (users[0].id, users[1].id);
+    let added = |request: &str| {
+        let origin = Origin {
+            request_id: Some(request.into()),
+            ..Origin::default()
+        };
+        Event::new(EventType::MemberAdded, Actor::cli(), origin, 2)
+    };
+
+    /// Holds the batch writer in a change of its own until `release` is sent, so that
+    /// everything queued meanwhile makes the next batch, in the order it was queued.
+    async fn hold(store: &Arc<SqliteStore>) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let writer = Arc::clone(store);
+        tokio::spawn(async move {
+            writer
+                .batch
+                .write(move |_| {
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release
+    }
+    type Pending = tokio::task::JoinHandle<StoreResult<bool>>;
+    let add = |user: &str, request: &str| -> Pending {
+        let (store, user, event) = (Arc::clone(&store), user.to_owned(), added(request));
+        tokio::spawn(async move {
+            let found = store
+                .add_member_named(named("staff"), named(&user), &event)
+                .await?;
+            Ok(found.member)
+        })
+    };
+    let remove = |user: UserId, request: &str| -> Pending {
+        let store = Arc::clone(&store);
+        let event = Event::new(EventType::MemberRemoved, Actor::cli(), Origin::default(), 3)
+            .group(staff.id)
+            .user(user)
+            .with("request", request.to_owned());
+        tokio::spawn(async move { store.remove_member(staff.id, user, 3, &event).await })
+    };
+    // Queued one after the other, behind the held batch.
+    let release = hold(&store).await;
+    let mut queued = Vec::new();
+    for job in [
+        add("ann", "add ann"),
+        add("bob", "add bob"),
+        add("ann", "add ann again"), // already a member: no event
+        add("nobody", "add nobody"), // no such user: no event
+        remove(ann, "remove ann"),
+        add("ann", "add ann back"),
+        add("cyd", "add cyd"),
+    ] {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        queued.push(job);
+    }
+    release.send(()).unwrap();
+    let mut answers = Vec::new();
+    for job in queued {
+        answers.push(job.await.unwrap().unwrap());
+    }
+    assert_eq!(answers, [true, true, true, false, true, true, true]);
+
+    let log = |sql: &str| -> Vec<(String, String)> {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = c.prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let events = log(
+        "SELECT event_type, COALESCE(request_id, json_extract(summary, '$.request')) \
+         FROM audit_events WHERE event_type LIKE 'group.member%' ORDER BY seq",
+    );
+    let want: Vec<(String, String)> = [
+        ("Added", "add ann"),
+        ("Added", "add bob"),
+        ("Removed", "remove ann"),
+        ("Added", "add ann back"),
+        ("Added", "add cyd"),
+    ]
+    .iter()
+    .map(|(kind, request)| (format!("group.member{kind}"), (*request).to_owned()))
+    .collect();
+    assert_eq!(events, want);
+    let named = log(
+        "SELECT target_user_name, target_group_name FROM audit_events \
+         WHERE request_id = 'add cyd'",
+    );
+    assert_eq!(named, [("cyd".to_owned(), "staff".to_owned())]);
+
+    // A flush that fails (here a trigger refuses one event) fails the batch: neither
+    // add of it is stored, with or without its event.
+    let refuse = rusqlite::Connection::open(&path).unwrap();
+    refuse
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             WHEN NEW.request_id = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .unwrap();
+    let dee = User::new("dee".into(), "dee@example.com".into(), 1);
+    store.create_user(&dee, &[], ev()).await.unwrap();
+    store.remove_member(staff.id, bob, 4, ev()).await.unwrap();
+    let release = hold(&store).await;
+    let first = add("bob", "fine");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = add("dee", "refused");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    release.send(()).unwrap();
+    assert!(first.await.unwrap().is_err(), "its batch did not commit");
+    assert!(second.await.unwrap().is_err());
+    assert!(!is_in(&store, &staff, "bob").await);
+    assert!(!is_in(&store, &staff, "dee").await);
+    let stored = log("SELECT event_type, request_id FROM audit_events WHERE request_id IN ('fine', 'refused')");
+    assert!(stored.is_empty(), "{stored:?}");
+}
