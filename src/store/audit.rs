@@ -19,7 +19,7 @@ use crate::clock::Millis;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
 use crate::domain::ids::GroupId;
 
-/// The columns an event is inserted into: in this order, [`named_event_values`].
+/// The columns an event is inserted into: in this order, [`EventRow`].
 macro_rules! event_columns {
     () => {
         "INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, \
@@ -134,20 +134,35 @@ fn values(event: &Event) -> Vec<SqlValue> {
 /// How many values an event row takes in [`insert_events_sql`].
 pub(crate) const EVENT_VALUES: usize = 14;
 
-/// The values of an event about a user and a group whose current names the transaction
-/// has read, in the order of the columns (and of [`insert_events_sql`]'s parameters).
-pub(crate) fn named_event_values(
-    event: &Event,
-    (user_name, group_name): (&str, &str),
-) -> Vec<SqlValue> {
-    let mut row = values(event);
-    row[6] = text(user_name);
-    row.insert(8, text(group_name));
-    row
+/// An event's values for [`insert_events_sql`], in the order of the columns, made ready
+/// before its change is queued: the transaction that resolves the change's user and
+/// group only fills in their ids and names ([`EventRow::about`]).
+#[derive(Debug)]
+pub(crate) struct EventRow(Vec<SqlValue>);
+
+impl EventRow {
+    pub(crate) fn new(event: &Event) -> Self {
+        let mut row = values(event);
+        row.insert(8, SqlValue::NullText); // the group's name
+        Self(row)
+    }
+
+    /// The row, about the user and the group (id and current name of each).
+    pub(crate) fn about(
+        mut self,
+        (user_id, user_name): (String, String),
+        (group_id, group_name): (String, String),
+    ) -> Vec<SqlValue> {
+        self.0[5] = SqlValue::Text(user_id);
+        self.0[6] = SqlValue::Text(user_name);
+        self.0[7] = SqlValue::Text(group_id);
+        self.0[8] = SqlValue::Text(group_name);
+        self.0
+    }
 }
 
 /// One statement inserting `rows` events, each [`EVENT_VALUES`] anonymous parameters
-/// ([`named_event_values`]). Nothing is queued for webhooks: for a transaction that has
+/// ([`EventRow`]). Nothing is queued for webhooks: for a transaction that has
 /// seen no enabled endpoint (the SQLite batch writer's adds).
 pub(crate) fn insert_events_sql(rows: usize) -> String {
     let row = format!("({})", vec!["?"; EVENT_VALUES].join(", "));
@@ -298,13 +313,18 @@ pub(crate) fn list_sql(
                     format!("a.target_user_id IN ({ids}) OR a.target_group_id IN ({ids})")
                 }
                 // SQLite: the deferred index up to its last pass, then the newer events
-                // (`sqlite/audit_index.rs`).
-                filter_sql::Dialect::Sqlite => format!(
-                    "a.seq IN (SELECT t.seq FROM audit_targets t WHERE t.target IN ({ids}) \
-                     UNION ALL SELECT e.seq FROM audit_events e \
-                     WHERE e.seq > (SELECT x.seq FROM audit_indexed x WHERE x.only = 1) \
-                     AND (e.target_user_id IN ({ids}) OR e.target_group_id IN ({ids})))"
-                ),
+                // (`sqlite/audit_index.rs`). The index narrows; the columns decide.
+                filter_sql::Dialect::Sqlite => {
+                    let terms = push(&mut params, text(fts_any(&filter.target_ids)));
+                    format!(
+                        "a.seq IN (SELECT rowid FROM audit_targets \
+                         WHERE audit_targets MATCH {terms} \
+                         UNION ALL SELECT e.seq FROM audit_events e \
+                         WHERE e.seq > (SELECT x.seq FROM audit_indexed x WHERE x.only = 1) \
+                         AND (e.target_user_id IN ({ids}) OR e.target_group_id IN ({ids}))) \
+                         AND (a.target_user_id IN ({ids}) OR a.target_group_id IN ({ids}))"
+                    )
+                }
             });
         }
         for name in &filter.target_names {
@@ -349,6 +369,22 @@ pub(crate) fn list_sql(
     )
 }
 
+/// An FTS5 query for `audit_targets` matching any of `ids`: each a token of its own
+/// (the index's tokenizer keeps letters, digits and `-`, as in a UUID). An id with other
+/// characters cannot be a target's and is left out; with none left, the query asks
+/// for a token no row has.
+fn fts_any(ids: &[String]) -> String {
+    let tokens: Vec<String> = ids
+        .iter()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|id| format!("\"{id}\""))
+        .collect();
+    if tokens.is_empty() {
+        return "\"-\"".to_owned();
+    }
+    tokens.join(" OR ")
+}
+
 /// Events after `after_seq` recorded at or after `since`, oldest first (the export).
 pub(crate) const EVENTS_AFTER: &str = "SELECT a.seq, a.at, a.event_type, a.actor_type, \
     a.actor_id, a.actor_name, a.target_user_id, a.target_user_name, a.target_group_id, \
@@ -365,7 +401,7 @@ pub(crate) async fn prune(tx: &mut impl Tx, cutoff: Millis, limit: i64) -> Store
     if tx.dialect() == filter_sql::Dialect::Sqlite {
         // The same events' rows in the deferred target index, first.
         tx.execute(
-            &format!("DELETE FROM audit_targets WHERE seq IN ({PRUNED})"),
+            &format!("DELETE FROM audit_targets WHERE rowid IN ({PRUNED})"),
             &args,
         )
         .await?;

@@ -1,12 +1,14 @@
-//! The audit trail's per-target lookup (`audit_targets`, migration 0008), filled by the
-//! batch writer's thread between batches rather than by each event's insert.
+//! The audit trail's per-target lookup (`audit_targets`, an FTS5 index: migrations 0008
+//! and 0009), filled by the batch writer's thread between batches rather than by each
+//! event's insert.
 //!
-//! An event about a membership names a user and a group by random UUIDs; two indexes on
-//! those columns dirtied two random leaves per event, which halved the rate of adds.
-//! A pass here takes every event recorded since the last pass (up to [`MAX_PASS`]),
-//! sorted by target, so a leaf that receives many entries is written once. Lookups
-//! never wait for a pass: they read `audit_targets` up to `audit_indexed.seq` and scan
-//! the events after it (`store::audit::list_sql`).
+//! An event about a membership names a user and a group by random UUIDs; two B-tree
+//! indexes on those columns dirtied two random leaves per event, which halved the rate
+//! of adds. A pass here takes every event recorded since the last pass (up to
+//! [`MAX_PASS`]) and indexes their ids as one new FTS5 segment, written in order; FTS5
+//! merges segments as more arrive, so a pass costs what its events cost, whatever the
+//! size of the index. Lookups never wait for a pass: they read `audit_targets` up to
+//! `audit_indexed.seq` and scan the events after it (`store::audit::list_sql`).
 
 use std::time::{Duration, Instant};
 
@@ -26,14 +28,11 @@ const MAX_PASS: i64 = 20_000;
 const PENDING: &str = "SELECT (SELECT seq FROM audit_indexed WHERE only = 1), \
     (SELECT MAX(seq) FROM audit_events)";
 
-/// `$1` < seq <= `$2`: the events' targets, sorted.
-const INDEX: &str = "INSERT INTO audit_targets (target, seq) \
-    SELECT target, seq FROM ( \
-    SELECT target_user_id AS target, seq FROM audit_events \
-    WHERE seq > $1 AND seq <= $2 AND target_user_id IS NOT NULL \
-    UNION ALL SELECT target_group_id, seq FROM audit_events \
-    WHERE seq > $1 AND seq <= $2 AND target_group_id IS NOT NULL) \
-    ORDER BY target, seq";
+/// `$1` < seq <= `$2`: each event's user and group ids, if it has either.
+const INDEX: &str = "INSERT INTO audit_targets (rowid, targets) \
+    SELECT seq, concat_ws(' ', target_user_id, target_group_id) FROM audit_events \
+    WHERE seq > $1 AND seq <= $2 \
+    AND (target_user_id IS NOT NULL OR target_group_id IS NOT NULL)";
 
 const ADVANCE: &str = "UPDATE audit_indexed SET seq = $1 WHERE only = 1";
 

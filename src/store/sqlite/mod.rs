@@ -450,6 +450,8 @@ impl Store for SqliteStore {
         let (gid, gkey) = (group.id.map(|g| g.to_string()), group.key.to_owned());
         let (uid, ukey) = (user.id.map(|u| u.to_string()), user.key.to_owned());
         let event = event.clone();
+        // Made here, not on the writer's thread, which every change waits for.
+        let row = audit::EventRow::new(&event);
         self.batch
             .write_add(move |c| {
                 let resolved: Resolved = c.prepare_cached(sql::RESOLVE_GROUP_AND_USER)?.query_row(
@@ -465,19 +467,20 @@ impl Store for SqliteStore {
                 let group = g.as_deref().and_then(GroupId::parse);
                 let user = u.as_deref().and_then(UserId::parse);
                 let member = match (gseq, useq, group, user) {
-                    (Some(gs), Some(us), Some(g), Some(u)) => {
+                    (Some(gs), Some(us), Some(gid), Some(uid)) => {
                         let added = c
                             .prepare_cached(sql::INSERT_MEMBER_BY_KEYS)?
                             .execute([gs, us])?;
                         if added > 0 {
-                            let event = event.group(g).user(u);
                             let (uname, gname) =
                                 (uname.unwrap_or_default(), gname.unwrap_or_default());
-                            let names = (uname.as_str(), gname.as_str());
                             if c.webhooks {
+                                let event = event.group(gid).user(uid);
+                                let names = (uname.as_str(), gname.as_str());
                                 run_now(audit::record_named(&mut Direct(c), &event, names))?;
                             } else {
-                                c.defer_event(audit::named_event_values(&event, names));
+                                let ids = (g.unwrap_or_default(), u.unwrap_or_default());
+                                c.defer_event(row.about((ids.1, uname), (ids.0, gname)));
                             }
                         }
                         true

@@ -426,8 +426,8 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
             assert_eq!(indexed, newest(&index), "the pass reached the newest event");
             assert_eq!(
                 rows,
-                i64::try_from(expected.len()).unwrap(),
-                "one row per target"
+                i64::try_from(expected.len() / 2).unwrap(),
+                "one row per event about a user and a group"
             );
         }
         for target in [
@@ -450,6 +450,17 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
         }
     }
 
+    // The index only narrows the search; the recorded ids decide. FTS5 folds case and
+    // would match an id's capitals, and a term that is not a single token matches
+    // nothing rather than failing.
+    assert!(
+        events_about(&store, &ann.to_string().to_uppercase())
+            .await
+            .is_empty()
+    );
+    assert!(events_about(&store, "not \"an\" id").await.is_empty());
+    assert!(events_about(&store, "").await.is_empty());
+
     // Retention removes events and their index rows together.
     while super::audit_index::pass(&index).unwrap() {}
     let pruned = store.prune_audit(20, 1000).await.unwrap();
@@ -457,7 +468,7 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
     let dangling: i64 = index
         .query_row(
             "SELECT COUNT(*) FROM audit_targets t WHERE NOT EXISTS \
-             (SELECT 1 FROM audit_events a WHERE a.seq = t.seq)",
+             (SELECT 1 FROM audit_events a WHERE a.seq = t.rowid)",
             [],
             |r| r.get(0),
         )
@@ -606,6 +617,8 @@ async fn adds_in_one_batch_record_their_events_in_order_or_not_at_all() {
     assert!(second.await.unwrap().is_err());
     assert!(!is_in(&store, &staff, "bob").await);
     assert!(!is_in(&store, &staff, "dee").await);
-    let stored = log("SELECT event_type, request_id FROM audit_events WHERE request_id IN ('fine', 'refused')");
+    let stored = log(
+        "SELECT event_type, request_id FROM audit_events WHERE request_id IN ('fine', 'refused')",
+    );
     assert!(stored.is_empty(), "{stored:?}");
 }
