@@ -596,6 +596,17 @@ pub(crate) async fn deliveries(
     rows.iter().map(delivery_from).collect()
 }
 
+/// An endpoint [`claim_webhook`] may take at `$1`: enabled, not leased, with a delivery due.
+const CLAIMABLE_WHERE: &str = "w.enabled AND (w.lease_until IS NULL OR w.lease_until < $1) \
+    AND EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.webhook_id = w.id \
+    AND o.state = 'pending' AND o.next_attempt <= $1)";
+
+/// Whether [`claim_webhook`] would find an endpoint at `$1`: asked outside a write
+/// transaction (SQLite), so a delivery poll with nothing to do takes no write lock.
+pub(crate) fn any_claimable_sql() -> String {
+    format!("SELECT EXISTS (SELECT 1 FROM webhooks w WHERE {CLAIMABLE_WHERE})")
+}
+
 /// Claims an enabled endpoint with a due delivery that no node holds (or whose holder's
 /// lease ran out), for `owner` until `lease_until`. PostgreSQL skips rows another node
 /// is claiming at this moment.
@@ -607,10 +618,8 @@ pub(crate) async fn claim_webhook(
 ) -> StoreResult<Option<Webhook>> {
     let skip_locked = tx.row_lock(RowLock::Claim);
     let sql = format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.enabled \
-         AND (w.lease_until IS NULL OR w.lease_until < $1) \
-         AND EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.webhook_id = w.id \
-         AND o.state = 'pending' AND o.next_attempt <= $1) ORDER BY w.id LIMIT 1{skip_locked}"
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE {CLAIMABLE_WHERE} \
+         ORDER BY w.id LIMIT 1{skip_locked}"
     );
     let Some(row) = tx.fetch_optional(&sql, &[SqlValue::Int(now)]).await? else {
         return Ok(None);

@@ -734,6 +734,15 @@ impl Store for SqliteStore {
         now: Millis,
         lease_until: Millis,
     ) -> StoreResult<Option<Webhook>> {
+        // Asked on a reader first: a poll with nothing to deliver (the usual case) takes
+        // no write lock, and never waits behind a long write of another process.
+        let due: bool = self.direct.read(|c| {
+            c.prepare_cached(&audit::any_claimable_sql())?
+                .query_row([now], |r| r.get(0))
+        })?;
+        if !due {
+            return Ok(None);
+        }
         let mut tx = self.begin().await?;
         let out = audit::claim_webhook(&mut tx, owner, now, lease_until).await?;
         tx.commit(out).await

@@ -622,3 +622,53 @@ async fn adds_in_one_batch_record_their_events_in_order_or_not_at_all() {
     );
     assert!(stored.is_empty(), "{stored:?}");
 }
+
+/// A webhook delivery poll with nothing to deliver takes no write lock: it answers at
+/// once while another connection (an import in another process, say) holds the lock,
+/// instead of waiting up to the busy timeout. With a delivery due, it claims.
+#[tokio::test]
+async fn a_delivery_poll_with_nothing_due_does_not_wait_for_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let poll = tokio::time::timeout(
+        Duration::from_secs(3),
+        store.claim_webhook("node", 1_000, 2_000),
+    )
+    .await
+    .expect("the poll waited for the write lock");
+    assert!(poll.unwrap().is_none());
+    other.execute_batch("ROLLBACK").unwrap();
+
+    // A due delivery is claimed (and the check above is not a poll that never claims).
+    other
+        .execute_batch(
+            "INSERT INTO webhooks (id, url, secret, created, modified) \
+             VALUES ('h1', 'http://127.0.0.1:9/', 's', 1, 1); \
+             INSERT INTO audit_events (at, event_type, actor_type) VALUES (1, 'user.created', 'cli'); \
+             INSERT INTO webhook_outbox (webhook_id, event_seq, created, next_attempt) \
+             VALUES ('h1', (SELECT MAX(seq) FROM audit_events), 1, 500);",
+        )
+        .unwrap();
+    let claimed = store.claim_webhook("node", 1_000, 2_000).await.unwrap();
+    assert_eq!(claimed.map(|h| h.id), Some("h1".to_owned()));
+    // Leased now: the next poll finds nothing until the lease runs out.
+    assert!(
+        store
+            .claim_webhook("other", 1_500, 2_500)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .claim_webhook("other", 2_001, 3_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
