@@ -12,7 +12,7 @@
 use serde_json::{Map, Value};
 
 use super::filter_sql::{self, Columns, SqlValue};
-use super::sql::{ListSql, RowColumns, push};
+use super::sql::{ListSql, RowColumns, push, push_texts};
 use super::tx::{RowLock, Tx, opt_int, opt_text, text};
 use super::{ListQuery, StoreError, StoreResult};
 use crate::clock::Millis;
@@ -283,12 +283,8 @@ pub(crate) fn list_sql(
     let mut params = Vec::new();
     let mut wheres = Vec::new();
     if !filter.types.is_empty() {
-        let list: Vec<String> = filter
-            .types
-            .iter()
-            .map(|t| push(&mut params, text(t.clone())))
-            .collect();
-        wheres.push(format!("a.event_type IN ({})", list.join(", ")));
+        let list = push_texts(&mut params, &filter.types);
+        wheres.push(format!("a.event_type IN ({list})"));
     }
     if let Some(actor) = &filter.actor {
         let p = push(&mut params, text(actor.clone()));
@@ -301,12 +297,7 @@ pub(crate) fn list_sql(
     if !filter.target_ids.is_empty() || !filter.target_names.is_empty() {
         let mut any = Vec::new();
         if !filter.target_ids.is_empty() {
-            let ids: Vec<String> = filter
-                .target_ids
-                .iter()
-                .map(|id| push(&mut params, text(id.clone())))
-                .collect();
-            let ids = ids.join(", ");
+            let ids = push_texts(&mut params, &filter.target_ids);
             any.push(match dialect {
                 // PostgreSQL indexes both columns.
                 filter_sql::Dialect::Postgres => {

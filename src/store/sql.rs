@@ -841,6 +841,15 @@ pub(crate) fn push_ids(params: &mut Vec<SqlValue>, ids: &[GroupId]) -> String {
         .join(", ")
 }
 
+/// Placeholders for a list of text values, e.g. `$3, $4`.
+pub(crate) fn push_texts(params: &mut Vec<SqlValue>, values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| push(params, SqlValue::Text(v.clone())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A paged list query: `with` is a CTE prefix or empty, `wheres` are ANDed, `params` are
 /// bound to the `$N` placeholders in order.
 #[derive(Debug)]
