@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::Row;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::executor::{pg_text, retrying};
-use super::lane::{Lane, next_batch};
+use super::lane::{Jobs, Lane, next_batch, start_workers};
 use crate::domain::audit::Event;
 use crate::domain::ids::{GroupId, UserId};
 use crate::store::{MemberCheck, StoreResult};
@@ -112,12 +112,9 @@ impl AddWriter {
     /// Starts `workers` tasks on the current runtime; they end when the writer is
     /// dropped and the queue is empty.
     pub(super) fn start(lane: &Arc<Lane>, workers: usize) -> Self {
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(run(Arc::clone(lane), Arc::clone(&jobs)));
+        Self {
+            queue: start_workers(lane, workers, run),
         }
-        Self { queue }
     }
 
     /// Adds the user to the group (each named by id, else by folded name key) in the
@@ -146,7 +143,7 @@ impl AddWriter {
     }
 }
 
-async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+async fn run(lane: Arc<Lane>, jobs: Jobs<Pending>) {
     while let Some(batch) = next_batch(&jobs, MAX_BATCH).await {
         match retrying(|| add_batch(&lane, &batch)).await {
             Ok(found) => {

@@ -26,9 +26,9 @@
 use std::sync::Arc;
 
 use sqlx::Row;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::lane::{Lane, next_batch};
+use super::lane::{Jobs, Lane, next_batch, start_workers};
 use crate::store::StoreResult;
 
 /// Checks in one statement at most.
@@ -98,12 +98,9 @@ impl CheckBatcher {
     /// Starts `workers` tasks on the current runtime; they end when the batcher is
     /// dropped and the queue is empty.
     pub(super) fn start(lane: &Arc<Lane>, workers: usize) -> Self {
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(run(Arc::clone(lane), Arc::clone(&jobs)));
+        Self {
+            queue: start_workers(lane, workers, run),
         }
-        Self { queue }
     }
 
     /// The direct groups of the user `asked` names, with the counters, read by the next
@@ -116,7 +113,7 @@ impl CheckBatcher {
     }
 }
 
-async fn run(lane: Arc<Lane>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+async fn run(lane: Arc<Lane>, jobs: Jobs<Pending>) {
     while let Some(batch) = next_batch(&jobs, MAX_BATCH).await {
         match groups_of_users(&lane, &batch).await {
             Ok(mut found) => {

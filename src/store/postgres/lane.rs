@@ -9,12 +9,13 @@
 //! for more than [`super::PING_IDLE`] is pinged before it is used (a restarted database
 //! server answers the ping's failure with a new connection, not a failed request).
 
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgConnection};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 
 use super::PING_IDLE;
 use crate::store::StoreResult;
@@ -91,14 +92,36 @@ impl Lane {
     }
 }
 
+/// The queue of a batch worker (the grouped adds', the shared checks'), which its
+/// workers take turns at.
+pub(super) type Jobs<P> = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<P>>>;
+
+/// Starts `workers` tasks (at least one) on the current runtime, each running `run` over
+/// one new queue, and returns the queue's sender. They end when it is dropped and the
+/// queue is empty.
+pub(super) fn start_workers<P, F, Fut>(
+    lane: &Arc<Lane>,
+    workers: usize,
+    run: F,
+) -> mpsc::UnboundedSender<P>
+where
+    P: Send + 'static,
+    F: Fn(Arc<Lane>, Jobs<P>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (queue, jobs) = mpsc::unbounded_channel();
+    let jobs: Jobs<P> = Arc::new(tokio::sync::Mutex::new(jobs));
+    for _ in 0..workers.max(1) {
+        tokio::spawn(run(Arc::clone(lane), Arc::clone(&jobs)));
+    }
+    queue
+}
+
 /// A batch worker's next batch (the grouped adds', the shared checks'): waits for the
 /// next request in `jobs` and takes every one queued behind it, up to `max`. `None` once
 /// the queue is closed and empty. Workers take turns at the queue, so each request joins
 /// exactly one batch.
-pub(super) async fn next_batch<P>(
-    jobs: &tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<P>>,
-    max: usize,
-) -> Option<Vec<P>> {
+pub(super) async fn next_batch<P>(jobs: &Jobs<P>, max: usize) -> Option<Vec<P>> {
     let mut jobs = jobs.lock().await;
     let first = jobs.recv().await?;
     let mut batch = vec![first];
