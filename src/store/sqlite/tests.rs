@@ -315,6 +315,17 @@ async fn integer_keys_migration_keeps_memberships_and_names() {
     assert_eq!(left, (2, 2), "ann's two memberships and two names");
 }
 
+/// A store on a new file in a directory of its own (removed when the first value is
+/// dropped), and the file's path, for connections of the test's own.
+async fn fresh_store() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gatehouse.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    (dir, path, store)
+}
+
 /// An audit event for the store calls these tests make.
 fn ev() -> &'static crate::domain::audit::Event {
     use crate::domain::audit::{Actor, Event, EventType, Origin};
@@ -383,11 +394,7 @@ async fn events_about(store: &SqliteStore, target: &str) -> Vec<i64> {
 #[tokio::test]
 async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
     use crate::domain::audit::{Actor, Event, EventType, Origin};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.db");
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let (_dir, path, store) = fresh_store().await;
     let (ann, bob) = (UserId::new(), UserId::new());
     let (staff, ops) = (GroupId::new(), GroupId::new());
     let about = [(ann, staff), (bob, staff), (ann, ops), (bob, ops)];
@@ -485,13 +492,8 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
 #[tokio::test]
 async fn adds_in_one_batch_record_their_events_in_order_or_not_at_all() {
     use crate::domain::audit::{Actor, Event, EventType, Origin};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("b.db");
-    let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap(),
-    );
+    let (_dir, path, store) = fresh_store().await;
+    let store = Arc::new(store);
     let staff = group("staff");
     store.create_group(&staff, ev()).await.unwrap();
     let mut users = Vec::new();
@@ -628,11 +630,7 @@ async fn adds_in_one_batch_record_their_events_in_order_or_not_at_all() {
 /// instead of waiting up to the busy timeout. With a delivery due, it claims.
 #[tokio::test]
 async fn a_delivery_poll_with_nothing_due_does_not_wait_for_the_write_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.db");
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let (_dir, path, store) = fresh_store().await;
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let poll = tokio::time::timeout(
