@@ -49,6 +49,10 @@ pub(super) struct Batch<'c> {
 /// take a few statements, and four shapes of statement stay prepared.
 const EVENT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
+/// The text of each [`EVENT_CHUNKS`] insert, made once (it keys the statement cache).
+static EVENT_INSERTS: std::sync::LazyLock<[String; 4]> =
+    std::sync::LazyLock::new(|| EVENT_CHUNKS.map(insert_events_sql));
+
 impl Batch<'_> {
     /// Keeps an add's event (`audit::named_event_values`) to insert with the batch's
     /// others. Only for a change that runs without a savepoint ([`BatchWriter::write_add`])
@@ -62,10 +66,10 @@ impl Batch<'_> {
     fn flush_events(&self) -> rusqlite::Result<()> {
         let events = std::mem::take(&mut *self.events.borrow_mut());
         let mut rest = events.as_slice();
-        for rows in EVENT_CHUNKS {
+        for (rows, sql) in EVENT_CHUNKS.into_iter().zip(EVENT_INSERTS.iter()) {
             while rest.len() >= rows {
                 let (chunk, tail) = rest.split_at(rows);
-                let mut stmt = self.conn.prepare_cached(&insert_events_sql(rows))?;
+                let mut stmt = self.conn.prepare_cached(sql)?;
                 for (i, value) in chunk.iter().flatten().enumerate() {
                     stmt.raw_bind_parameter(i + 1, value)?;
                 }
