@@ -282,13 +282,26 @@ pub(crate) fn list_sql(
 ) -> ListSql {
     let mut params = Vec::new();
     let mut wheres = Vec::new();
+    let sqlite = dialect == filter_sql::Dialect::Sqlite;
     if !filter.types.is_empty() {
         let list = push_texts(&mut params, &filter.types);
-        wheres.push(format!("a.event_type IN ({list})"));
+        let is_type = |t: &str| format!("{t}.event_type IN ({list})");
+        wheres.push(if sqlite {
+            let terms = fts_any(&mut params, filter.types.iter().map(|t| type_term(t)));
+            deferred(&terms, &is_type("e"), &is_type("a"))
+        } else {
+            is_type("a")
+        });
     }
     if let Some(actor) = &filter.actor {
         let p = push(&mut params, text(actor.clone()));
-        wheres.push(format!("a.actor_id = {p}"));
+        let by = |t: &str| format!("{t}.actor_id = {p}");
+        wheres.push(if sqlite {
+            let terms = fts_any(&mut params, [actor_term(actor)].into_iter());
+            deferred(&terms, &by("e"), &by("a"))
+        } else {
+            by("a")
+        });
     }
     if let Some(name) = &filter.actor_name {
         let p = push(&mut params, text(name.clone()));
@@ -298,24 +311,15 @@ pub(crate) fn list_sql(
         let mut any = Vec::new();
         if !filter.target_ids.is_empty() {
             let ids = push_texts(&mut params, &filter.target_ids);
-            any.push(match dialect {
+            let about = |t: &str| {
+                format!("{t}.target_user_id IN ({ids}) OR {t}.target_group_id IN ({ids})")
+            };
+            any.push(if sqlite {
+                let terms = fts_any(&mut params, filter.target_ids.iter().cloned());
+                deferred(&terms, &about("e"), &about("a"))
+            } else {
                 // PostgreSQL indexes both columns.
-                filter_sql::Dialect::Postgres => {
-                    format!("a.target_user_id IN ({ids}) OR a.target_group_id IN ({ids})")
-                }
-                // SQLite: the deferred index up to its last pass, then the newer events
-                // (`sqlite/audit_index.rs`). The index narrows; the columns decide.
-                filter_sql::Dialect::Sqlite => {
-                    let terms = push(&mut params, text(fts_any(&filter.target_ids)));
-                    format!(
-                        "a.seq IN (SELECT rowid FROM audit_targets \
-                         WHERE audit_targets MATCH {terms} \
-                         UNION ALL SELECT e.seq FROM audit_events e \
-                         WHERE e.seq > (SELECT x.seq FROM audit_indexed x WHERE x.only = 1) \
-                         AND (e.target_user_id IN ({ids}) OR e.target_group_id IN ({ids}))) \
-                         AND (a.target_user_id IN ({ids}) OR a.target_group_id IN ({ids}))"
-                    )
-                }
+                about("a")
             });
         }
         for name in &filter.target_names {
@@ -326,13 +330,26 @@ pub(crate) fn list_sql(
         }
         wheres.push(format!("({})", any.join(" OR ")));
     }
+    let mut spans = Vec::new();
     if let Some(since) = filter.since {
         let p = push(&mut params, SqlValue::Int(since));
         wheres.push(format!("a.at >= {p}"));
+        spans.push(format!("s.max_at >= {p}"));
     }
     if let Some(until) = filter.until {
         let p = push(&mut params, SqlValue::Int(until));
         wheres.push(format!("a.at < {p}"));
+        spans.push(format!("s.min_at < {p}"));
+    }
+    if sqlite && !spans.is_empty() {
+        // The seqs of the passes' spans that reach into the range, and the events after
+        // the last pass (`sqlite/audit_index.rs`); `a.at` above decides.
+        let reach = spans.join(" AND ");
+        wheres.push(format!(
+            "(a.seq BETWEEN (SELECT MIN(s.first_seq) FROM audit_spans s WHERE {reach}) \
+             AND (SELECT MAX(s.last_seq) FROM audit_spans s WHERE {reach}) \
+             OR a.seq > {INDEXED})"
+        ));
     }
     if let Some(expr) = &query.filter {
         wheres.push(filter_sql::translate(
@@ -360,20 +377,46 @@ pub(crate) fn list_sql(
     )
 }
 
-/// An FTS5 query for `audit_targets` matching any of `ids`: each a token of its own
-/// (the index's tokenizer keeps letters, digits and `-`, as in a UUID). An id with other
-/// characters cannot be a target's and is left out; with none left, the query asks
-/// for a token no row has.
-fn fts_any(ids: &[String]) -> String {
-    let tokens: Vec<String> = ids
-        .iter()
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(|id| format!("\"{id}\""))
+/// SQLite: the newest event the index passes have reached (`sqlite/audit_index.rs`).
+const INDEXED: &str = "(SELECT x.seq FROM audit_indexed x WHERE x.only = 1)";
+
+/// SQLite: the events whose `audit_terms` match `terms` (a bound FTS5 query) up to the
+/// last index pass, and the newer ones `tail` (on alias `e`) selects
+/// (`sqlite/audit_index.rs`). The index only narrows: `exact` (on alias `a`) decides.
+fn deferred(terms: &str, tail: &str, exact: &str) -> String {
+    format!(
+        "a.seq IN (SELECT rowid FROM audit_terms WHERE audit_terms MATCH {terms} \
+         UNION ALL SELECT e.seq FROM audit_events e WHERE e.seq > {INDEXED} AND ({tail})) \
+         AND ({exact})"
+    )
+}
+
+/// The term an event of type `t` is indexed under (migration 0010; the index pass
+/// makes the same with SQL).
+fn type_term(t: &str) -> String {
+    format!("type-{}", t.replace('.', "-"))
+}
+
+/// The term an event by the user `id` is indexed under.
+fn actor_term(id: &str) -> String {
+    format!("actor-{id}")
+}
+
+/// Binds an FTS5 query for `audit_terms` matching any of `terms`, each a token of its
+/// own (the index's tokenizer keeps letters, digits and `-`, as in a UUID), and returns
+/// its placeholder. A term with other characters cannot be an event's and is left out;
+/// with none left, the query asks for a token no row has.
+fn fts_any(params: &mut Vec<SqlValue>, terms: impl Iterator<Item = String>) -> String {
+    let tokens: Vec<String> = terms
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|t| format!("\"{t}\""))
         .collect();
-    if tokens.is_empty() {
-        return "\"-\"".to_owned();
-    }
-    tokens.join(" OR ")
+    let query = if tokens.is_empty() {
+        "\"-\"".to_owned()
+    } else {
+        tokens.join(" OR ")
+    };
+    push(params, text(query))
 }
 
 /// Events after `after_seq` recorded at or after `since`, oldest first (the export).
@@ -385,24 +428,49 @@ pub(crate) const EVENTS_AFTER: &str = "SELECT a.seq, a.at, a.event_type, a.actor
 /// Removes up to `limit` events older than `cutoff` that no endpoint still waits for,
 /// and failed deliveries older than it. Returns how many events went.
 pub(crate) async fn prune(tx: &mut impl Tx, cutoff: Millis, limit: i64) -> StoreResult<u64> {
-    const PRUNED: &str = "SELECT a.seq FROM audit_events a WHERE a.at < $1 \
-        AND NOT EXISTS (SELECT 1 FROM webhook_outbox o \
-        WHERE o.event_seq = a.seq AND o.state = 'pending') ORDER BY a.seq LIMIT $2";
+    const UNPINNED: &str = "NOT EXISTS (SELECT 1 FROM webhook_outbox o \
+        WHERE o.event_seq = a.seq AND o.state = 'pending')";
     let args = [SqlValue::Int(cutoff), SqlValue::Int(limit)];
-    if tx.dialect() == filter_sql::Dialect::Sqlite {
-        // The same events' rows in the deferred target index, first.
+    let removed = if tx.dialect() == filter_sql::Dialect::Sqlite {
+        // The passes' spans bound where old events are (`a.at` has no index), and the
+        // newest event stays: `seq` is not AUTOINCREMENT, and SQLite gives the next
+        // event MAX(seq) + 1 (migration 0010).
+        let pruned = format!(
+            "SELECT a.seq FROM audit_events a WHERE (a.seq <= \
+             (SELECT MAX(s.last_seq) FROM audit_spans s WHERE s.min_at < $1) \
+             OR a.seq > {INDEXED}) AND a.at < $1 \
+             AND a.seq < (SELECT MAX(seq) FROM audit_events) AND {UNPINNED} \
+             ORDER BY a.seq LIMIT $2"
+        );
+        // The same events' rows in the deferred index, first.
         tx.execute(
-            &format!("DELETE FROM audit_targets WHERE rowid IN ({PRUNED})"),
+            &format!("DELETE FROM audit_terms WHERE rowid IN ({pruned})"),
             &args,
         )
         .await?;
-    }
-    let removed = tx
-        .execute(
-            &format!("DELETE FROM audit_events WHERE seq IN ({PRUNED})"),
-            &args,
+        let removed = tx
+            .execute(
+                &format!("DELETE FROM audit_events WHERE seq IN ({pruned})"),
+                &args,
+            )
+            .await?;
+        tx.execute(
+            "DELETE FROM audit_spans WHERE last_seq < (SELECT MIN(seq) FROM audit_events)",
+            &[],
         )
         .await?;
+        removed
+    } else {
+        let pruned = format!(
+            "SELECT a.seq FROM audit_events a WHERE a.at < $1 AND {UNPINNED} \
+             ORDER BY a.seq LIMIT $2"
+        );
+        tx.execute(
+            &format!("DELETE FROM audit_events WHERE seq IN ({pruned})"),
+            &args,
+        )
+        .await?
+    };
     tx.execute(
         "DELETE FROM webhook_outbox WHERE state = 'failed' AND created < $1",
         &[SqlValue::Int(cutoff)],

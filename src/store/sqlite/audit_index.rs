@@ -1,14 +1,16 @@
-//! The audit trail's per-target lookup (`audit_targets`, an FTS5 index: migrations 0008
-//! and 0009), filled by the batch writer's thread between batches rather than by each
-//! event's insert.
+//! The audit trail's lookup by target, type, actor and time (`audit_terms`, an FTS5
+//! index, and `audit_spans`: migrations 0008 to 0010), filled by the batch writer's thread between batches rather
+//! than by each event's insert.
 //!
 //! An event about a membership names a user and a group by random UUIDs; two B-tree
 //! indexes on those columns dirtied two random leaves per event, which halved the rate
-//! of adds. A pass here takes every event recorded since the last pass (up to
-//! [`MAX_PASS`]) and indexes their ids as one new FTS5 segment, written in order; FTS5
-//! merges segments as more arrive, so a pass costs what its events cost, whatever the
-//! size of the index. Lookups never wait for a pass: they read `audit_targets` up to
-//! `audit_indexed.seq` and scan the events after it (`store::audit::list_sql`).
+//! of adds, and the type, actor and time indexes took more pages a batch. A pass here
+//! takes every event recorded since the last pass (up to [`MAX_PASS`]) and indexes its
+//! terms (ids, `type-…`, `actor-…`: migration 0010) as one new FTS5 segment, written in
+//! order, and records the span of seqs and times it covered; FTS5 merges segments as more arrive, so a pass costs what its events cost,
+//! whatever the size of the index. Lookups never wait for a pass: they read
+//! `audit_terms` up to `audit_indexed.seq` and scan the events after it
+//! (`store::audit::list_sql`).
 
 use std::time::{Duration, Instant};
 
@@ -28,11 +30,17 @@ const MAX_PASS: i64 = 20_000;
 const PENDING: &str = "SELECT (SELECT seq FROM audit_indexed WHERE only = 1), \
     (SELECT MAX(seq) FROM audit_events)";
 
-/// `$1` < seq <= `$2`: each event's user and group ids, if it has either.
-const INDEX: &str = "INSERT INTO audit_targets (rowid, targets) \
-    SELECT seq, concat_ws(' ', target_user_id, target_group_id) FROM audit_events \
-    WHERE seq > $1 AND seq <= $2 \
-    AND (target_user_id IS NOT NULL OR target_group_id IS NOT NULL)";
+/// `$1` < seq <= `$2`: each event's terms (`store::audit::type_term` and `actor_term`
+/// make the same from a filter).
+const INDEX: &str = "INSERT INTO audit_terms (rowid, terms) \
+    SELECT seq, concat_ws(' ', target_user_id, target_group_id, \
+    'type-' || replace(event_type, '.', '-'), 'actor-' || actor_id) FROM audit_events \
+    WHERE seq > $1 AND seq <= $2";
+
+/// `$1` < seq <= `$2`: the span of the events the pass indexes, if any (migration 0010).
+const SPAN: &str = "INSERT INTO audit_spans (last_seq, first_seq, min_at, max_at) \
+    SELECT MAX(seq), MIN(seq), MIN(at), MAX(at) FROM audit_events \
+    WHERE seq > $1 AND seq <= $2 HAVING COUNT(*) > 0";
 
 const ADVANCE: &str = "UPDATE audit_indexed SET seq = $1 WHERE only = 1";
 
@@ -77,6 +85,7 @@ pub(super) fn pass(conn: &Connection) -> rusqlite::Result<bool> {
             return Ok(false);
         };
         conn.prepare_cached(INDEX)?.execute([from, to])?;
+        conn.prepare_cached(SPAN)?.execute([from, to])?;
         conn.prepare_cached(ADVANCE)?.execute([to])?;
         Ok(true)
     })();

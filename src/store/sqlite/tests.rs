@@ -369,10 +369,18 @@ async fn close_joins_the_background_threads_and_later_writes_fail() {
 
 /// The seqs of the events about `target`, as the audit list finds them.
 async fn events_about(store: &SqliteStore, target: &str) -> Vec<i64> {
-    let filter = AuditFilter {
-        target_ids: vec![target.to_owned()],
-        ..AuditFilter::default()
-    };
+    events_where(
+        store,
+        AuditFilter {
+            target_ids: vec![target.to_owned()],
+            ..AuditFilter::default()
+        },
+    )
+    .await
+}
+
+/// The events a filter selects, newest first (their `seq`).
+async fn events_where(store: &SqliteStore, filter: AuditFilter) -> Vec<i64> {
     let ctx = crate::store::filter_sql::Ctx {
         now_ms: 0,
         current_user_id: String::new(),
@@ -388,18 +396,25 @@ async fn events_about(store: &SqliteStore, target: &str) -> Vec<i64> {
     page.items.iter().map(|r| r.seq).collect()
 }
 
-/// Events about users and groups are found by target whether or not an index pass has
-/// reached them: the pass's part and the newer events never miss or repeat one, a pass
-/// indexes exactly what it says it did, and retention takes the index's rows along.
+/// Events are found by target, type and actor whether or not an index pass has
+/// reached them: the lookups read the deferred index up to its mark and scan past it.
 #[tokio::test]
-async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
-    use crate::domain::audit::{Actor, Event, EventType, Origin};
+async fn lookups_by_target_type_and_actor_see_every_event_before_and_after_index_passes() {
+    use crate::domain::audit::{Actor, ActorKind, Event, EventType, Origin};
     let (_dir, path, store) = fresh_store().await;
     let (ann, bob) = (UserId::new(), UserId::new());
     let (staff, ops) = (GroupId::new(), GroupId::new());
     let about = [(ann, staff), (bob, staff), (ann, ops), (bob, ops)];
-    // What each target's events should be: (target, seq), built as events are recorded.
+    let by = |user: UserId| Actor {
+        kind: ActorKind::User,
+        id: Some(user),
+        name: Some("someone".into()),
+    };
+    // What each lookup should find: (term, seq), built as events are recorded. A term
+    // is a target's id, `type:` and a type, or `actor:` and a user id.
     let mut expected: Vec<(String, i64)> = Vec::new();
+    // Each event's (at, seq), for the time ranges.
+    let mut times: Vec<(i64, i64)> = Vec::new();
     let newest = |c: &rusqlite::Connection| -> i64 {
         c.query_row("SELECT MAX(seq) FROM audit_events", [], |r| r.get(0))
             .unwrap()
@@ -409,57 +424,147 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
     for round in 0..4 {
         for (i, (user, group)) in about.iter().enumerate() {
             let at = i64::try_from(round * 10 + i).unwrap();
-            let event = Event::new(EventType::MemberAdded, Actor::cli(), Origin::default(), at)
+            // Added by the CLI, removed by ann: two types, one actor with an id.
+            let (kind, actor) = if i % 2 == 0 {
+                (EventType::MemberAdded, Actor::cli())
+            } else {
+                (EventType::MemberRemoved, by(ann))
+            };
+            let event = Event::new(kind, actor.clone(), Origin::default(), at)
                 .user(*user)
                 .group(*group);
             store.record_event(&event).await.unwrap();
             let seq = newest(&index);
+            times.push((at, seq));
             expected.push((user.to_string(), seq));
             expected.push((group.to_string(), seq));
+            expected.push((format!("type:{}", kind.as_str()), seq));
+            if let Some(id) = actor.id {
+                expected.push((format!("actor:{id}"), seq));
+            }
         }
-        // An event about neither: found by no target.
-        let other = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 99);
+        // An event about neither, by bob, at a time out of order with the others.
+        let other = Event::new(EventType::UserUpdated, by(bob), Origin::default(), 99);
         store.record_event(&other).await.unwrap();
+        let seq = newest(&index);
+        times.push((99, seq));
+        expected.push(("type:user.updated".into(), seq));
+        expected.push((format!("actor:{bob}"), seq));
         if round % 2 == 0 {
             // Index everything so far; the next round's events are (mostly) newer.
             while super::audit_index::pass(&index).unwrap() {}
             let (indexed, rows): (i64, i64) = index
                 .query_row(
-                    "SELECT (SELECT seq FROM audit_indexed), (SELECT COUNT(*) FROM audit_targets)",
+                    "SELECT (SELECT seq FROM audit_indexed), (SELECT COUNT(*) FROM audit_terms)",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .unwrap();
             assert_eq!(indexed, newest(&index), "the pass reached the newest event");
-            assert_eq!(
-                rows,
-                i64::try_from(expected.len() / 2).unwrap(),
-                "one row per event about a user and a group"
-            );
+            assert_eq!(rows, newest(&index), "one row per event");
         }
-        for target in [
-            ann.to_string(),
-            bob.to_string(),
-            staff.to_string(),
-            ops.to_string(),
-        ] {
+        let find = |term: &str| {
             let mut want: Vec<i64> = expected
                 .iter()
-                .filter(|(t, _)| *t == target)
+                .filter(|(t, _)| t == term)
                 .map(|(_, s)| *s)
                 .collect();
             want.reverse(); // newest first
+            want
+        };
+        for target in [ann, bob]
+            .map(|u| u.to_string())
+            .into_iter()
+            .chain([staff, ops].map(|g| g.to_string()))
+        {
+            let found = events_about(&store, &target).await;
+            assert_eq!(found, find(&target), "round {round}: {target}");
+        }
+        for kind in [
+            EventType::MemberAdded,
+            EventType::MemberRemoved,
+            EventType::UserUpdated,
+        ] {
+            let filter = AuditFilter {
+                types: vec![kind.as_str().into()],
+                ..AuditFilter::default()
+            };
+            let term = format!("type:{}", kind.as_str());
             assert_eq!(
-                events_about(&store, &target).await,
-                want,
-                "round {round}: {target}"
+                events_where(&store, filter).await,
+                find(&term),
+                "round {round}: {term}"
             );
+        }
+        let both = AuditFilter {
+            types: vec!["group.memberAdded".into(), "user.updated".into()],
+            ..AuditFilter::default()
+        };
+        let mut want = [find("type:group.memberAdded"), find("type:user.updated")].concat();
+        want.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(
+            events_where(&store, both).await,
+            want,
+            "round {round}: two types"
+        );
+        for user in [ann, bob] {
+            let filter = AuditFilter {
+                actor: Some(user.to_string()),
+                ..AuditFilter::default()
+            };
+            let term = format!("actor:{user}");
+            assert_eq!(
+                events_where(&store, filter).await,
+                find(&term),
+                "round {round}: {term}"
+            );
+        }
+        // Filters together: ann's removals about staff.
+        let together = AuditFilter {
+            types: vec!["group.memberRemoved".into()],
+            actor: Some(ann.to_string()),
+            target_ids: vec![staff.to_string()],
+            ..AuditFilter::default()
+        };
+        let want: Vec<i64> = find("type:group.memberRemoved")
+            .into_iter()
+            .filter(|s| find(&staff.to_string()).contains(s))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(
+            events_where(&store, together).await,
+            want,
+            "round {round}: together"
+        );
+        // Time ranges, the out-of-order event's included.
+        for (since, until) in [
+            (Some(0), Some(2)),
+            (Some(12), None),
+            (None, Some(21)),
+            (Some(21), Some(33)),
+            (Some(50), Some(100)),
+            (Some(100), None),
+        ] {
+            let filter = AuditFilter {
+                since,
+                until,
+                ..AuditFilter::default()
+            };
+            let mut want: Vec<i64> = times
+                .iter()
+                .filter(|(at, _)| since.is_none_or(|s| *at >= s) && until.is_none_or(|u| *at < u))
+                .map(|(_, seq)| *seq)
+                .collect();
+            want.reverse();
+            let found = events_where(&store, filter).await;
+            assert_eq!(found, want, "round {round}: {since:?}..{until:?}");
         }
     }
 
-    // The index only narrows the search; the recorded ids decide. FTS5 folds case and
-    // would match an id's capitals, and a term that is not a single token matches
-    // nothing rather than failing.
+    // The index only narrows the search; the recorded values decide. FTS5 folds case
+    // and would match an id's capitals or a type's other spelling, and a term that is
+    // not a single token matches nothing rather than failing.
+    while super::audit_index::pass(&index).unwrap() {}
     assert!(
         events_about(&store, &ann.to_string().to_uppercase())
             .await
@@ -467,14 +572,45 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
     );
     assert!(events_about(&store, "not \"an\" id").await.is_empty());
     assert!(events_about(&store, "").await.is_empty());
+    for odd in [
+        "GROUP.MEMBERADDED",
+        "group-memberAdded",
+        "group.memberAdded OR x",
+        "",
+    ] {
+        let filter = AuditFilter {
+            types: vec![odd.into()],
+            ..AuditFilter::default()
+        };
+        assert!(events_where(&store, filter).await.is_empty(), "{odd:?}");
+    }
+    for odd in [
+        ann.to_string().to_uppercase(),
+        format!("\"{ann}\""),
+        String::new(),
+    ] {
+        let filter = AuditFilter {
+            actor: Some(odd.clone()),
+            ..AuditFilter::default()
+        };
+        assert!(events_where(&store, filter).await.is_empty(), "{odd:?}");
+    }
 
-    // Retention removes events and their index rows together.
-    while super::audit_index::pass(&index).unwrap() {}
+    // Retention removes events and their index rows together, also events no pass has
+    // reached yet.
+    let late = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 5);
+    store.record_event(&late).await.unwrap();
+    let recent = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 99);
+    store.record_event(&recent).await.unwrap();
     let pruned = store.prune_audit(20, 1000).await.unwrap();
-    assert_eq!(pruned, 2 * 4, "rounds 0 and 1 (at < 20)");
+    assert_eq!(
+        pruned,
+        2 * 4 + 1,
+        "the changes of rounds 0 and 1 (at < 20), and the late one"
+    );
     let dangling: i64 = index
         .query_row(
-            "SELECT COUNT(*) FROM audit_targets t WHERE NOT EXISTS \
+            "SELECT COUNT(*) FROM audit_terms t WHERE NOT EXISTS \
              (SELECT 1 FROM audit_events a WHERE a.seq = t.rowid)",
             [],
             |r| r.get(0),
@@ -482,6 +618,21 @@ async fn lookups_by_target_see_every_event_before_and_after_index_passes() {
         .unwrap();
     assert_eq!(dangling, 0);
     assert_eq!(events_about(&store, &ann.to_string()).await.len(), 4);
+
+    // Retention keeps the newest event, however old: `seq` is not AUTOINCREMENT, and
+    // an id must never be given twice.
+    let last = newest(&index);
+    let last_event = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 1);
+    store.record_event(&last_event).await.unwrap();
+    assert_eq!(newest(&index), last + 1);
+    while store.prune_audit(i64::MAX, 1000).await.unwrap() > 0 {}
+    while super::audit_index::pass(&index).unwrap() {}
+    assert_eq!(store.prune_audit(i64::MAX, 1000).await.unwrap(), 0);
+    let left: Vec<i64> = events_where(&store, AuditFilter::default()).await;
+    assert_eq!(left, [last + 1], "only the newest is left");
+    let next = Event::new(EventType::UserUpdated, Actor::cli(), Origin::default(), 2);
+    store.record_event(&next).await.unwrap();
+    assert_eq!(newest(&index), last + 2, "the next id is new");
 }
 
 /// Adds that share a batch defer their events to one insert; the events still come out
