@@ -25,7 +25,7 @@ pub(super) const PASS_EVERY: Duration = Duration::from_millis(100);
 
 /// Events one pass indexes at most: bounds the time it holds the write lock, and so the
 /// wait of the changes queued behind it (a backlog, such as the events recorded before
-/// migration 0008, takes several passes). Four times what the load benchmark's adds
+/// migration 0008, takes several passes). Many times what the load benchmark's adds
 /// record between two passes, so passes keep up with the writer.
 const MAX_PASS: i64 = 20_000;
 
