@@ -30,6 +30,12 @@
 //!   removal. Writes that only add administrators take no lock: they cannot break the
 //!   guard. Lock order is always graph, then admin, and both are taken before any row is
 //!   written, so the two locks cannot deadlock with each other.
+//! - **No membership outlives its user or group.** Memberships have no foreign keys
+//!   (checking them locked the parent rows on every add); the deletion of a user or
+//!   group deletes their memberships in a trigger that takes the member guard, an
+//!   advisory lock, exclusively, and every insert of memberships takes it shared and
+//!   resolves the user and group in a statement that begins after (`Lock::Members`, the
+//!   grouped add's function). Migration 0005 gives the argument.
 //! - **Refresh-token reuse** is one conditional `UPDATE ... WHERE NOT used ... RETURNING`.
 //!   Two nodes spending the same token contend for its row lock; the loser re-evaluates
 //!   the `WHERE` against the winner's committed row, updates nothing, finds the token

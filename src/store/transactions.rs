@@ -66,9 +66,13 @@ async fn insert_user(tx: &mut impl Tx, user: &User) -> StoreResult<()> {
 /// Makes `user` a direct member of `groups`, in a fixed order so that two transactions
 /// adding overlapping sets cannot deadlock on each other's rows.
 async fn insert_memberships(tx: &mut impl Tx, user: UserId, groups: &[GroupId]) -> StoreResult<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
     let mut ids: Vec<String> = groups.iter().map(ToString::to_string).collect();
     ids.sort();
     ids.dedup();
+    tx.lock(Lock::Members).await?;
     for g in ids {
         tx.execute(sql::INSERT_MEMBER, &[text(g), id(user)])
             .await
@@ -521,6 +525,7 @@ pub(crate) async fn add_members(
     let mut ids: Vec<UserId> = users.to_vec();
     ids.sort_by_key(ToString::to_string);
     ids.dedup();
+    tx.lock(Lock::Members).await?;
     for u in ids {
         let added = tx
             .execute(sql::INSERT_MEMBER, &[id(group), id(u)])
@@ -692,6 +697,9 @@ pub(crate) async fn import(
         .filter(|(_, u)| !dropped.contains(u))
         .map(|(g, u)| [id(g), id(remap.get(u).unwrap_or(u))])
         .collect();
+    if !members.is_empty() {
+        tx.lock(Lock::Members).await?;
+    }
     for chunk in members.chunks(IMPORT_CHUNK) {
         let (text, params) = sql::multi_row(
             tx.dialect(),

@@ -42,6 +42,11 @@ pub(crate) enum Lock<'a> {
     Admin,
     /// One refresh-token family's revocation and growth.
     Family(&'a str),
+    /// Inserting memberships: shared with other inserters, exclusive with the deletion
+    /// of a user or group, which deletes their memberships (PostgreSQL migration 0005,
+    /// where memberships have no foreign keys). Take it after every other lock and
+    /// before the insert's statement, which then resolves the user and group afresh.
+    Members,
 }
 
 /// How a read locks the rows it returns until the transaction ends.

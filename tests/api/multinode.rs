@@ -20,6 +20,7 @@ use gatehouse::store::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 
 use crate::helpers::*;
 
@@ -763,6 +764,117 @@ async fn two_stores_linking_crossed_groups_never_make_a_cycle() {
         s2.add_children(c.id, &as_, ev())
     );
     one_won(0, &r1, &r2, cycle);
+}
+
+/// Memberships that no user or group holds any more, counted in the database itself
+/// (PostgreSQL; SQLite's foreign keys make them impossible).
+async fn orphan_memberships(url: &str) -> i64 {
+    if !on_postgres() {
+        return 0;
+    }
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("a connection");
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members m \
+         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.seq = m.user_seq) \
+         OR NOT EXISTS (SELECT 1 FROM groups g WHERE g.seq = m.group_seq)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("the count")
+}
+
+/// Grouped adds on both stores of `users` to `group`, all at once.
+fn add_all(
+    stores: [&Arc<dyn Store>; 2],
+    group: &Group,
+    users: &[User],
+) -> tokio::task::JoinSet<Result<MemberCheck, StoreError>> {
+    let mut adds = tokio::task::JoinSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let s = stores[i % 2].clone();
+        let (gid, gname, uid, uname) = (group.id, group.name.clone(), u.id, u.username.clone());
+        adds.spawn(async move {
+            let (g, u) = (
+                Named {
+                    id: Some(gid),
+                    key: &gname,
+                },
+                Named {
+                    id: Some(uid),
+                    key: &uname,
+                },
+            );
+            s.add_member_named(g, u, ev()).await
+        });
+    }
+    adds
+}
+
+#[tokio::test]
+async fn adds_racing_the_deletion_of_their_users_and_groups_leave_no_membership_behind() {
+    let (dir, url) = fresh_database().await;
+    let s1 = gatehouse::app::open_store(&url).await.expect("a store");
+    let s2 = if on_postgres() {
+        gatehouse::app::open_store(&url)
+            .await
+            .expect("a second store")
+    } else {
+        s1.clone()
+    };
+    s1.ensure_system_group(1).await.expect("the system group");
+    let _dir = dir;
+    for round in 0..15 {
+        // Users deleted one by one on one store while both add them to a group.
+        let group = new_group(&format!("stays{round}"));
+        s1.create_group(&group, ev()).await.unwrap();
+        let users: Vec<User> = (0..16)
+            .map(|i| new_user(&format!("gone{round}x{i}")))
+            .collect();
+        for u in &users {
+            s1.create_user(u, &[], ev()).await.unwrap();
+        }
+        let adds = add_all([&s2, &s1], &group, &users);
+        for u in &users {
+            assert!(s1.delete_user(u.id, 2, ev()).await.unwrap());
+        }
+        for add in adds.join_all().await {
+            // Made, or the user was gone: found missing, or gone mid-way (made alone).
+            match add {
+                Ok(found) => assert_eq!(found.group, Some(group.id), "round {round}"),
+                Err(e) => assert!(matches!(e, StoreError::NotFound), "round {round}: {e:?}"),
+            }
+        }
+        let left = s2.get_group(group.id).await.unwrap().expect("the group");
+        assert_eq!(
+            left.user_count, 0,
+            "round {round}: members of deleted users"
+        );
+
+        // A group deleted on one store while both add users to it.
+        let group = new_group(&format!("goes{round}"));
+        s1.create_group(&group, ev()).await.unwrap();
+        let users: Vec<User> = (0..16)
+            .map(|i| new_user(&format!("stay{round}x{i}")))
+            .collect();
+        for u in &users {
+            s1.create_user(u, &[], ev()).await.unwrap();
+        }
+        let adds = add_all([&s1, &s2], &group, &users);
+        tokio::task::yield_now().await;
+        assert!(s1.delete_group(group.id, 2, ev()).await.unwrap());
+        adds.join_all().await;
+        assert_eq!(
+            orphan_memberships(&url).await,
+            0,
+            "round {round}: memberships without their user or group"
+        );
+        for u in &users {
+            assert!(s2.delete_user(u.id, 2, ev()).await.unwrap());
+        }
+    }
+    assert_eq!(orphan_memberships(&url).await, 0);
 }
 
 #[tokio::test]

@@ -5,24 +5,27 @@
 //! (resolve the names, `BEGIN`, insert, record the event, queue it for webhooks,
 //! `COMMIT`) and a WAL flush of its own. Here a few workers each take every add waiting
 //! in the node's queue (up to [`MAX_BATCH`]) and run [`ADD_BATCH`] once for all of
-//! them: one statement, in its own implicit transaction, that resolves each add's group
-//! and user (by id, else by name key, as `Store::resolve_named` does), inserts the new
+//! them: one call, in its own implicit transaction, of a function (migration 0005) that
+//! takes the member guard shared, then in one statement resolves each add's group and
+//! user (by id, else by name key, as `Store::resolve_named` does), inserts the new
 //! memberships (`ON CONFLICT DO NOTHING`: an existing one is left as it is), records an
 //! audit event for each membership it inserted and queues those events for subscribed
 //! webhooks. The commit is durable before any add of the batch is answered
 //! (`synchronous_commit` is left on); while one worker's batch commits, the next worker
 //! gathers the adds that arrived meanwhile.
 //!
-//! Adds need no advisory lock: they cannot make a cycle or take an administrator away.
-//! Uniqueness is the primary key's, whichever node inserts. The statement inserts in key
-//! order, so two nodes' batches wait on each other in one order; a deadlock or
-//! serialization failure all the same is retried.
+//! Adds need neither the graph nor the admin lock: they cannot make a cycle or take an
+//! administrator away. The member guard (shared among adds, exclusive for the deletion
+//! of a user or group) keeps a membership from outliving its user or group, as foreign
+//! keys did without locking the parent rows (migration 0005). Uniqueness is the primary
+//! key's, whichever node inserts. The statement inserts in key order, so two nodes'
+//! batches wait on each other in one order; a deadlock or serialization failure all the
+//! same is retried.
 //!
-//! A batch that fails otherwise (a user deleted by another node between the
-//! statement's snapshot and its insert fails the foreign key, for instance) answers
-//! every add of it with [`Outcome::Alone`]: each is then made again on its own, in its
-//! own transaction (`PgStore::add_member_named`), so one failing add never fails the
-//! others, as a savepoint per change would.
+//! A batch that fails otherwise answers every add of it with [`Outcome::Alone`]: each
+//! is then made again on its own, in its own transaction
+//! (`PgStore::add_member_named`), so one failing add never fails the others, as a
+//! savepoint per change would.
 
 use std::sync::Arc;
 
@@ -44,44 +47,12 @@ const MAX_BATCH: usize = 256;
 /// waits for its WAL flush; four measured no better (BENCHMARKS.md).
 pub(super) const WORKERS: usize = 2;
 
-/// One statement for a batch of adds. Arrays of one element per add, `$1` its position
-/// in the batch; `$2`-`$5` the group's id (or NULL) and name key and the user's; `$6`-
-/// `$15` its event (time, type, actor, key, summary, origin). Returns each add's
-/// position with the group and user it resolved to (NULL where none).
-const ADD_BATCH: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::text[], \
-    $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], \
-    $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
-    AS t(ord, gid, gkey, uid, ukey, at, event_type, actor_type, actor_id, actor_name, \
-    key_id, key_name, summary, request_id, client_addr)), \
-    resolved AS (SELECT i.ord, COALESCE(ga.id, gb.id) AS group_id, \
-    COALESCE(ga.seq, gb.seq) AS group_seq, COALESCE(ga.name, gb.name) AS group_name, \
-    COALESCE(u.id, n.user_id) AS user_id, \
-    COALESCE(u.seq, n.user_seq) AS user_seq FROM input i \
-    LEFT JOIN groups ga ON ga.id = i.gid \
-    LEFT JOIN groups gb ON ga.id IS NULL AND gb.name_key = i.gkey \
-    LEFT JOIN users u ON u.id = i.uid \
-    LEFT JOIN user_identifiers n ON u.seq IS NULL AND n.key = i.ukey), \
-    added AS (INSERT INTO group_members (group_seq, user_seq) \
-    SELECT group_seq, user_seq FROM resolved \
-    WHERE group_seq IS NOT NULL AND user_seq IS NOT NULL ORDER BY group_seq, user_seq \
-    ON CONFLICT DO NOTHING RETURNING group_seq, user_seq), \
-    first_asks AS (SELECT DISTINCT ON (r.group_seq, r.user_seq) r.ord, r.group_id, \
-    r.group_name, r.user_id, r.user_seq \
-    FROM resolved r JOIN added a ON a.group_seq = r.group_seq AND a.user_seq = r.user_seq \
-    ORDER BY r.group_seq, r.user_seq, r.ord), \
-    events AS (INSERT INTO audit_events (at, event_type, actor_type, actor_id, actor_name, \
-    target_user_id, target_user_name, target_group_id, target_group_name, target_key_id, \
-    target_key_name, summary, request_id, client_addr) \
-    SELECT i.at, i.event_type, i.actor_type, i.actor_id, i.actor_name, f.user_id, \
-    (SELECT username FROM users WHERE seq = f.user_seq), f.group_id, f.group_name, \
-    i.key_id, i.key_name, i.summary, \
-    i.request_id, i.client_addr FROM first_asks f JOIN input i ON i.ord = f.ord \
-    ORDER BY f.ord RETURNING seq, at, event_type), \
-    queued AS (INSERT INTO webhook_outbox (webhook_id, event_seq, created, next_attempt) \
-    SELECT s.webhook_id, e.seq, e.at, e.at FROM events e \
-    JOIN webhook_subscriptions s ON s.event_type IN (e.event_type, '*') \
-    JOIN webhooks w ON w.id = s.webhook_id WHERE w.enabled) \
-    SELECT ord, group_id, user_id FROM resolved";
+/// One statement for a batch of adds: `gatehouse_add_members` (PostgreSQL migration
+/// 0005, which describes its arguments), which takes the member guard shared and then
+/// resolves, inserts and records in a statement of its own. Returns each add's position
+/// with the group and user it resolved to (NULL where none).
+const ADD_BATCH: &str = "SELECT ord, group_id, user_id FROM gatehouse_add_members($1, $2, \
+    $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 /// How a grouped add ended.
 #[derive(Debug)]

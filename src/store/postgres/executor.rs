@@ -50,8 +50,16 @@ impl<C: DerefMut<Target = PgConnection> + Send> Tx for PgTx<C> {
 
     /// Takes the advisory lock until the transaction ends: the class says which
     /// invariant, the key is the schema's (for a family, with the family's mixed in).
+    /// The member guard is a function of migration 0005, shared with its triggers.
     async fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()> {
         let (class, key) = match lock {
+            Lock::Members => {
+                // The deletions' triggers take it too, so its key is made in SQL.
+                sqlx::query("SELECT gatehouse_member_guard(false)")
+                    .execute(&mut *self.conn)
+                    .await?;
+                return Ok(());
+            }
             Lock::Graph => (GRAPH_LOCK, self.scope),
             Lock::Admin => (ADMIN_LOCK, self.scope),
             Lock::Family(family) => (FAMILY_LOCK, lock_key(family) ^ self.scope),
