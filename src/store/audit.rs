@@ -835,3 +835,39 @@ pub(crate) async fn outbox_depth(tx: &mut impl Tx) -> StoreResult<(i64, Option<M
         .ok_or(StoreError::NotFound)?;
     Ok((row.int("n")?, row.opt_int("oldest")?, row.int("events")?))
 }
+
+/// The audit list as the stores' tests ask it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::AuditFilter;
+    use crate::store::{ListQuery, Store};
+
+    /// The seqs of the events about `target`, as the audit list finds them.
+    pub(crate) async fn events_about(store: &dyn Store, target: &str) -> Vec<i64> {
+        events_where(
+            store,
+            AuditFilter {
+                target_ids: vec![target.to_owned()],
+                ..AuditFilter::default()
+            },
+        )
+        .await
+    }
+
+    /// The events a filter selects, newest first (their `seq`).
+    pub(crate) async fn events_where(store: &dyn Store, filter: AuditFilter) -> Vec<i64> {
+        let ctx = crate::store::filter_sql::Ctx {
+            now_ms: 0,
+            current_user_id: String::new(),
+        };
+        let query = ListQuery::page(
+            crate::domain::page::PageRequest {
+                index: 0,
+                size: 500,
+            },
+            ctx,
+        );
+        let page = store.list_audit(&filter, &query).await.unwrap();
+        page.items.iter().map(|r| r.seq).collect()
+    }
+}
