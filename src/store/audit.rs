@@ -287,8 +287,8 @@ pub(crate) fn list_sql(
         let list = push_texts(&mut params, &filter.types);
         let is_type = |t: &str| format!("{t}.event_type IN ({list})");
         wheres.push(if sqlite {
-            let terms = fts_any(&mut params, filter.types.iter().map(|t| type_term(t)));
-            deferred(&terms, &is_type("e"), &is_type("a"))
+            let indexed = fts_any(&mut params, filter.types.iter().map(|t| type_term(t)));
+            deferred(&indexed, &is_type("e"), &is_type("a"))
         } else {
             is_type("a")
         });
@@ -297,8 +297,8 @@ pub(crate) fn list_sql(
         let p = push(&mut params, text(actor.clone()));
         let by = |t: &str| format!("{t}.actor_id = {p}");
         wheres.push(if sqlite {
-            let terms = fts_any(&mut params, [actor_term(actor)].into_iter());
-            deferred(&terms, &by("e"), &by("a"))
+            let indexed = fts_any(&mut params, [actor_term(actor)].into_iter());
+            deferred(&indexed, &by("e"), &by("a"))
         } else {
             by("a")
         });
@@ -315,8 +315,8 @@ pub(crate) fn list_sql(
                 format!("{t}.target_user_id IN ({ids}) OR {t}.target_group_id IN ({ids})")
             };
             any.push(if sqlite {
-                let terms = fts_any(&mut params, filter.target_ids.iter().cloned());
-                deferred(&terms, &about("e"), &about("a"))
+                let indexed = fts_any(&mut params, filter.target_ids.iter().cloned());
+                deferred(&indexed, &about("e"), &about("a"))
             } else {
                 // PostgreSQL indexes both columns.
                 about("a")
@@ -377,15 +377,15 @@ pub(crate) fn list_sql(
     )
 }
 
-/// SQLite: the newest event the index passes have reached (`sqlite/audit_index.rs`).
+/// The newest event the index passes have reached (`sqlite/audit_index.rs`).
 const INDEXED: &str = "(SELECT x.seq FROM audit_indexed x WHERE x.only = 1)";
 
-/// SQLite: the events whose `audit_terms` match `terms` (a bound FTS5 query) up to the
-/// last index pass, and the newer ones `tail` (on alias `e`) selects
-/// (`sqlite/audit_index.rs`). The index only narrows: `exact` (on alias `a`) decides.
-fn deferred(terms: &str, tail: &str, exact: &str) -> String {
+/// The events that `indexed` (the seqs a deferred index holds, which the passes have
+/// filled up to [`INDEXED`]) selects, and the newer ones `tail` (on alias `e`) selects.
+/// The index only narrows: `exact` (on alias `a`) decides.
+fn deferred(indexed: &str, tail: &str, exact: &str) -> String {
     format!(
-        "a.seq IN (SELECT rowid FROM audit_terms WHERE audit_terms MATCH {terms} \
+        "a.seq IN ({indexed} \
          UNION ALL SELECT e.seq FROM audit_events e WHERE e.seq > {INDEXED} AND ({tail})) \
          AND ({exact})"
     )
@@ -402,10 +402,11 @@ fn actor_term(id: &str) -> String {
     format!("actor-{id}")
 }
 
-/// Binds an FTS5 query for `audit_terms` matching any of `terms`, each a token of its
-/// own (the index's tokenizer keeps letters, digits and `-`, as in a UUID), and returns
-/// its placeholder. A term with other characters cannot be an event's and is left out;
-/// with none left, the query asks for a token no row has.
+/// SQLite: binds an FTS5 query for `audit_terms` matching any of `terms`, each a token
+/// of its own (the index's tokenizer keeps letters, digits and `-`, as in a UUID), and
+/// returns the seqs of the events it matches (for [`deferred`]). A term with other
+/// characters cannot be an event's and is left out; with none left, the query asks for
+/// a token no row has.
 fn fts_any(params: &mut Vec<SqlValue>, terms: impl Iterator<Item = String>) -> String {
     let tokens: Vec<String> = terms
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
@@ -416,7 +417,8 @@ fn fts_any(params: &mut Vec<SqlValue>, terms: impl Iterator<Item = String>) -> S
     } else {
         tokens.join(" OR ")
     };
-    push(params, text(query))
+    let terms = push(params, text(query));
+    format!("SELECT rowid FROM audit_terms WHERE audit_terms MATCH {terms}")
 }
 
 /// Events after `after_seq` recorded at or after `since`, oldest first (the export).
