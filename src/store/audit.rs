@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::filter_sql::{self, Columns, SqlValue};
 use super::sql::{ListSql, RowColumns, push, push_texts};
-use super::tx::{RowLock, Tx, opt_int, opt_text, text};
+use super::tx::{Lock, RowLock, Tx, opt_int, opt_text, text};
 use super::{ListQuery, StoreError, StoreResult};
 use crate::clock::Millis;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
@@ -314,13 +314,13 @@ pub(crate) fn list_sql(
             let about = |t: &str| {
                 format!("{t}.target_user_id IN ({ids}) OR {t}.target_group_id IN ({ids})")
             };
-            any.push(if sqlite {
-                let indexed = fts_any(&mut params, filter.target_ids.iter().cloned());
-                deferred(&indexed, &about("e"), &about("a"))
+            let indexed = if sqlite {
+                fts_any(&mut params, filter.target_ids.iter().cloned())
             } else {
-                // PostgreSQL indexes both columns.
-                about("a")
-            });
+                // PostgreSQL's passes index the ids as they are (`postgres/audit_index.rs`).
+                format!("SELECT t.seq FROM audit_targets t WHERE t.target IN ({ids})")
+            };
+            any.push(deferred(&indexed, &about("e"), &about("a")));
         }
         for name in &filter.target_names {
             let p = push(&mut params, text(name.clone()));
@@ -377,7 +377,8 @@ pub(crate) fn list_sql(
     )
 }
 
-/// The newest event the index passes have reached (`sqlite/audit_index.rs`).
+/// The newest event the index passes have reached (`sqlite/audit_index.rs`,
+/// `postgres/audit_index.rs`).
 const INDEXED: &str = "(SELECT x.seq FROM audit_indexed x WHERE x.only = 1)";
 
 /// The events that `indexed` (the seqs a deferred index holds, which the passes have
@@ -463,15 +464,32 @@ pub(crate) async fn prune(tx: &mut impl Tx, cutoff: Millis, limit: i64) -> Store
         .await?;
         removed
     } else {
+        // Not while an index pass is between reading events and committing their rows
+        // (`postgres/audit_index.rs`). The removed events' rows in `audit_targets` go in
+        // the same statement (a second one could pick other events: a delivery may have
+        // settled in between), each found by its key from the ids the event holds (an
+        // event no pass has reached has none).
+        tx.lock(Lock::AuditIndex).await?;
         let pruned = format!(
             "SELECT a.seq FROM audit_events a WHERE a.at < $1 AND {UNPINNED} \
              ORDER BY a.seq LIMIT $2"
         );
-        tx.execute(
-            &format!("DELETE FROM audit_events WHERE seq IN ({pruned})"),
-            &args,
-        )
-        .await?
+        let removed = tx
+            .fetch_optional(
+                &format!(
+                    "WITH gone AS (DELETE FROM audit_events WHERE seq IN ({pruned}) \
+                     RETURNING seq, target_user_id, target_group_id), \
+                     unindexed AS (DELETE FROM audit_targets t USING gone g \
+                     CROSS JOIN LATERAL (VALUES (g.target_user_id), (g.target_group_id)) \
+                     AS x (target) WHERE t.target = x.target AND t.seq = g.seq) \
+                     SELECT COUNT(*) AS n FROM gone"
+                ),
+                &args,
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .int("n")?;
+        u64::try_from(removed).unwrap_or(0)
     };
     tx.execute(
         "DELETE FROM webhook_outbox WHERE state = 'failed' AND created < $1",

@@ -42,6 +42,9 @@ pub(crate) enum Lock<'a> {
     Admin,
     /// One refresh-token family's revocation and growth.
     Family(&'a str),
+    /// The audit trail's index passes and retention (PostgreSQL: retention must not
+    /// remove an event a pass is indexing, `postgres/audit_index.rs`).
+    AuditIndex,
 }
 
 /// How a read locks the rows it returns until the transaction ends.
