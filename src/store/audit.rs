@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::filter_sql::{self, Columns, SqlValue};
 use super::sql::{ListSql, RowColumns, push, push_texts};
-use super::tx::{RowLock, Tx, opt_int, opt_text, text};
+use super::tx::{Lock, RowLock, Tx, opt_int, opt_text, text};
 use super::{ListQuery, StoreError, StoreResult};
 use crate::clock::Millis;
 use crate::domain::audit::{Delivery, Event, Record, Webhook};
@@ -287,8 +287,8 @@ pub(crate) fn list_sql(
         let list = push_texts(&mut params, &filter.types);
         let is_type = |t: &str| format!("{t}.event_type IN ({list})");
         wheres.push(if sqlite {
-            let terms = fts_any(&mut params, filter.types.iter().map(|t| type_term(t)));
-            deferred(&terms, &is_type("e"), &is_type("a"))
+            let indexed = fts_any(&mut params, filter.types.iter().map(|t| type_term(t)));
+            deferred(&indexed, &is_type("e"), &is_type("a"))
         } else {
             is_type("a")
         });
@@ -297,8 +297,8 @@ pub(crate) fn list_sql(
         let p = push(&mut params, text(actor.clone()));
         let by = |t: &str| format!("{t}.actor_id = {p}");
         wheres.push(if sqlite {
-            let terms = fts_any(&mut params, [actor_term(actor)].into_iter());
-            deferred(&terms, &by("e"), &by("a"))
+            let indexed = fts_any(&mut params, [actor_term(actor)].into_iter());
+            deferred(&indexed, &by("e"), &by("a"))
         } else {
             by("a")
         });
@@ -314,13 +314,13 @@ pub(crate) fn list_sql(
             let about = |t: &str| {
                 format!("{t}.target_user_id IN ({ids}) OR {t}.target_group_id IN ({ids})")
             };
-            any.push(if sqlite {
-                let terms = fts_any(&mut params, filter.target_ids.iter().cloned());
-                deferred(&terms, &about("e"), &about("a"))
+            let indexed = if sqlite {
+                fts_any(&mut params, filter.target_ids.iter().cloned())
             } else {
-                // PostgreSQL indexes both columns.
-                about("a")
-            });
+                // PostgreSQL's passes index the ids as they are (`postgres/audit_index.rs`).
+                format!("SELECT t.seq FROM audit_targets t WHERE t.target IN ({ids})")
+            };
+            any.push(deferred(&indexed, &about("e"), &about("a")));
         }
         for name in &filter.target_names {
             let p = push(&mut params, text(name.clone()));
@@ -377,15 +377,16 @@ pub(crate) fn list_sql(
     )
 }
 
-/// SQLite: the newest event the index passes have reached (`sqlite/audit_index.rs`).
+/// The newest event the index passes have reached (`sqlite/audit_index.rs`,
+/// `postgres/audit_index.rs`).
 const INDEXED: &str = "(SELECT x.seq FROM audit_indexed x WHERE x.only = 1)";
 
-/// SQLite: the events whose `audit_terms` match `terms` (a bound FTS5 query) up to the
-/// last index pass, and the newer ones `tail` (on alias `e`) selects
-/// (`sqlite/audit_index.rs`). The index only narrows: `exact` (on alias `a`) decides.
-fn deferred(terms: &str, tail: &str, exact: &str) -> String {
+/// The events that `indexed` (the seqs a deferred index holds, which the passes have
+/// filled up to [`INDEXED`]) selects, and the newer ones `tail` (on alias `e`) selects.
+/// The index only narrows: `exact` (on alias `a`) decides.
+fn deferred(indexed: &str, tail: &str, exact: &str) -> String {
     format!(
-        "a.seq IN (SELECT rowid FROM audit_terms WHERE audit_terms MATCH {terms} \
+        "a.seq IN ({indexed} \
          UNION ALL SELECT e.seq FROM audit_events e WHERE e.seq > {INDEXED} AND ({tail})) \
          AND ({exact})"
     )
@@ -402,10 +403,11 @@ fn actor_term(id: &str) -> String {
     format!("actor-{id}")
 }
 
-/// Binds an FTS5 query for `audit_terms` matching any of `terms`, each a token of its
-/// own (the index's tokenizer keeps letters, digits and `-`, as in a UUID), and returns
-/// its placeholder. A term with other characters cannot be an event's and is left out;
-/// with none left, the query asks for a token no row has.
+/// SQLite: binds an FTS5 query for `audit_terms` matching any of `terms`, each a token
+/// of its own (the index's tokenizer keeps letters, digits and `-`, as in a UUID), and
+/// returns the seqs of the events it matches (for [`deferred`]). A term with other
+/// characters cannot be an event's and is left out; with none left, the query asks for
+/// a token no row has.
 fn fts_any(params: &mut Vec<SqlValue>, terms: impl Iterator<Item = String>) -> String {
     let tokens: Vec<String> = terms
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
@@ -416,7 +418,8 @@ fn fts_any(params: &mut Vec<SqlValue>, terms: impl Iterator<Item = String>) -> S
     } else {
         tokens.join(" OR ")
     };
-    push(params, text(query))
+    let terms = push(params, text(query));
+    format!("SELECT rowid FROM audit_terms WHERE audit_terms MATCH {terms}")
 }
 
 /// Events after `after_seq` recorded at or after `since`, oldest first (the export).
@@ -461,15 +464,32 @@ pub(crate) async fn prune(tx: &mut impl Tx, cutoff: Millis, limit: i64) -> Store
         .await?;
         removed
     } else {
+        // Not while an index pass is between reading events and committing their rows
+        // (`postgres/audit_index.rs`). The removed events' rows in `audit_targets` go in
+        // the same statement (a second one could pick other events: a delivery may have
+        // settled in between), each found by its key from the ids the event holds (an
+        // event no pass has reached has none).
+        tx.lock(Lock::AuditIndex).await?;
         let pruned = format!(
             "SELECT a.seq FROM audit_events a WHERE a.at < $1 AND {UNPINNED} \
              ORDER BY a.seq LIMIT $2"
         );
-        tx.execute(
-            &format!("DELETE FROM audit_events WHERE seq IN ({pruned})"),
-            &args,
-        )
-        .await?
+        let removed = tx
+            .fetch_optional(
+                &format!(
+                    "WITH gone AS (DELETE FROM audit_events WHERE seq IN ({pruned}) \
+                     RETURNING seq, target_user_id, target_group_id), \
+                     unindexed AS (DELETE FROM audit_targets t USING gone g \
+                     CROSS JOIN LATERAL (VALUES (g.target_user_id), (g.target_group_id)) \
+                     AS x (target) WHERE t.target = x.target AND t.seq = g.seq) \
+                     SELECT COUNT(*) AS n FROM gone"
+                ),
+                &args,
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .int("n")?;
+        u64::try_from(removed).unwrap_or(0)
     };
     tx.execute(
         "DELETE FROM webhook_outbox WHERE state = 'failed' AND created < $1",
@@ -834,4 +854,40 @@ pub(crate) async fn outbox_depth(tx: &mut impl Tx) -> StoreResult<(i64, Option<M
         .await?
         .ok_or(StoreError::NotFound)?;
     Ok((row.int("n")?, row.opt_int("oldest")?, row.int("events")?))
+}
+
+/// The audit list as the stores' tests ask it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::AuditFilter;
+    use crate::store::{ListQuery, Store};
+
+    /// The seqs of the events about `target`, as the audit list finds them.
+    pub(crate) async fn events_about(store: &dyn Store, target: &str) -> Vec<i64> {
+        events_where(
+            store,
+            AuditFilter {
+                target_ids: vec![target.to_owned()],
+                ..AuditFilter::default()
+            },
+        )
+        .await
+    }
+
+    /// The events a filter selects, newest first (their `seq`).
+    pub(crate) async fn events_where(store: &dyn Store, filter: AuditFilter) -> Vec<i64> {
+        let ctx = crate::store::filter_sql::Ctx {
+            now_ms: 0,
+            current_user_id: String::new(),
+        };
+        let query = ListQuery::page(
+            crate::domain::page::PageRequest {
+                index: 0,
+                size: 500,
+            },
+            ctx,
+        );
+        let page = store.list_audit(&filter, &query).await.unwrap();
+        page.items.iter().map(|r| r.seq).collect()
+    }
 }

@@ -42,6 +42,14 @@
 //!   used and revokes the family. The family revocation and the insertion of a token into
 //!   that family take a per-family advisory lock, so a token issued to the winner in the
 //!   same instant is stored revoked rather than escaping.
+//! - **An audit event is found by its target from the moment it commits.** The index by
+//!   target, `audit_targets`, is filled by a pass on each node (`postgres/audit_index.rs`)
+//!   up to a mark, and lookups scan the events past the mark. Transactions commit out of
+//!   `seq` order, so a pass moves the mark only as far as every transaction that took a
+//!   `seq` has ended, which it learns by locking `audit_events` in SHARE mode for an
+//!   instant (20 ms `lock_timeout`, else the pass is skipped). The passes of all nodes
+//!   and retention are serialized by `AUDIT_INDEX_LOCK`, which a pass only tries for:
+//!   retention never removes an event between a pass's read of it and its commit.
 //!
 //! # Why advisory locks at READ COMMITTED, not SERIALIZABLE with retries
 //!
@@ -70,11 +78,14 @@
 //! `scope` is a hash of `current_schema()`, so deployments (or test runs) in different
 //! schemas of one database never wait on each other.
 
+mod audit_index;
 mod batch_writer;
 mod check_batch;
 mod executor;
 mod lane;
 mod member_check;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -85,6 +96,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, PgPool, Postgres, Row, Transaction};
 
+use self::audit_index::AuditIndexer;
 use self::batch_writer::{AddWriter, Outcome};
 use self::check_batch::CheckBatcher;
 use self::executor::{MAX_RETRIES, PgTx, bind_all, lock_key, pg_text, retrying};
@@ -131,6 +143,9 @@ pub struct PgStore {
     /// The connections of the checks and the grouped adds (`postgres/lane.rs`): half of
     /// the pool size, taken from it.
     lane: Arc<Lane>,
+    /// The audit trail's index passes (`postgres/audit_index.rs`), which stop when the
+    /// last clone of the store is dropped.
+    audit_index: Option<Arc<audit_index::Running>>,
 }
 
 /// A pooled connection idle longer than this is pinged before it is handed out; one used
@@ -149,6 +164,14 @@ impl PgStore {
     /// Like [`PgStore::open`] with at most `pool_size` connections (at least 2): half
     /// for the membership checks and the grouped adds, half for everything else.
     pub async fn open_with_pool_size(url: &str, pool_size: u32) -> StoreResult<Self> {
+        let mut store = Self::connect(url, pool_size).await?;
+        let passes = AuditIndexer::new(store.pool.clone(), store.scope).start();
+        store.audit_index = Some(Arc::new(passes));
+        Ok(store)
+    }
+
+    /// [`PgStore::open_with_pool_size`] without the audit index passes.
+    async fn connect(url: &str, pool_size: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let lane_size = (pool_size / 2).max(1);
         let pool = PgPoolOptions::new()
@@ -180,12 +203,13 @@ impl PgStore {
             adds: Arc::default(),
             checks: Arc::default(),
             lane: Arc::new(Lane::new(options, lane_size)),
+            audit_index: None,
         })
     }
 
     /// Applies migrations only (for `gatehouse migrate`).
     pub async fn migrate(url: &str) -> StoreResult<()> {
-        Self::open_with_pool_size(url, 1).await.map(|_| ())
+        Self::connect(url, 1).await.map(|_| ())
     }
 
     /// Begins a transaction for a function of `transactions.rs`; run it in

@@ -47,6 +47,9 @@ pub(crate) enum Lock<'a> {
     /// where memberships have no foreign keys). Take it after every other lock and
     /// before the insert's statement, which then resolves the user and group afresh.
     Members,
+    /// The audit trail's index passes and retention (PostgreSQL: retention must not
+    /// remove an event a pass is indexing, `postgres/audit_index.rs`).
+    AuditIndex,
 }
 
 /// How a read locks the rows it returns until the transaction ends.

@@ -22,6 +22,10 @@ const ADMIN_LOCK: i32 = 0x4748_0002;
 /// Advisory-lock class serializing a refresh-token family's revocation and growth.
 const FAMILY_LOCK: i32 = 0x4748_0003;
 
+/// Advisory-lock class serializing the audit trail's index passes with each other and
+/// with retention (`audit_index.rs`).
+pub(super) const AUDIT_INDEX_LOCK: i32 = 0x4748_0005;
+
 /// How often a transaction that hit a deadlock or serialization failure is retried.
 pub(super) const MAX_RETRIES: u32 = 4;
 
@@ -63,6 +67,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Tx for PgTx<C> {
             Lock::Graph => (GRAPH_LOCK, self.scope),
             Lock::Admin => (ADMIN_LOCK, self.scope),
             Lock::Family(family) => (FAMILY_LOCK, lock_key(family) ^ self.scope),
+            Lock::AuditIndex => (AUDIT_INDEX_LOCK, self.scope),
         };
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(class)

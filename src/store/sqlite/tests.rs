@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::group::GroupType;
+use crate::store::audit::testing::{events_about, events_where};
 
 fn group(name: &str) -> Group {
     Group {
@@ -365,35 +366,6 @@ async fn close_joins_the_background_threads_and_later_writes_fail() {
         (group, found, member),
         (Some(staff.id), Some(user.id), true)
     );
-}
-
-/// The seqs of the events about `target`, as the audit list finds them.
-async fn events_about(store: &SqliteStore, target: &str) -> Vec<i64> {
-    events_where(
-        store,
-        AuditFilter {
-            target_ids: vec![target.to_owned()],
-            ..AuditFilter::default()
-        },
-    )
-    .await
-}
-
-/// The events a filter selects, newest first (their `seq`).
-async fn events_where(store: &SqliteStore, filter: AuditFilter) -> Vec<i64> {
-    let ctx = crate::store::filter_sql::Ctx {
-        now_ms: 0,
-        current_user_id: String::new(),
-    };
-    let query = ListQuery::page(
-        crate::domain::page::PageRequest {
-            index: 0,
-            size: 500,
-        },
-        ctx,
-    );
-    let page = store.list_audit(&filter, &query).await.unwrap();
-    page.items.iter().map(|r| r.seq).collect()
 }
 
 /// Events are found by target, type and actor whether or not an index pass has
