@@ -36,27 +36,23 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION gatehouse_user_members_gone() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION gatehouse_members_gone() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM gatehouse_member_guard(true);
-    DELETE FROM group_members WHERE user_seq = OLD.seq;
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION gatehouse_group_members_gone() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-BEGIN
-    PERFORM gatehouse_member_guard(true);
-    DELETE FROM group_members WHERE group_seq = OLD.seq;
+    IF TG_TABLE_NAME = 'users' THEN
+        DELETE FROM group_members WHERE user_seq = OLD.seq;
+    ELSE
+        DELETE FROM group_members WHERE group_seq = OLD.seq;
+    END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER users_members_gone AFTER DELETE ON users
-    FOR EACH ROW EXECUTE FUNCTION gatehouse_user_members_gone();
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_members_gone();
 
 CREATE TRIGGER groups_members_gone AFTER DELETE ON groups
-    FOR EACH ROW EXECUTE FUNCTION gatehouse_group_members_gone();
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_members_gone();
 
 ALTER TABLE group_members DROP CONSTRAINT group_members_by_seq_group_seq_fkey;
 ALTER TABLE group_members DROP CONSTRAINT group_members_by_seq_user_seq_fkey;

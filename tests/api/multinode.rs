@@ -600,6 +600,17 @@ async fn racing_removals_of_the_last_two_admins_through_two_nodes_leave_one() {
 /// Two stores on one fresh database: two pools on PostgreSQL, one shared store on
 /// SQLite (module documentation).
 async fn two_stores() -> (Arc<dyn Store>, Arc<dyn Store>, Arc<tempfile::TempDir>) {
+    let (one, two, dir, _) = two_stores_with_url().await;
+    (one, two, dir)
+}
+
+/// [`two_stores`], and the database's URL.
+async fn two_stores_with_url() -> (
+    Arc<dyn Store>,
+    Arc<dyn Store>,
+    Arc<tempfile::TempDir>,
+    String,
+) {
     let (dir, url) = fresh_database().await;
     let one = gatehouse::app::open_store(&url).await.expect("a store");
     let two = if on_postgres() {
@@ -610,7 +621,7 @@ async fn two_stores() -> (Arc<dyn Store>, Arc<dyn Store>, Arc<tempfile::TempDir>
         one.clone()
     };
     one.ensure_system_group(1).await.expect("the system group");
-    (one, two, dir)
+    (one, two, dir, url)
 }
 
 fn new_user(name: &str) -> User {
@@ -814,17 +825,7 @@ fn add_all(
 
 #[tokio::test]
 async fn adds_racing_the_deletion_of_their_users_and_groups_leave_no_membership_behind() {
-    let (dir, url) = fresh_database().await;
-    let s1 = gatehouse::app::open_store(&url).await.expect("a store");
-    let s2 = if on_postgres() {
-        gatehouse::app::open_store(&url)
-            .await
-            .expect("a second store")
-    } else {
-        s1.clone()
-    };
-    s1.ensure_system_group(1).await.expect("the system group");
-    let _dir = dir;
+    let (s1, s2, _dir, url) = two_stores_with_url().await;
     for round in 0..15 {
         // Users deleted one by one on one store while both add them to a group.
         let group = new_group(&format!("stays{round}"));
