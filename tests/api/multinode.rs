@@ -823,19 +823,25 @@ fn add_all(
     adds
 }
 
+/// A new group and 16 new users in no group, named after `prefix`.
+async fn group_and_users(s: &Arc<dyn Store>, prefix: &str) -> (Group, Vec<User>) {
+    let group = new_group(prefix);
+    s.create_group(&group, ev()).await.unwrap();
+    let users: Vec<User> = (0..16)
+        .map(|i| new_user(&format!("{prefix}x{i}")))
+        .collect();
+    for u in &users {
+        s.create_user(u, &[], ev()).await.unwrap();
+    }
+    (group, users)
+}
+
 #[tokio::test]
 async fn adds_racing_the_deletion_of_their_users_and_groups_leave_no_membership_behind() {
     let (s1, s2, _dir, url) = two_stores_with_url().await;
     for round in 0..15 {
         // Users deleted one by one on one store while both add them to a group.
-        let group = new_group(&format!("stays{round}"));
-        s1.create_group(&group, ev()).await.unwrap();
-        let users: Vec<User> = (0..16)
-            .map(|i| new_user(&format!("gone{round}x{i}")))
-            .collect();
-        for u in &users {
-            s1.create_user(u, &[], ev()).await.unwrap();
-        }
+        let (group, users) = group_and_users(&s1, &format!("gone{round}")).await;
         let adds = add_all([&s2, &s1], &group, &users);
         for u in &users {
             assert!(s1.delete_user(u.id, 2, ev()).await.unwrap());
@@ -854,14 +860,7 @@ async fn adds_racing_the_deletion_of_their_users_and_groups_leave_no_membership_
         );
 
         // A group deleted on one store while both add users to it.
-        let group = new_group(&format!("goes{round}"));
-        s1.create_group(&group, ev()).await.unwrap();
-        let users: Vec<User> = (0..16)
-            .map(|i| new_user(&format!("stay{round}x{i}")))
-            .collect();
-        for u in &users {
-            s1.create_user(u, &[], ev()).await.unwrap();
-        }
+        let (group, users) = group_and_users(&s1, &format!("stay{round}")).await;
         let adds = add_all([&s1, &s2], &group, &users);
         tokio::task::yield_now().await;
         assert!(s1.delete_group(group.id, 2, ev()).await.unwrap());
